@@ -1,0 +1,97 @@
+//! The one error type of the ledger crate.
+//!
+//! Errors keep three kinds apart, because callers handle them differently:
+//! a concurrency conflict ([`Error::Conflict`]: reload and retry), bad input or bad data
+//! ([`Error::Codec`], [`Error::InvalidStream`], [`Error::CidMismatch`], ...: report it), and an
+//! infrastructure failure ([`Error::Storage`], [`Error::Io`]: the environment is broken).
+
+use crate::{Cid, StreamId};
+
+/// Result alias used throughout the ledger crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the ledger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream's head moved since the caller read it. Nothing was written.
+    #[error("conflict on stream {stream}: expected head {}, found {}", fmt_height(*.expected), fmt_height(*.actual))]
+    Conflict {
+        /// The stream that was appended to.
+        stream: StreamId,
+        /// The head height the caller expected (`None`: an empty stream).
+        expected: Option<u64>,
+        /// The head height actually found (`None`: an empty stream).
+        actual: Option<u64>,
+    },
+    /// Bytes are not strict, canonical DAG-CBOR, or do not have the expected shape.
+    #[error("{what}: {reason}")]
+    Codec {
+        /// What was being decoded or encoded (a CID or a block kind).
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The bytes stored under a CID hash to a different CID (invariant 4).
+    #[error("block {expected}: content hashes to {actual}")]
+    CidMismatch {
+        /// The CID the block was requested or stored under.
+        expected: Cid,
+        /// The CID re-derived from the bytes.
+        actual: Cid,
+    },
+    /// A CID string or byte sequence could not be parsed, or is not a ledger CID.
+    #[error("invalid CID {input:?}: {reason}")]
+    InvalidCid {
+        /// The offending input.
+        input: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A stream type or id violates the naming rules.
+    #[error("invalid stream {input:?}: {reason}")]
+    InvalidStream {
+        /// The offending input.
+        input: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A key (public or secret) could not be parsed or is not acceptable.
+    #[error("invalid key {input:?}: {reason}")]
+    InvalidKey {
+        /// The offending input (never secret material).
+        input: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A block the operation needs is not in the store.
+    #[error("block {0} is missing from the store")]
+    MissingBlock(Cid),
+    /// An append request is malformed (for example a payload without a salt, a bad event type).
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// The storage backend failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// An I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn fmt_height(h: Option<u64>) -> String {
+    match h {
+        Some(h) => format!("at height {h}"),
+        None => "empty stream".to_string(),
+    }
+}
+
+impl Error {
+    pub(crate) fn codec(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Codec { what: what.into(), reason: reason.to_string() }
+    }
+}

@@ -1,0 +1,116 @@
+//! Block storage: the [`BlockStore`] trait, its heads index, and two implementations.
+//!
+//! A store holds blocks by CID and, per stream, the head (CID and height of the newest event).
+//! [`BlockStore::commit`] writes blocks and moves heads in one atomic step, with a
+//! compare-and-swap on every head it moves: that is what keeps a chain from forking.
+//!
+//! - [`SledStore`]: the embedded default, durable, in a directory.
+//! - [`MemoryStore`]: in memory, for unit tests and examples.
+
+mod memory;
+mod sled;
+
+pub use self::memory::MemoryStore;
+pub use self::sled::SledStore;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Block, Cid, Result, StreamId};
+
+/// The newest event of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The head event's CID.
+    pub cid: Cid,
+    /// The head event's height.
+    pub height: u64,
+}
+
+/// One head move inside a [`Commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadUpdate {
+    /// The stream whose head moves.
+    pub stream: StreamId,
+    /// The head the writer built on (`None`: the stream must not exist yet).
+    pub expected: Option<Head>,
+    /// The new head.
+    pub new: Head,
+}
+
+/// Blocks to write and heads to move, atomically.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// Blocks to store (storing a block twice is harmless).
+    pub blocks: Vec<Block>,
+    /// Heads to move; every `expected` must still be current or nothing is written.
+    pub heads: Vec<HeadUpdate>,
+}
+
+/// Storage for blocks and stream heads.
+///
+/// Implementations must re-derive the CID of every block they hand out (invariant 4): [`Block`]
+/// can only be built by hashing or by checking bytes against a CID, so `get` returns a checked
+/// block or an [`crate::Error::CidMismatch`].
+pub trait BlockStore: Send + Sync {
+    /// The block stored under `cid`, checked against it; `None` if absent.
+    fn get(&self, cid: &Cid) -> Result<Option<Block>>;
+    /// Whether a block is stored under `cid` (its bytes are not checked).
+    fn contains(&self, cid: &Cid) -> Result<bool>;
+    /// Stores a block durably. Idempotent.
+    fn put(&self, block: &Block) -> Result<()>;
+    /// Removes a block durably; returns whether it was there.
+    fn remove(&self, cid: &Cid) -> Result<bool>;
+    /// The head of one stream.
+    fn head(&self, stream: &StreamId) -> Result<Option<Head>>;
+    /// Every stream's head, ordered by stream.
+    fn heads(&self) -> Result<Vec<(StreamId, Head)>>;
+    /// Writes `commit.blocks` and moves `commit.heads` atomically and durably. Fails with
+    /// [`crate::Error::Conflict`] (writing nothing) when an expected head is no longer current.
+    fn commit(&self, commit: &Commit) -> Result<()>;
+    /// Visits every stored block. Each item is a checked block, or the error found while
+    /// checking it ([`crate::Error::CidMismatch`], [`crate::Error::InvalidCid`] for a corrupt key).
+    /// The visitor returns `false` to stop.
+    fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()>;
+}
+
+impl<S: BlockStore + ?Sized> BlockStore for &S {
+    fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+        (**self).get(cid)
+    }
+    fn contains(&self, cid: &Cid) -> Result<bool> {
+        (**self).contains(cid)
+    }
+    fn put(&self, block: &Block) -> Result<()> {
+        (**self).put(block)
+    }
+    fn remove(&self, cid: &Cid) -> Result<bool> {
+        (**self).remove(cid)
+    }
+    fn head(&self, stream: &StreamId) -> Result<Option<Head>> {
+        (**self).head(stream)
+    }
+    fn heads(&self) -> Result<Vec<(StreamId, Head)>> {
+        (**self).heads()
+    }
+    fn commit(&self, commit: &Commit) -> Result<()> {
+        (**self).commit(commit)
+    }
+    fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
+        (**self).scan(visit)
+    }
+}
+
+/// Checks every head update of a commit against the current heads, as `current` reports them.
+fn check_heads(commit: &Commit, mut current: impl FnMut(&StreamId) -> Result<Option<Head>>) -> Result<()> {
+    for update in &commit.heads {
+        let actual = current(&update.stream)?;
+        if actual != update.expected {
+            return Err(crate::Error::Conflict {
+                stream: update.stream.clone(),
+                expected: update.expected.map(|h| h.height),
+                actual: actual.map(|h| h.height),
+            });
+        }
+    }
+    Ok(())
+}

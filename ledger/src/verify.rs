@@ -1,0 +1,534 @@
+//! Verification: auditing a store's chains, producing a [`Report`] of [`Finding`]s.
+//!
+//! For every event block in scope it checks: the CID re-derives from the bytes, the encoding is
+//! strict canonical DAG-CBOR of the right shape, the signature is valid (strict Ed25519) and its
+//! author trusted; along every chain from its head: heights are contiguous, `prev` links the
+//! previous height of the same stream, genesis has no parent, the head record matches its block,
+//! every payload and every `causes` link resolves. With [`Scope::All`] the whole store is scanned,
+//! so it also finds forks (two blocks claiming one stream height) and events beyond a head
+//! (a truncated chain).
+//!
+//! Scanning and signature checks run on every core (rayon); signatures are checked in batches.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use rayon::prelude::*;
+use tracing::instrument;
+
+use crate::keys::{verify_many, SigCheck};
+use crate::store::{BlockStore, Head};
+use crate::{event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result, StreamId, TrustSet};
+
+/// Which part of the store to verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every block in the store and every stream.
+    All,
+    /// One stream: its chain, its payloads and its causes.
+    Stream(StreamId),
+}
+
+/// How to verify.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// What to verify.
+    pub scope: Scope,
+    /// Check every signature alone with strict verification instead of in batches.
+    pub exact: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions { scope: Scope::All, exact: false }
+    }
+}
+
+/// What was wrong with a block or a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The bytes stored under the CID hash to another CID.
+    CidMismatch {
+        /// The CID of the stored bytes.
+        actual: Cid,
+    },
+    /// A store key that is not a ledger CID.
+    CorruptKey {
+        /// What was wrong.
+        reason: String,
+    },
+    /// Not strict canonical DAG-CBOR, or not the shape of its block kind.
+    Malformed {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A block that is neither an event nor a payload.
+    UnknownBlock,
+    /// The signature does not verify.
+    BadSignature,
+    /// The signature's key is not in the trust set.
+    UntrustedAuthor {
+        /// The author.
+        author: Author,
+    },
+    /// A linked block is not in the store.
+    Missing {
+        /// How it is linked: `head`, `prev`, `payload` or `cause`.
+        role: &'static str,
+        /// The block that links to it (`None` for a head).
+        from: Option<Cid>,
+    },
+    /// A `prev` or head link leads to an event of another stream.
+    WrongStream {
+        /// The stream whose chain was walked.
+        expected: StreamId,
+        /// The stream the event claims.
+        found: StreamId,
+    },
+    /// An event's height is not one more than its parent's.
+    HeightGap {
+        /// The height the chain position calls for.
+        expected: u64,
+        /// The height the event claims.
+        found: u64,
+    },
+    /// The head record's height differs from the head block's height.
+    HeadMismatch {
+        /// Height recorded in the heads index.
+        recorded: u64,
+        /// Height in the block.
+        found: u64,
+    },
+    /// A `causes` or `prev` link leads to a block that is not an event.
+    NotAnEvent {
+        /// How it is linked.
+        role: &'static str,
+        /// The linking event.
+        from: Cid,
+    },
+    /// Another block claims the same stream and height as a chain member.
+    Fork {
+        /// The chain member at that height.
+        chain: Cid,
+    },
+    /// An event beyond its stream's head, or of a stream with no head: the chain was cut.
+    Truncated {
+        /// The head's height (`None`: the stream has no head).
+        head_height: Option<u64>,
+    },
+    /// An event that no chain reaches, at a height its chain does not cover.
+    Unreachable,
+}
+
+impl Problem {
+    /// A stable machine-readable name for the check that failed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::CidMismatch { .. } => "cid-mismatch",
+            Problem::CorruptKey { .. } => "corrupt-key",
+            Problem::Malformed { .. } => "malformed",
+            Problem::UnknownBlock => "unknown-block",
+            Problem::BadSignature => "bad-signature",
+            Problem::UntrustedAuthor { .. } => "untrusted-author",
+            Problem::Missing { .. } => "missing-block",
+            Problem::WrongStream { .. } => "wrong-stream",
+            Problem::HeightGap { .. } => "height-gap",
+            Problem::HeadMismatch { .. } => "head-mismatch",
+            Problem::NotAnEvent { .. } => "not-an-event",
+            Problem::Fork { .. } => "fork",
+            Problem::Truncated { .. } => "truncated",
+            Problem::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::CidMismatch { actual } => write!(f, "content hashes to {actual}"),
+            Problem::CorruptKey { reason } => write!(f, "corrupt store key: {reason}"),
+            Problem::Malformed { reason } => write!(f, "malformed block: {reason}"),
+            Problem::UnknownBlock => write!(f, "neither an event nor a payload block"),
+            Problem::BadSignature => write!(f, "signature does not verify"),
+            Problem::UntrustedAuthor { author } => write!(f, "author {author} is not trusted"),
+            Problem::Missing { role, from: Some(from) } => write!(f, "{role} of {from} is missing"),
+            Problem::Missing { role, from: None } => write!(f, "{role} block is missing"),
+            Problem::WrongStream { expected, found } => {
+                write!(f, "on the chain of {expected} but belongs to {found}")
+            }
+            Problem::HeightGap { expected, found } => write!(f, "height {found} where {expected} was expected"),
+            Problem::HeadMismatch { recorded, found } => {
+                write!(f, "head record says height {recorded}, block has height {found}")
+            }
+            Problem::NotAnEvent { role, from } => write!(f, "{role} of {from} is not an event"),
+            Problem::Fork { chain } => write!(f, "fork: {chain} holds the same stream height on the chain"),
+            Problem::Truncated { head_height: Some(h) } => write!(f, "beyond the stream head at height {h}: chain truncated"),
+            Problem::Truncated { head_height: None } => write!(f, "its stream has no head: chain truncated"),
+            Problem::Unreachable => write!(f, "not reachable from any stream head"),
+        }
+    }
+}
+
+/// One failed check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The failing block (for a missing block: the missing CID). `None` only for a corrupt key.
+    pub cid: Option<Cid>,
+    /// The stream concerned, when known.
+    pub stream: Option<StreamId>,
+    /// The height concerned, when known.
+    pub height: Option<u64>,
+    /// What was wrong.
+    pub problem: Problem,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Event blocks decoded and checked.
+    pub events: u64,
+    /// Payload blocks decoded and checked.
+    pub payloads: u64,
+    /// Streams walked from their heads.
+    pub streams: u64,
+    /// Everything that failed, in a stable order (by stream, height, CID).
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether everything verified.
+    pub fn is_ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// What verification keeps of an event: its links, not its bytes.
+struct Summary {
+    stream: StreamId,
+    height: u64,
+    prev: Option<Cid>,
+    payload: Option<Cid>,
+    causes: Vec<Cid>,
+}
+
+/// Everything gathered from the blocks before the chains are walked.
+#[derive(Default)]
+struct Gathered {
+    events: HashMap<Cid, Summary>,
+    payloads: HashSet<Cid>,
+    /// Blocks present but unusable (mismatched, malformed, unknown); already reported.
+    broken: HashSet<Cid>,
+    findings: Vec<Finding>,
+    event_count: u64,
+    payload_count: u64,
+}
+
+/// Blocks are processed in chunks of this many, in parallel within a chunk.
+const CHUNK: usize = 8192;
+/// Signatures per batch-verification call.
+const SIG_BATCH: usize = 64;
+
+/// Verifies `store` against `trust`. `progress` is called with the number of events processed.
+#[instrument(skip_all, fields(scope = ?options.scope))]
+pub fn verify<S: BlockStore + ?Sized>(
+    store: &S,
+    trust: &TrustSet,
+    options: &VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report> {
+    let all_heads = store.heads()?;
+    let mut g = Gathered::default();
+    let heads: Vec<(StreamId, Head)> = match &options.scope {
+        Scope::All => {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut failed: Option<Error> = None;
+            store.scan(&mut |item| {
+                match item {
+                    Ok(block) => {
+                        chunk.push(block);
+                        if chunk.len() == CHUNK {
+                            g.absorb(std::mem::take(&mut chunk), trust, options.exact);
+                            progress(g.event_count);
+                        }
+                    }
+                    Err(Error::CidMismatch { expected, actual }) => {
+                        g.broken.insert(expected);
+                        g.push(Some(expected), None, None, Problem::CidMismatch { actual });
+                    }
+                    Err(Error::InvalidCid { reason, .. }) => {
+                        g.push(None, None, None, Problem::CorruptKey { reason });
+                    }
+                    Err(other) => {
+                        failed = Some(other);
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            g.absorb(chunk, trust, options.exact);
+            progress(g.event_count);
+            all_heads.clone()
+        }
+        Scope::Stream(stream) => {
+            let head = store.head(stream)?.ok_or_else(|| Error::InvalidStream {
+                input: stream.to_string(),
+                reason: "no such stream in the store".into(),
+            })?;
+            g.gather_stream(store, head, trust, options.exact, progress)?;
+            vec![(stream.clone(), head)]
+        }
+    };
+    let mut report = Report { streams: heads.len() as u64, ..Report::default() };
+    let chain = g.walk_chains(&heads);
+    if options.scope == Scope::All {
+        g.find_strays(&chain, &all_heads);
+    }
+    report.events = g.event_count;
+    report.payloads = g.payload_count;
+    g.findings.sort_by(|a, b| {
+        (&a.stream, a.height, a.cid, a.problem.code()).cmp(&(&b.stream, b.height, b.cid, b.problem.code()))
+    });
+    g.findings.dedup();
+    report.findings = g.findings;
+    tracing::debug!(events = report.events, findings = report.findings.len(), "verified");
+    Ok(report)
+}
+
+/// The result of looking at one block on its own.
+enum Looked {
+    Event { summary: Summary, message: Vec<u8>, event: Box<Event> },
+    Payload,
+    Bad(Problem),
+}
+
+fn look(block: &Block) -> Looked {
+    let malformed = |e: Error| Looked::Bad(Problem::Malformed { reason: e.to_string() });
+    match BlockKind::of(block.bytes()) {
+        BlockKind::Event => match Event::decode(block) {
+            Ok(event) => match signing_message(block.bytes()) {
+                Ok(message) => Looked::Event {
+                    summary: Summary {
+                        stream: event.stream().clone(),
+                        height: event.height(),
+                        prev: event.prev(),
+                        payload: event.payload(),
+                        causes: event.causes().to_vec(),
+                    },
+                    message,
+                    event: Box::new(event),
+                },
+                Err(e) => malformed(e),
+            },
+            Err(e) => malformed(e),
+        },
+        BlockKind::Payload => match Payload::decode(block) {
+            Ok(_) => Looked::Payload,
+            Err(e) => malformed(e),
+        },
+        BlockKind::Unknown => match crate::codec::decode_ipld(&block.cid(), block.bytes()) {
+            Ok(_) => Looked::Bad(Problem::UnknownBlock),
+            Err(e) => malformed(e),
+        },
+    }
+}
+
+impl Gathered {
+    fn push(&mut self, cid: Option<Cid>, stream: Option<StreamId>, height: Option<u64>, problem: Problem) {
+        self.findings.push(Finding { cid, stream, height, problem });
+    }
+
+    /// Decodes a chunk of blocks and checks their signatures, in parallel.
+    fn absorb(&mut self, blocks: Vec<Block>, trust: &TrustSet, exact: bool) {
+        let looked: Vec<Looked> = blocks.par_iter().map(look).collect();
+        let mut sig_events: Vec<(Vec<u8>, Box<Event>)> = Vec::new();
+        for (block, looked) in blocks.iter().zip(looked) {
+            let cid = block.cid();
+            match looked {
+                Looked::Event { summary, message, event } => {
+                    self.event_count += 1;
+                    if !trust.contains(event.author()) {
+                        let problem = Problem::UntrustedAuthor { author: *event.author() };
+                        self.push(Some(cid), Some(summary.stream.clone()), Some(summary.height), problem);
+                    }
+                    self.events.insert(cid, summary);
+                    sig_events.push((message, event));
+                }
+                Looked::Payload => {
+                    self.payload_count += 1;
+                    self.payloads.insert(cid);
+                }
+                Looked::Bad(problem) => {
+                    self.broken.insert(cid);
+                    self.push(Some(cid), None, None, problem);
+                }
+            }
+        }
+        let verdicts: Vec<bool> = if exact {
+            sig_events.par_iter().map(|(m, e)| e.author().verify(m, e.signature())).collect()
+        } else {
+            sig_events
+                .par_chunks(SIG_BATCH)
+                .flat_map_iter(|batch| {
+                    let checks: Vec<SigCheck<'_>> = batch
+                        .iter()
+                        .map(|(m, e)| SigCheck { message: m, signature: e.signature(), author: e.author() })
+                        .collect();
+                    verify_many(&checks)
+                })
+                .collect()
+        };
+        for ((_, event), ok) in sig_events.iter().zip(verdicts) {
+            if !ok {
+                let (c, s, h) = (event.cid(), event.stream().clone(), event.height());
+                self.push(Some(c), Some(s), Some(h), Problem::BadSignature);
+            }
+        }
+    }
+
+    /// Loads one block for a single-stream verification, recording what is wrong with it.
+    fn load<S: BlockStore + ?Sized>(&mut self, store: &S, cid: Cid, into: &mut Vec<Block>) -> Result<()> {
+        if self.events.contains_key(&cid) || self.payloads.contains(&cid) || self.broken.contains(&cid) {
+            return Ok(());
+        }
+        match store.get(&cid) {
+            Ok(Some(block)) => into.push(block),
+            Ok(None) => {}
+            Err(Error::CidMismatch { expected, actual }) => {
+                self.broken.insert(expected);
+                self.push(Some(expected), None, None, Problem::CidMismatch { actual });
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Gathers one stream's chain, payloads and causes by walking from its head.
+    fn gather_stream<S: BlockStore + ?Sized>(
+        &mut self,
+        store: &S,
+        head: Head,
+        trust: &TrustSet,
+        exact: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let mut next = Some(head.cid);
+        let mut chain_blocks = Vec::new();
+        while let Some(cid) = next.take() {
+            let mut one = Vec::new();
+            self.load(store, cid, &mut one)?;
+            let Some(block) = one.pop() else { break };
+            if let Ok(event) = Event::decode(&block) {
+                next = event.prev();
+            }
+            chain_blocks.push(block);
+            if chain_blocks.len() % CHUNK == 0 {
+                progress(chain_blocks.len() as u64);
+            }
+        }
+        let mut linked = Vec::new();
+        for block in &chain_blocks {
+            if let Ok(event) = Event::decode(block) {
+                for cid in event.payload().into_iter().chain(event.causes().iter().copied()) {
+                    self.load(store, cid, &mut linked)?;
+                }
+            }
+        }
+        for chunk in [chain_blocks, linked] {
+            for part in chunk.chunks(CHUNK) {
+                self.absorb(part.to_vec(), trust, exact);
+                progress(self.event_count);
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks every chain from its head; returns the chain position of every event reached.
+    fn walk_chains(&mut self, heads: &[(StreamId, Head)]) -> HashMap<(StreamId, u64), Cid> {
+        let mut chain: HashMap<(StreamId, u64), Cid> = HashMap::new();
+        let mut findings = Vec::new();
+        for (stream, head) in heads {
+            let mut found = |cid, height, problem| {
+                findings.push(Finding { cid: Some(cid), stream: Some(stream.clone()), height, problem })
+            };
+            let mut cur = head.cid;
+            let mut expected_height = head.height;
+            let mut from: Option<Cid> = None;
+            loop {
+                let Some(ev) = self.events.get(&cur) else {
+                    if self.payloads.contains(&cur) {
+                        found(cur, Some(expected_height), Problem::NotAnEvent { role: "prev", from: from.unwrap_or(cur) });
+                    } else if !self.broken.contains(&cur) {
+                        let role = if from.is_some() { "prev" } else { "head" };
+                        found(cur, Some(expected_height), Problem::Missing { role, from });
+                    }
+                    break;
+                };
+                if &ev.stream != stream {
+                    let problem = Problem::WrongStream { expected: stream.clone(), found: ev.stream.clone() };
+                    found(cur, Some(ev.height), problem);
+                    break;
+                }
+                if from.is_none() && ev.height != head.height {
+                    found(cur, Some(ev.height), Problem::HeadMismatch { recorded: head.height, found: ev.height });
+                } else if ev.height != expected_height {
+                    found(cur, Some(ev.height), Problem::HeightGap { expected: expected_height, found: ev.height });
+                }
+                chain.insert((stream.clone(), ev.height), cur);
+                if let Some(p) = ev.payload {
+                    if !self.payloads.contains(&p) && !self.broken.contains(&p) {
+                        let problem = if self.events.contains_key(&p) {
+                            Problem::NotAnEvent { role: "payload", from: cur }
+                        } else {
+                            Problem::Missing { role: "payload", from: Some(cur) }
+                        };
+                        found(p, Some(ev.height), problem);
+                    }
+                }
+                for c in &ev.causes {
+                    if !self.events.contains_key(c) && !self.broken.contains(c) {
+                        let problem = if self.payloads.contains(c) {
+                            Problem::NotAnEvent { role: "cause", from: cur }
+                        } else {
+                            Problem::Missing { role: "cause", from: Some(cur) }
+                        };
+                        found(*c, Some(ev.height), problem);
+                    }
+                }
+                match ev.prev {
+                    Some(prev) if ev.height > 0 => {
+                        from = Some(cur);
+                        cur = prev;
+                        expected_height = ev.height - 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.findings.extend(findings);
+        chain
+    }
+
+    /// Reports every event that no chain reached: forks, events beyond a head, orphans.
+    fn find_strays(&mut self, chain: &HashMap<(StreamId, u64), Cid>, heads: &[(StreamId, Head)]) {
+        let reached: HashSet<&Cid> = chain.values().collect();
+        let head_of: HashMap<&StreamId, u64> = heads.iter().map(|(s, h)| (s, h.height)).collect();
+        let mut findings = Vec::new();
+        for (cid, ev) in &self.events {
+            if reached.contains(cid) {
+                continue;
+            }
+            let problem = match (chain.get(&(ev.stream.clone(), ev.height)), head_of.get(&ev.stream)) {
+                (Some(member), _) => Problem::Fork { chain: *member },
+                (None, Some(&h)) if ev.height > h => Problem::Truncated { head_height: Some(h) },
+                (None, None) => Problem::Truncated { head_height: None },
+                (None, Some(_)) => Problem::Unreachable,
+            };
+            findings.push(Finding { cid: Some(*cid), stream: Some(ev.stream.clone()), height: Some(ev.height), problem });
+        }
+        self.findings.extend(findings);
+    }
+}
