@@ -15,7 +15,10 @@ pub struct Block {
 impl Block {
     /// Wraps bytes, deriving their CID.
     pub fn new(bytes: Vec<u8>) -> Block {
-        Block { cid: Cid::of(&bytes), bytes }
+        Block {
+            cid: Cid::of(&bytes),
+            bytes,
+        }
     }
 
     /// Wraps bytes read under `cid`, failing with [`Error::CidMismatch`] when they hash to
@@ -23,7 +26,10 @@ impl Block {
     pub fn verified(cid: Cid, bytes: Vec<u8>) -> Result<Block> {
         let actual = Cid::of(&bytes);
         if actual != cid {
-            return Err(Error::CidMismatch { expected: cid, actual });
+            return Err(Error::CidMismatch {
+                expected: cid,
+                actual,
+            });
         }
         Ok(Block { cid, bytes })
     }

@@ -56,7 +56,10 @@ impl Cid {
         }
         match cid::Cid::try_from(bytes) {
             Ok(raw) => Cid::try_from(raw),
-            Err(e) => Err(Error::InvalidCid { input: hex_prefix(bytes), reason: e.to_string() }),
+            Err(e) => Err(Error::InvalidCid {
+                input: hex_prefix(bytes),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -86,7 +89,12 @@ impl TryFrom<cid::Cid> for Cid {
     type Error = Error;
 
     fn try_from(raw: cid::Cid) -> Result<Cid> {
-        let reject = |reason: String| Err(Error::InvalidCid { input: raw.to_string(), reason });
+        let reject = |reason: String| {
+            Err(Error::InvalidCid {
+                input: raw.to_string(),
+                reason,
+            })
+        };
         if raw.version() != cid::Version::V1 {
             return reject("not a CIDv1".into());
         }
@@ -130,8 +138,10 @@ impl FromStr for Cid {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Cid> {
-        let raw = cid::Cid::from_str(s.trim())
-            .map_err(|e| Error::InvalidCid { input: s.to_string(), reason: e.to_string() })?;
+        let raw = cid::Cid::from_str(s.trim()).map_err(|e| Error::InvalidCid {
+            input: s.to_string(),
+            reason: e.to_string(),
+        })?;
         Cid::try_from(raw)
     }
 }

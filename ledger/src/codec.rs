@@ -18,12 +18,18 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// Decodes strict DAG-CBOR into `T`, then requires that re-encoding gives the same bytes.
 ///
 /// `what` names the input in the error (for example a CID).
-pub fn decode<T: Serialize + DeserializeOwned>(what: &dyn std::fmt::Display, bytes: &[u8]) -> Result<T> {
+pub fn decode<T: Serialize + DeserializeOwned>(
+    what: &dyn std::fmt::Display,
+    bytes: &[u8],
+) -> Result<T> {
     let value: T =
         serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::codec(what.to_string(), e))?;
     let again = encode(&value)?;
     if again != bytes {
-        return Err(Error::codec(what.to_string(), "not canonical DAG-CBOR (re-encoding differs)"));
+        return Err(Error::codec(
+            what.to_string(),
+            "not canonical DAG-CBOR (re-encoding differs)",
+        ));
     }
     Ok(value)
 }

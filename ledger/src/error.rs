@@ -92,6 +92,9 @@ fn fmt_height(h: Option<u64>) -> String {
 
 impl Error {
     pub(crate) fn codec(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Codec { what: what.into(), reason: reason.to_string() }
+        Error::Codec {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 }

@@ -168,7 +168,15 @@ impl UnsignedEvent {
         let signature = signer.sign(&message);
         let bytes = splice_signature(&unsigned, &signature)?;
         let block = Block::new(bytes);
-        Ok((Event { cid: block.cid(), body: self, author, signature }, block))
+        Ok((
+            Event {
+                cid: block.cid(),
+                body: self,
+                author,
+                signature,
+            },
+            block,
+        ))
     }
 }
 
@@ -177,7 +185,9 @@ fn check_event_type(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
         Ok(())
     } else {
@@ -191,7 +201,10 @@ fn check_event_type(name: &str) -> Result<()> {
 /// and the `sig` entry is inserted first.
 fn splice_signature(unsigned: &[u8], signature: &Signature) -> Result<Vec<u8>> {
     if unsigned.first() != Some(&UNSIGNED_MAP_HEADER) {
-        return Err(Error::codec("unsigned event", "expected a map of 13 entries"));
+        return Err(Error::codec(
+            "unsigned event",
+            "expected a map of 13 entries",
+        ));
     }
     let mut bytes = Vec::with_capacity(unsigned.len() + SIG_ENTRY_LEN);
     bytes.push(EVENT_MAP_HEADER);
@@ -210,7 +223,10 @@ pub fn signing_message(block: &[u8]) -> Result<Vec<u8>> {
         && block[0] == EVENT_MAP_HEADER
         && block[1..1 + SIG_ENTRY_PREFIX.len()] == SIG_ENTRY_PREFIX;
     if !ok {
-        return Err(Error::codec("event block", "does not start with a 14-entry map and its sig entry"));
+        return Err(Error::codec(
+            "event block",
+            "does not start with a 14-entry map and its sig entry",
+        ));
     }
     let rest = &block[1 + SIG_ENTRY_LEN..];
     let mut message = Vec::with_capacity(SIGNING_PREFIX.len() + 1 + rest.len());
@@ -227,11 +243,15 @@ impl Event {
         let cid = block.cid();
         let wire: EventWire = codec::decode(&cid, block.bytes())?;
         if wire.format != FORMAT_VERSION {
-            return Err(Error::codec(cid.to_string(), format!("unsupported ledger format version {}", wire.format)));
+            return Err(Error::codec(
+                cid.to_string(),
+                format!("unsupported ledger format version {}", wire.format),
+            ));
         }
         let stream = StreamId::new(wire.stream_type, wire.stream_id)
             .map_err(|e| Error::codec(cid.to_string(), e))?;
-        let author = Author::from_bytes(&wire.author).map_err(|e| Error::codec(cid.to_string(), e))?;
+        let author =
+            Author::from_bytes(&wire.author).map_err(|e| Error::codec(cid.to_string(), e))?;
         let body = UnsignedEvent {
             stream,
             height: wire.height,
@@ -245,13 +265,20 @@ impl Event {
             causation: wire.causation,
         };
         body.check().map_err(|e| Error::codec(cid.to_string(), e))?;
-        Ok(Event { cid, body, author, signature: Signature(wire.sig.into_array()) })
+        Ok(Event {
+            cid,
+            body,
+            author,
+            signature: Signature(wire.sig.into_array()),
+        })
     }
 
     /// Checks the signature strictly against the block the event was decoded from.
     pub fn verify_signature(&self, block: &Block) -> Result<bool> {
         debug_assert_eq!(block.cid(), self.cid);
-        Ok(self.author.verify(&signing_message(block.bytes())?, &self.signature))
+        Ok(self
+            .author
+            .verify(&signing_message(block.bytes())?, &self.signature))
     }
 
     /// The event block's CID.
@@ -358,14 +385,18 @@ impl Payload {
 
     /// Encodes the payload as a block.
     pub fn to_block(&self) -> Result<Block> {
-        let wire = PayloadWire { data: self.data.clone(), salt: self.salt.clone() };
+        let wire = PayloadWire {
+            data: self.data.clone(),
+            salt: self.salt.clone(),
+        };
         Ok(Block::new(codec::encode(&wire)?))
     }
 
     /// Decodes a payload block strictly.
     pub fn decode(block: &Block) -> Result<Payload> {
         let wire: PayloadWire = codec::decode(&block.cid(), block.bytes())?;
-        Payload::with_salt(wire.data, wire.salt).map_err(|e| Error::codec(block.cid().to_string(), e))
+        Payload::with_salt(wire.data, wire.salt)
+            .map_err(|e| Error::codec(block.cid().to_string(), e))
     }
 }
 
@@ -428,7 +459,11 @@ mod tests {
         assert!(sample(1, None).sign(&signer).is_err());
         let mut bad_type = sample(0, None);
         bad_type.event_type = "has space".into();
-        assert!(bad_type.sign(&signer).unwrap_err().to_string().contains("event type"));
+        assert!(bad_type
+            .sign(&signer)
+            .unwrap_err()
+            .to_string()
+            .contains("event type"));
     }
 
     #[test]
@@ -436,7 +471,11 @@ mod tests {
         assert!(Payload::with_salt(Ipld::Null, vec![0; 15]).is_err());
         let p = Payload::new(Ipld::String("x".into())).unwrap();
         let q = Payload::new(Ipld::String("x".into())).unwrap();
-        assert_ne!(p.to_block().unwrap().cid(), q.to_block().unwrap().cid(), "salts differ");
+        assert_ne!(
+            p.to_block().unwrap().cid(),
+            q.to_block().unwrap().cid(),
+            "salts differ"
+        );
         let block = p.to_block().unwrap();
         assert_eq!(Payload::decode(&block).unwrap(), p);
         assert_eq!(BlockKind::of(block.bytes()), BlockKind::Payload);

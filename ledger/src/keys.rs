@@ -37,7 +37,9 @@ impl Signer {
 
     /// A key from its 32-byte seed (RFC 8032 secret key). Used for fixtures and tests.
     pub fn from_seed(seed: [u8; 32]) -> Signer {
-        Signer { key: SigningKey::from_bytes(&seed) }
+        Signer {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// Parses a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`), as OpenSSL writes it.
@@ -53,12 +55,17 @@ impl Signer {
     pub fn to_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>> {
         self.key
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| Error::InvalidKey { input: "signing key".into(), reason: e.to_string() })
+            .map_err(|e| Error::InvalidKey {
+                input: "signing key".into(),
+                reason: e.to_string(),
+            })
     }
 
     /// The public half.
     pub fn author(&self) -> Author {
-        Author { key: self.key.verifying_key() }
+        Author {
+            key: self.key.verifying_key(),
+        }
     }
 
     /// Signs `message` (already domain-separated by the caller).
@@ -122,7 +129,11 @@ impl fmt::Display for Author {
         let mut bytes = Vec::with_capacity(34);
         bytes.extend_from_slice(&ED25519_PUB_MULTICODEC);
         bytes.extend_from_slice(self.key.as_bytes());
-        write!(f, "did:key:{}", multibase::encode(multibase::Base::Base58Btc, bytes))
+        write!(
+            f,
+            "did:key:{}",
+            multibase::encode(multibase::Base::Base58Btc, bytes)
+        )
     }
 }
 
@@ -136,16 +147,27 @@ impl FromStr for Author {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Author> {
-        let bad = |reason: &str| Error::InvalidKey { input: s.to_string(), reason: reason.to_string() };
-        let rest = s.trim().strip_prefix("did:key:").ok_or_else(|| bad("expected a did:key:z... string"))?;
+        let bad = |reason: &str| Error::InvalidKey {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = s
+            .trim()
+            .strip_prefix("did:key:")
+            .ok_or_else(|| bad("expected a did:key:z... string"))?;
         if !rest.starts_with('z') {
-            return Err(bad("a did:key must be base58btc multibase (start with 'z')"));
+            return Err(bad(
+                "a did:key must be base58btc multibase (start with 'z')",
+            ));
         }
-        let (_, bytes) = multibase::decode(rest).map_err(|e| bad(&format!("bad multibase: {e}")))?;
+        let (_, bytes) =
+            multibase::decode(rest).map_err(|e| bad(&format!("bad multibase: {e}")))?;
         let key = bytes
             .strip_prefix(&ED25519_PUB_MULTICODEC[..])
             .ok_or_else(|| bad("not an ed25519 did:key (multicodec 0xed)"))?;
-        let key: [u8; 32] = key.try_into().map_err(|_| bad("an ed25519 key has 32 bytes"))?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| bad("an ed25519 key has 32 bytes"))?;
         Author::from_bytes(&key)
     }
 }
@@ -229,7 +251,9 @@ mod tests {
         let text = author.to_string();
         assert!(text.starts_with("did:key:z6Mk"), "{text}");
         assert_eq!(text.parse::<Author>().unwrap(), author);
-        assert!("did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme".parse::<Author>().is_err());
+        assert!("did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme"
+            .parse::<Author>()
+            .is_err());
         assert!("z6Mk".parse::<Author>().is_err());
     }
 
@@ -251,9 +275,21 @@ mod tests {
         let s1 = a.sign(b"one");
         let s2 = b.sign(b"two");
         let items = [
-            SigCheck { message: b"one", signature: &s1, author: &aa },
-            SigCheck { message: b"two", signature: &s2, author: &aa },
-            SigCheck { message: b"two", signature: &s2, author: &ba },
+            SigCheck {
+                message: b"one",
+                signature: &s1,
+                author: &aa,
+            },
+            SigCheck {
+                message: b"two",
+                signature: &s2,
+                author: &aa,
+            },
+            SigCheck {
+                message: b"two",
+                signature: &s2,
+                author: &ba,
+            },
         ];
         assert_eq!(verify_many(&items), vec![true, false, true]);
     }

@@ -87,7 +87,10 @@ pub struct Appended {
 
 /// Current time in microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// A ledger over a block store.
@@ -129,7 +132,10 @@ impl<S: BlockStore> Ledger<S> {
             match self.try_append_batch(signer, &drafts) {
                 Err(Error::Conflict { .. }) if any_only && attempt < ANY_RETRIES => {
                     attempt += 1;
-                    tracing::debug!(attempt, "head moved during an Expected::Any append; retrying");
+                    tracing::debug!(
+                        attempt,
+                        "head moved during an Expected::Any append; retrying"
+                    );
                 }
                 other => return other,
             }
@@ -180,16 +186,32 @@ impl<S: BlockStore> Ledger<S> {
                     };
                     let height = unsigned.height;
                     let (event, block) = unsigned.sign(signer)?;
-                    head = Some(Head { cid: event.cid(), height });
+                    head = Some(Head {
+                        cid: event.cid(),
+                        height,
+                    });
                     results.push((
                         i,
-                        Appended { stream: stream.clone(), cid: event.cid(), height, payload: event.payload() },
+                        Appended {
+                            stream: stream.clone(),
+                            cid: event.cid(),
+                            height,
+                            payload: event.payload(),
+                        },
                     ));
                     blocks.extend(payload_block);
                     blocks.push(block);
                 }
                 let new = head.expect("a group has at least one draft");
-                Ok((results, blocks, HeadUpdate { stream: stream.clone(), expected: *start, new }))
+                Ok((
+                    results,
+                    blocks,
+                    HeadUpdate {
+                        stream: stream.clone(),
+                        expected: *start,
+                        new,
+                    },
+                ))
             })
             .collect();
 
@@ -205,8 +227,15 @@ impl<S: BlockStore> Ledger<S> {
         }
         self.check_causes(drafts, &commit)?;
         self.store.commit(&commit)?;
-        tracing::debug!(events = drafts.len(), streams = commit.heads.len(), "appended");
-        Ok(out.into_iter().map(|a| a.expect("every draft was built")).collect())
+        tracing::debug!(
+            events = drafts.len(),
+            streams = commit.heads.len(),
+            "appended"
+        );
+        Ok(out
+            .into_iter()
+            .map(|a| a.expect("every draft was built"))
+            .collect())
     }
 
     /// Every cause must be an event stored already or written by this commit.
@@ -236,13 +265,20 @@ impl<S: BlockStore> Ledger<S> {
 
     /// Reads and decodes one payload block; `None` when it is not stored.
     pub fn payload(&self, cid: &Cid) -> Result<Option<Payload>> {
-        self.store.get(cid)?.map(|b| Payload::decode(&b)).transpose()
+        self.store
+            .get(cid)?
+            .map(|b| Payload::decode(&b))
+            .transpose()
     }
 
     /// Walks a stream from its head back to genesis via `prev`.
     pub fn walk_back(&self, stream: &StreamId) -> Result<WalkBack<'_, S>> {
         let next = self.store.head(stream)?.map(|h| h.cid);
-        Ok(WalkBack { ledger: self, stream: stream.clone(), next })
+        Ok(WalkBack {
+            ledger: self,
+            stream: stream.clone(),
+            next,
+        })
     }
 
     /// The CIDs of a stream's events, genesis first. Memory is one CID per event.
@@ -256,7 +292,10 @@ impl<S: BlockStore> Ledger<S> {
     }
 
     /// Walks a stream from genesis to head, loading one block at a time.
-    pub fn walk_forward(&self, stream: &StreamId) -> Result<impl Iterator<Item = Result<Event>> + '_> {
+    pub fn walk_forward(
+        &self,
+        stream: &StreamId,
+    ) -> Result<impl Iterator<Item = Result<Event>> + '_> {
         let cids = self.chain(stream)?;
         Ok(cids.into_iter().map(move |cid| self.event(&cid)))
     }

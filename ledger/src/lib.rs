@@ -40,7 +40,8 @@ pub use crate::block::Block;
 pub use crate::cid::{Cid, ShortCid, BLAKE3_256, CID_LEN, DAG_CBOR};
 pub use crate::error::{Error, Result};
 pub use crate::event::{
-    signing_message, BlockKind, Event, Payload, UnsignedEvent, FORMAT_VERSION, MIN_SALT_LEN, SIGNING_PREFIX,
+    signing_message, BlockKind, Event, Payload, UnsignedEvent, FORMAT_VERSION, MIN_SALT_LEN,
+    SIGNING_PREFIX,
 };
 pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};

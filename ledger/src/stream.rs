@@ -20,19 +20,40 @@ impl StreamId {
     /// Validates and builds a stream id.
     pub fn new(aggregate: impl Into<String>, id: impl Into<String>) -> Result<StreamId> {
         let (aggregate, id) = (aggregate.into(), id.into());
-        let bad = |reason: String| Err(Error::InvalidStream { input: format!("{aggregate}/{id}"), reason });
-        let first_ok = aggregate.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        let bad = |reason: String| {
+            Err(Error::InvalidStream {
+                input: format!("{aggregate}/{id}"),
+                reason,
+            })
+        };
+        let first_ok = aggregate
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase());
         if !first_ok || aggregate.len() > 64 {
-            return bad("the aggregate type must start with a lowercase letter and have 1 to 64 characters".into());
+            return bad(
+                "the aggregate type must start with a lowercase letter and have 1 to 64 characters"
+                    .into(),
+            );
         }
-        if let Some(c) = aggregate.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-')) {
-            return bad(format!("the aggregate type may not contain {c:?} (allowed: a-z 0-9 _ -)"));
+        if let Some(c) = aggregate
+            .chars()
+            .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+        {
+            return bad(format!(
+                "the aggregate type may not contain {c:?} (allowed: a-z 0-9 _ -)"
+            ));
         }
         if id.is_empty() || id.len() > 128 {
             return bad("the aggregate id must have 1 to 128 characters".into());
         }
-        if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-            return bad(format!("the aggregate id may not contain {c:?} (allowed: A-Z a-z 0-9 _ -)"));
+        if let Some(c) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return bad(format!(
+                "the aggregate id may not contain {c:?} (allowed: A-Z a-z 0-9 _ -)"
+            ));
         }
         Ok(StreamId { aggregate, id })
     }
@@ -57,7 +78,10 @@ impl StreamId {
     }
 
     pub(crate) fn from_key(key: &[u8]) -> Result<StreamId> {
-        let bad = || Error::InvalidStream { input: String::from_utf8_lossy(key).into_owned(), reason: "corrupt stream key in the store".into() };
+        let bad = || Error::InvalidStream {
+            input: String::from_utf8_lossy(key).into_owned(),
+            reason: "corrupt stream key in the store".into(),
+        };
         let pos = key.iter().position(|&b| b == 0).ok_or_else(bad)?;
         let aggregate = std::str::from_utf8(&key[..pos]).map_err(|_| bad())?;
         let id = std::str::from_utf8(&key[pos + 1..]).map_err(|_| bad())?;
@@ -83,7 +107,10 @@ impl FromStr for StreamId {
     fn from_str(s: &str) -> Result<StreamId> {
         match s.split_once('/') {
             Some((aggregate, id)) => StreamId::new(aggregate, id),
-            None => Err(Error::InvalidStream { input: s.into(), reason: "expected TYPE/ID, for example person/0193...".into() }),
+            None => Err(Error::InvalidStream {
+                input: s.into(),
+                reason: "expected TYPE/ID, for example person/0193...".into(),
+            }),
         }
     }
 }

@@ -34,6 +34,8 @@ impl TrustSet {
 
 impl FromIterator<Author> for TrustSet {
     fn from_iter<I: IntoIterator<Item = Author>>(iter: I) -> TrustSet {
-        TrustSet { authors: iter.into_iter().collect() }
+        TrustSet {
+            authors: iter.into_iter().collect(),
+        }
     }
 }

@@ -18,7 +18,10 @@ use tracing::instrument;
 
 use crate::keys::{verify_many, SigCheck};
 use crate::store::{BlockStore, Head};
-use crate::{event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result, StreamId, TrustSet};
+use crate::{
+    event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result, StreamId,
+    TrustSet,
+};
 
 /// Which part of the store to verify.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +43,10 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { scope: Scope::All, exact: false }
+        VerifyOptions {
+            scope: Scope::All,
+            exact: false,
+        }
     }
 }
 
@@ -152,19 +158,33 @@ impl fmt::Display for Problem {
             Problem::UnknownBlock => write!(f, "neither an event nor a payload block"),
             Problem::BadSignature => write!(f, "signature does not verify"),
             Problem::UntrustedAuthor { author } => write!(f, "author {author} is not trusted"),
-            Problem::Missing { role, from: Some(from) } => write!(f, "{role} of {from} is missing"),
+            Problem::Missing {
+                role,
+                from: Some(from),
+            } => write!(f, "{role} of {from} is missing"),
             Problem::Missing { role, from: None } => write!(f, "{role} block is missing"),
             Problem::WrongStream { expected, found } => {
                 write!(f, "on the chain of {expected} but belongs to {found}")
             }
-            Problem::HeightGap { expected, found } => write!(f, "height {found} where {expected} was expected"),
+            Problem::HeightGap { expected, found } => {
+                write!(f, "height {found} where {expected} was expected")
+            }
             Problem::HeadMismatch { recorded, found } => {
-                write!(f, "head record says height {recorded}, block has height {found}")
+                write!(
+                    f,
+                    "head record says height {recorded}, block has height {found}"
+                )
             }
             Problem::NotAnEvent { role, from } => write!(f, "{role} of {from} is not an event"),
-            Problem::Fork { chain } => write!(f, "fork: {chain} holds the same stream height on the chain"),
-            Problem::Truncated { head_height: Some(h) } => write!(f, "beyond the stream head at height {h}: chain truncated"),
-            Problem::Truncated { head_height: None } => write!(f, "its stream has no head: chain truncated"),
+            Problem::Fork { chain } => {
+                write!(f, "fork: {chain} holds the same stream height on the chain")
+            }
+            Problem::Truncated {
+                head_height: Some(h),
+            } => write!(f, "beyond the stream head at height {h}: chain truncated"),
+            Problem::Truncated { head_height: None } => {
+                write!(f, "its stream has no head: chain truncated")
+            }
             Problem::Unreachable => write!(f, "not reachable from any stream head"),
         }
     }
@@ -282,7 +302,10 @@ pub fn verify<S: BlockStore + ?Sized>(
             vec![(stream.clone(), head)]
         }
     };
-    let mut report = Report { streams: heads.len() as u64, ..Report::default() };
+    let mut report = Report {
+        streams: heads.len() as u64,
+        ..Report::default()
+    };
     let chain = g.walk_chains(&heads);
     if options.scope == Scope::All {
         g.find_strays(&chain, &all_heads);
@@ -290,23 +313,40 @@ pub fn verify<S: BlockStore + ?Sized>(
     report.events = g.event_count;
     report.payloads = g.payload_count;
     g.findings.sort_by(|a, b| {
-        (&a.stream, a.height, a.cid, a.problem.code()).cmp(&(&b.stream, b.height, b.cid, b.problem.code()))
+        (&a.stream, a.height, a.cid, a.problem.code()).cmp(&(
+            &b.stream,
+            b.height,
+            b.cid,
+            b.problem.code(),
+        ))
     });
     g.findings.dedup();
     report.findings = g.findings;
-    tracing::debug!(events = report.events, findings = report.findings.len(), "verified");
+    tracing::debug!(
+        events = report.events,
+        findings = report.findings.len(),
+        "verified"
+    );
     Ok(report)
 }
 
 /// The result of looking at one block on its own.
 enum Looked {
-    Event { summary: Summary, message: Vec<u8>, event: Box<Event> },
+    Event {
+        summary: Summary,
+        message: Vec<u8>,
+        event: Box<Event>,
+    },
     Payload,
     Bad(Problem),
 }
 
 fn look(block: &Block) -> Looked {
-    let malformed = |e: Error| Looked::Bad(Problem::Malformed { reason: e.to_string() });
+    let malformed = |e: Error| {
+        Looked::Bad(Problem::Malformed {
+            reason: e.to_string(),
+        })
+    };
     match BlockKind::of(block.bytes()) {
         BlockKind::Event => match Event::decode(block) {
             Ok(event) => match signing_message(block.bytes()) {
@@ -337,8 +377,19 @@ fn look(block: &Block) -> Looked {
 }
 
 impl Gathered {
-    fn push(&mut self, cid: Option<Cid>, stream: Option<StreamId>, height: Option<u64>, problem: Problem) {
-        self.findings.push(Finding { cid, stream, height, problem });
+    fn push(
+        &mut self,
+        cid: Option<Cid>,
+        stream: Option<StreamId>,
+        height: Option<u64>,
+        problem: Problem,
+    ) {
+        self.findings.push(Finding {
+            cid,
+            stream,
+            height,
+            problem,
+        });
     }
 
     /// Decodes a chunk of blocks and checks their signatures, in parallel.
@@ -348,11 +399,22 @@ impl Gathered {
         for (block, looked) in blocks.iter().zip(looked) {
             let cid = block.cid();
             match looked {
-                Looked::Event { summary, message, event } => {
+                Looked::Event {
+                    summary,
+                    message,
+                    event,
+                } => {
                     self.event_count += 1;
                     if !trust.contains(event.author()) {
-                        let problem = Problem::UntrustedAuthor { author: *event.author() };
-                        self.push(Some(cid), Some(summary.stream.clone()), Some(summary.height), problem);
+                        let problem = Problem::UntrustedAuthor {
+                            author: *event.author(),
+                        };
+                        self.push(
+                            Some(cid),
+                            Some(summary.stream.clone()),
+                            Some(summary.height),
+                            problem,
+                        );
                     }
                     self.events.insert(cid, summary);
                     sig_events.push((message, event));
@@ -368,14 +430,21 @@ impl Gathered {
             }
         }
         let verdicts: Vec<bool> = if exact {
-            sig_events.par_iter().map(|(m, e)| e.author().verify(m, e.signature())).collect()
+            sig_events
+                .par_iter()
+                .map(|(m, e)| e.author().verify(m, e.signature()))
+                .collect()
         } else {
             sig_events
                 .par_chunks(SIG_BATCH)
                 .flat_map_iter(|batch| {
                     let checks: Vec<SigCheck<'_>> = batch
                         .iter()
-                        .map(|(m, e)| SigCheck { message: m, signature: e.signature(), author: e.author() })
+                        .map(|(m, e)| SigCheck {
+                            message: m,
+                            signature: e.signature(),
+                            author: e.author(),
+                        })
                         .collect();
                     verify_many(&checks)
                 })
@@ -390,8 +459,16 @@ impl Gathered {
     }
 
     /// Loads one block for a single-stream verification, recording what is wrong with it.
-    fn load<S: BlockStore + ?Sized>(&mut self, store: &S, cid: Cid, into: &mut Vec<Block>) -> Result<()> {
-        if self.events.contains_key(&cid) || self.payloads.contains(&cid) || self.broken.contains(&cid) {
+    fn load<S: BlockStore + ?Sized>(
+        &mut self,
+        store: &S,
+        cid: Cid,
+        into: &mut Vec<Block>,
+    ) -> Result<()> {
+        if self.events.contains_key(&cid)
+            || self.payloads.contains(&cid)
+            || self.broken.contains(&cid)
+        {
             return Ok(());
         }
         match store.get(&cid) {
@@ -432,7 +509,11 @@ impl Gathered {
         let mut linked = Vec::new();
         for block in &chain_blocks {
             if let Ok(event) = Event::decode(block) {
-                for cid in event.payload().into_iter().chain(event.causes().iter().copied()) {
+                for cid in event
+                    .payload()
+                    .into_iter()
+                    .chain(event.causes().iter().copied())
+                {
                     self.load(store, cid, &mut linked)?;
                 }
             }
@@ -452,7 +533,12 @@ impl Gathered {
         let mut findings = Vec::new();
         for (stream, head) in heads {
             let mut found = |cid, height, problem| {
-                findings.push(Finding { cid: Some(cid), stream: Some(stream.clone()), height, problem })
+                findings.push(Finding {
+                    cid: Some(cid),
+                    stream: Some(stream.clone()),
+                    height,
+                    problem,
+                })
             };
             let mut cur = head.cid;
             let mut expected_height = head.height;
@@ -460,7 +546,14 @@ impl Gathered {
             loop {
                 let Some(ev) = self.events.get(&cur) else {
                     if self.payloads.contains(&cur) {
-                        found(cur, Some(expected_height), Problem::NotAnEvent { role: "prev", from: from.unwrap_or(cur) });
+                        found(
+                            cur,
+                            Some(expected_height),
+                            Problem::NotAnEvent {
+                                role: "prev",
+                                from: from.unwrap_or(cur),
+                            },
+                        );
                     } else if !self.broken.contains(&cur) {
                         let role = if from.is_some() { "prev" } else { "head" };
                         found(cur, Some(expected_height), Problem::Missing { role, from });
@@ -468,22 +561,45 @@ impl Gathered {
                     break;
                 };
                 if &ev.stream != stream {
-                    let problem = Problem::WrongStream { expected: stream.clone(), found: ev.stream.clone() };
+                    let problem = Problem::WrongStream {
+                        expected: stream.clone(),
+                        found: ev.stream.clone(),
+                    };
                     found(cur, Some(ev.height), problem);
                     break;
                 }
                 if from.is_none() && ev.height != head.height {
-                    found(cur, Some(ev.height), Problem::HeadMismatch { recorded: head.height, found: ev.height });
+                    found(
+                        cur,
+                        Some(ev.height),
+                        Problem::HeadMismatch {
+                            recorded: head.height,
+                            found: ev.height,
+                        },
+                    );
                 } else if ev.height != expected_height {
-                    found(cur, Some(ev.height), Problem::HeightGap { expected: expected_height, found: ev.height });
+                    found(
+                        cur,
+                        Some(ev.height),
+                        Problem::HeightGap {
+                            expected: expected_height,
+                            found: ev.height,
+                        },
+                    );
                 }
                 chain.insert((stream.clone(), ev.height), cur);
                 if let Some(p) = ev.payload {
                     if !self.payloads.contains(&p) && !self.broken.contains(&p) {
                         let problem = if self.events.contains_key(&p) {
-                            Problem::NotAnEvent { role: "payload", from: cur }
+                            Problem::NotAnEvent {
+                                role: "payload",
+                                from: cur,
+                            }
                         } else {
-                            Problem::Missing { role: "payload", from: Some(cur) }
+                            Problem::Missing {
+                                role: "payload",
+                                from: Some(cur),
+                            }
                         };
                         found(p, Some(ev.height), problem);
                     }
@@ -491,9 +607,15 @@ impl Gathered {
                 for c in &ev.causes {
                     if !self.events.contains_key(c) && !self.broken.contains(c) {
                         let problem = if self.payloads.contains(c) {
-                            Problem::NotAnEvent { role: "cause", from: cur }
+                            Problem::NotAnEvent {
+                                role: "cause",
+                                from: cur,
+                            }
                         } else {
-                            Problem::Missing { role: "cause", from: Some(cur) }
+                            Problem::Missing {
+                                role: "cause",
+                                from: Some(cur),
+                            }
                         };
                         found(*c, Some(ev.height), problem);
                     }
@@ -521,13 +643,23 @@ impl Gathered {
             if reached.contains(cid) {
                 continue;
             }
-            let problem = match (chain.get(&(ev.stream.clone(), ev.height)), head_of.get(&ev.stream)) {
+            let problem = match (
+                chain.get(&(ev.stream.clone(), ev.height)),
+                head_of.get(&ev.stream),
+            ) {
                 (Some(member), _) => Problem::Fork { chain: *member },
-                (None, Some(&h)) if ev.height > h => Problem::Truncated { head_height: Some(h) },
+                (None, Some(&h)) if ev.height > h => Problem::Truncated {
+                    head_height: Some(h),
+                },
                 (None, None) => Problem::Truncated { head_height: None },
                 (None, Some(_)) => Problem::Unreachable,
             };
-            findings.push(Finding { cid: Some(*cid), stream: Some(ev.stream.clone()), height: Some(ev.height), problem });
+            findings.push(Finding {
+                cid: Some(*cid),
+                stream: Some(ev.stream.clone()),
+                height: Some(ev.height),
+                problem,
+            });
         }
         self.findings.extend(findings);
     }

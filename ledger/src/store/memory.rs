@@ -52,7 +52,9 @@ impl BlockStore for MemoryStore {
     }
 
     fn put(&self, block: &Block) -> Result<()> {
-        self.lock().blocks.insert(block.cid(), block.bytes().to_vec());
+        self.lock()
+            .blocks
+            .insert(block.cid(), block.bytes().to_vec());
         Ok(())
     }
 
@@ -65,7 +67,12 @@ impl BlockStore for MemoryStore {
     }
 
     fn heads(&self) -> Result<Vec<(StreamId, Head)>> {
-        Ok(self.lock().heads.iter().map(|(s, h)| (s.clone(), *h)).collect())
+        Ok(self
+            .lock()
+            .heads
+            .iter()
+            .map(|(s, h)| (s.clone(), *h))
+            .collect())
     }
 
     fn commit(&self, commit: &Commit) -> Result<()> {
@@ -81,8 +88,12 @@ impl BlockStore for MemoryStore {
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
-        let mut entries: Vec<(Cid, Vec<u8>)> =
-            self.lock().blocks.iter().map(|(c, b)| (*c, b.clone())).collect();
+        let mut entries: Vec<(Cid, Vec<u8>)> = self
+            .lock()
+            .blocks
+            .iter()
+            .map(|(c, b)| (*c, b.clone()))
+            .collect();
         entries.sort_by_key(|(c, _)| *c);
         for (cid, bytes) in entries {
             if !visit(Block::verified(cid, bytes)) {

@@ -101,7 +101,10 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
 }
 
 /// Checks every head update of a commit against the current heads, as `current` reports them.
-fn check_heads(commit: &Commit, mut current: impl FnMut(&StreamId) -> Result<Option<Head>>) -> Result<()> {
+fn check_heads(
+    commit: &Commit,
+    mut current: impl FnMut(&StreamId) -> Result<Option<Head>>,
+) -> Result<()> {
     for update in &commit.heads {
         let actual = current(&update.stream)?;
         if actual != update.expected {

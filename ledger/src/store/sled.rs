@@ -55,10 +55,16 @@ impl SledStore {
     #[instrument(skip_all, fields(path = %path.as_ref().display()))]
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
-        let db = ::sled::Config::new().path(&path).open().map_err(|e| match e {
-            ::sled::Error::Io(source) => Error::Io { context: format!("opening the store at {}", path.display()), source },
-            other => Error::Storage(other),
-        })?;
+        let db = ::sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|e| match e {
+                ::sled::Error::Io(source) => Error::Io {
+                    context: format!("opening the store at {}", path.display()),
+                    source,
+                },
+                other => Error::Storage(other),
+            })?;
         match db.get(META_FORMAT)? {
             Some(v) if v.as_ref() == LAYOUT_VERSION => {}
             Some(v) => {
@@ -77,7 +83,12 @@ impl SledStore {
         }
         let trust = db.open_tree("trust")?;
         tracing::debug!("store opened");
-        Ok(SledStore { path, db, trust, commit_lock: Mutex::new(()) })
+        Ok(SledStore {
+            path,
+            db,
+            trust,
+            commit_lock: Mutex::new(()),
+        })
     }
 
     /// The directory of the store.
@@ -108,7 +119,10 @@ impl SledStore {
                 input: format!("{} bytes in the trust tree", k.len()),
                 reason: "a trusted key has 32 bytes".into(),
             })?;
-            out.push((Author::from_bytes(&key)?, String::from_utf8_lossy(&v).into_owned()));
+            out.push((
+                Author::from_bytes(&key)?,
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
         }
         Ok(out)
     }
@@ -119,7 +133,10 @@ impl SledStore {
 
     fn read_head(&self, stream: &StreamId) -> Result<Option<Head>> {
         match self.db.get(head_key(stream))? {
-            Some(bytes) => Ok(Some(codec::decode(&format_args!("head record of {stream}"), &bytes)?)),
+            Some(bytes) => Ok(Some(codec::decode(
+                &format_args!("head record of {stream}"),
+                &bytes,
+            )?)),
             None => Ok(None),
         }
     }

@@ -1,0 +1,198 @@
+//! Golden vectors: a fixed key and fixed inputs give exact block bytes, CIDs and signatures.
+//!
+//! The expected values live in `fixtures/golden/ledger-v1.json`. `PERSONCTL_BLESS=1` rewrites
+//! that file and then fails on purpose: changing it is a wire-format change.
+
+use personctl_ledger::{
+    signing_message, BlockStore, Cid, Draft, Event, Expected, Ipld, Ledger, MemoryStore, Payload,
+    Signer, StreamId,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::fixtures;
+
+/// The key seed of every fixture: bytes 0x01 to 0x20.
+pub(crate) fn fixture_signer() -> Signer {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = i as u8 + 1;
+    }
+    Signer::from_seed(seed)
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Golden {
+    author: String,
+    blocks: Vec<GoldenBlock>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct GoldenBlock {
+    name: String,
+    cid: String,
+    hex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+}
+
+fn salt(n: u8) -> Vec<u8> {
+    (0..16)
+        .map(|i| n.wrapping_mul(16).wrapping_add(i))
+        .collect()
+}
+
+fn map(entries: &[(&str, Ipld)]) -> Ipld {
+    Ipld::Map(
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+fn build() -> Golden {
+    let signer = fixture_signer();
+    let ledger = Ledger::new(MemoryStore::new());
+    let person: StreamId = "person/golden-1".parse().unwrap();
+    let org: StreamId = "org/golden-2".parse().unwrap();
+    let draft = |stream: &StreamId,
+                 expected,
+                 ty: &str,
+                 n: u8,
+                 payload: Option<Payload>,
+                 causes: Vec<Cid>| Draft {
+        stream: stream.clone(),
+        expected,
+        event_type: ty.to_string(),
+        schema: 1,
+        payload,
+        causes,
+        correlation: Some(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)),
+        causation: Some(Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0100 + n as u128,
+        )),
+        time_us: Some(1_700_000_000_000_000 + n as u64 * 1_000_000),
+    };
+    let p1 = Payload::with_salt(
+        map(&[("legal_name", Ipld::String("Ada Lovelace".into()))]),
+        salt(1),
+    )
+    .unwrap();
+    let a = ledger
+        .append(
+            &signer,
+            draft(
+                &person,
+                Expected::Empty,
+                "PersonRegistered",
+                1,
+                Some(p1),
+                vec![],
+            ),
+        )
+        .unwrap();
+    let b = ledger
+        .append(
+            &signer,
+            draft(
+                &person,
+                Expected::Height(0),
+                "PersonSuspended",
+                2,
+                None,
+                vec![],
+            ),
+        )
+        .unwrap();
+    let p3 =
+        Payload::with_salt(map(&[("member", Ipld::String("golden-1".into()))]), salt(3)).unwrap();
+    let c = ledger
+        .append(
+            &signer,
+            draft(
+                &org,
+                Expected::Empty,
+                "MemberAdded",
+                3,
+                Some(p3),
+                vec![b.cid],
+            ),
+        )
+        .unwrap();
+
+    let mut blocks = Vec::new();
+    let mut push = |name: &str, cid: Cid| {
+        let block = ledger.store().get(&cid).unwrap().unwrap();
+        let (signed_hex, signature) = match Event::decode(&block) {
+            Ok(ev) => (
+                Some(hex::encode(signing_message(block.bytes()).unwrap())),
+                Some(hex::encode(ev.signature().0)),
+            ),
+            Err(_) => (None, None),
+        };
+        blocks.push(GoldenBlock {
+            name: name.into(),
+            cid: cid.to_string(),
+            hex: hex::encode(block.bytes()),
+            signed_hex,
+            signature,
+        });
+    };
+    push("payload of person/golden-1 at 0", a.payload.unwrap());
+    push("person/golden-1 at 0 (genesis, PersonRegistered)", a.cid);
+    push("person/golden-1 at 1 (PersonSuspended, no payload)", b.cid);
+    push("payload of org/golden-2 at 0", c.payload.unwrap());
+    push(
+        "org/golden-2 at 0 (MemberAdded, causes person/golden-1 at 1)",
+        c.cid,
+    );
+    Golden {
+        author: signer.author().to_string(),
+        blocks,
+    }
+}
+
+#[test]
+fn golden_vectors_are_reproduced_exactly() {
+    let path = fixtures().join("golden/ledger-v1.json");
+    let built = build();
+    if std::env::var_os("PERSONCTL_BLESS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+        panic!(
+            "wrote {}; re-run without PERSONCTL_BLESS and commit it with a reason",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected: Golden = serde_json::from_str(&text).unwrap();
+    assert_eq!(built.author, expected.author);
+    assert_eq!(built.blocks.len(), expected.blocks.len());
+    for (b, e) in built.blocks.iter().zip(&expected.blocks) {
+        assert_eq!(b, e, "golden block {:?} changed", e.name);
+    }
+}
+
+#[test]
+fn golden_blocks_decode_verify_and_hash_to_their_cids() {
+    let text = std::fs::read_to_string(fixtures().join("golden/ledger-v1.json")).unwrap();
+    let golden: Golden = serde_json::from_str(&text).unwrap();
+    let author: personctl_ledger::Author = golden.author.parse().unwrap();
+    for g in &golden.blocks {
+        let bytes = hex::decode(&g.hex).unwrap();
+        let cid: Cid = g.cid.parse().unwrap();
+        let block = personctl_ledger::Block::verified(cid, bytes).unwrap();
+        if let Some(sig) = &g.signature {
+            let event = Event::decode(&block).unwrap();
+            assert_eq!(event.author(), &author);
+            assert_eq!(hex::encode(event.signature().0), *sig);
+            let signed = hex::decode(g.signed_hex.as_ref().unwrap()).unwrap();
+            assert!(signed.starts_with(personctl_ledger::SIGNING_PREFIX));
+            assert!(author.verify(&signed, event.signature()), "{}", g.name);
+        } else {
+            Payload::decode(&block).unwrap();
+        }
+    }
+}
