@@ -1,1 +1,53 @@
-fn main() {}
+//! `personctl`: the command-line front end of the person ledger.
+//!
+//! `main` wraps `run`, prints an error once to stderr as `personctl: {err:#}`, and maps the
+//! outcome to the documented exit codes: 0 ok, 1 a negative verdict (verification failed),
+//! 2 an error. A closed stdout (broken pipe) is not an error.
+
+mod args;
+mod cmd;
+mod config;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code: everything went well.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: the command ran, and its verdict is negative (for example verification failed).
+pub(crate) const EXIT_NEGATIVE: u8 = 1;
+/// Exit code: an error (bad input, no store, I/O failure, a concurrency conflict).
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = match args::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    match cmd::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
+        Err(err) => {
+            eprintln!("personctl: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -157,16 +157,23 @@ impl UnsignedEvent {
         check_event_type(&self.event_type)
     }
 
-    /// Signs the event and encodes it as a block.
-    pub fn sign(self, signer: &Signer) -> Result<(Event, Block)> {
+    /// The exact bytes an `author`'s signature covers: [`SIGNING_PREFIX`], then the canonical
+    /// encoding of the event without `sig`.
+    pub fn signing_message(&self, author: &Author) -> Result<Vec<u8>> {
         self.check()?;
-        let author = signer.author();
-        let unsigned = codec::encode(&self.wire(&author))?;
+        let unsigned = codec::encode(&self.wire(author))?;
         let mut message = Vec::with_capacity(SIGNING_PREFIX.len() + unsigned.len());
         message.extend_from_slice(SIGNING_PREFIX);
         message.extend_from_slice(&unsigned);
+        Ok(message)
+    }
+
+    /// Signs the event and encodes it as a block.
+    pub fn sign(self, signer: &Signer) -> Result<(Event, Block)> {
+        let author = signer.author();
+        let message = self.signing_message(&author)?;
         let signature = signer.sign(&message);
-        let bytes = splice_signature(&unsigned, &signature)?;
+        let bytes = splice_signature(&message[SIGNING_PREFIX.len()..], &signature)?;
         let block = Block::new(bytes);
         Ok((
             Event {

@@ -1,0 +1,145 @@
+//! Raw command-line flags (clap derive). `config` turns them into a validated configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// personctl: a content-addressed, signed event ledger for people.
+///
+/// Exit codes: 0 ok; 1 a negative verdict (verification failed); 2 an error.
+#[derive(Parser, Debug)]
+#[command(name = "personctl", version, max_term_width = 100)]
+pub(crate) struct Args {
+    /// Data directory (store, keys). Default: $XDG_DATA_HOME/personctl or ~/.local/share/personctl.
+    #[arg(long, env = "PERSONCTL_HOME", global = true, value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+    /// Signing key (PKCS#8 PEM). Default: <home>/keys/default.pem.
+    #[arg(long, env = "PERSONCTL_KEY", global = true, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Print JSON Lines on stdout: one {"type": ..., "data": ...} object per line.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Create an ed25519 signing key (mode 0600), print its did:key, and trust it in this home.
+    Keygen(KeygenArgs),
+    /// Manage the public keys whose signatures `verify` accepts.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Append one raw event to any stream (domain-agnostic, low level).
+    AppendEvent(AppendEventArgs),
+    /// Audit chains: CIDs, canonical encoding, signatures, trust, links, forks, truncation.
+    Verify(VerifyArgs),
+    /// Print a stream's audit trail: height, time, type, author, CID, verdict.
+    Log(StreamArgs),
+    /// List every stream with its head.
+    Streams,
+    /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
+    Bench(BenchArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the key. Default: the --key path. Never overwrites an existing file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// A label for the trust list.
+    #[arg(long, default_value = "keygen")]
+    pub(crate) label: String,
+    /// Do not add the new key to this home's trusted keys.
+    #[arg(long)]
+    pub(crate) no_trust: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TrustCommand {
+    /// Trust a public key (a did:key string, or a PEM private key file with --from-key).
+    Add {
+        /// The did:key to trust.
+        #[arg(required_unless_present = "from_key")]
+        did: Option<String>,
+        /// Trust the public half of this private key file instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "did")]
+        from_key: Option<PathBuf>,
+        /// A label to remember the key by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List trusted keys.
+    List,
+    /// Stop trusting a key.
+    Remove {
+        /// The did:key to remove.
+        did: String,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct StreamSelector {
+    /// A stream as TYPE/ID, for example person/0193f0c2-....
+    #[arg(long, value_name = "TYPE/ID", conflicts_with = "person")]
+    pub(crate) stream: Option<String>,
+    /// A person id: shorthand for --stream person/ID.
+    #[arg(long, value_name = "ID")]
+    pub(crate) person: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct StreamArgs {
+    #[command(flatten)]
+    pub(crate) select: StreamSelector,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct AppendEventArgs {
+    /// The stream, as TYPE/ID.
+    #[arg(long, value_name = "TYPE/ID")]
+    pub(crate) stream: String,
+    /// Event type name, past tense (letters, digits, _ . -).
+    #[arg(long = "type", value_name = "NAME")]
+    pub(crate) event_type: String,
+    /// Schema version of the event type.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) schema: u64,
+    /// Event data as JSON; stored in a salted payload block.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) data: Option<String>,
+    /// A causal parent in another stream (repeatable).
+    #[arg(long = "cause", value_name = "CID")]
+    pub(crate) causes: Vec<String>,
+    /// Fail with a conflict unless the stream's head is at this height.
+    #[arg(long, value_name = "HEIGHT", conflicts_with = "expect_empty")]
+    pub(crate) expect_height: Option<u64>,
+    /// Fail with a conflict unless the stream does not exist yet.
+    #[arg(long)]
+    pub(crate) expect_empty: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) select: StreamSelector,
+    /// Check each signature on its own instead of in batches (slower; same verdicts).
+    #[arg(long)]
+    pub(crate) exact: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct BenchArgs {
+    /// Events to append and verify.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) events: u64,
+    /// Streams to spread them over.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) streams: u64,
+    /// Events per batch (one durable write each).
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) batch: u64,
+    /// Work in this directory instead of a fresh temporary one (it must not exist yet).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+}

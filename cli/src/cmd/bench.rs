@@ -1,0 +1,173 @@
+//! `personctl bench`: throughput on this machine, each stage next to its raw primitive.
+//!
+//! Primitives (the ceilings) run on prepared inputs: encoding + CID, signing, strict single
+//! verification, batch verification on one core and on all cores. Then the real path: signed
+//! events with salted payloads appended in batches to a fresh sled store (durable), and `verify`
+//! of that whole store.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+use serde_json::json;
+
+use personctl_ledger::{
+    verify, verify_many, Cid, Draft, Ipld, Ledger, SigCheck, Signature, Signer, SledStore, StreamId, TrustSet,
+    UnsignedEvent, VerifyOptions,
+};
+
+use crate::args::BenchArgs;
+use crate::output::Out;
+use crate::EXIT_OK;
+
+struct Row {
+    stage: &'static str,
+    events: u64,
+    seconds: f64,
+    note: String,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed().as_secs_f64())
+}
+
+fn sample_data(i: u64) -> Ipld {
+    Ipld::Map(
+        [
+            ("legal_name".to_string(), Ipld::String(format!("Person Number {i}"))),
+            ("email".to_string(), Ipld::String(format!("person{i}@example.org"))),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
+    if args.events == 0 || args.streams == 0 || args.batch == 0 {
+        bail!("--events, --streams and --batch must be at least 1");
+    }
+    let signer = Signer::from_seed([7; 32]);
+    let author = signer.author();
+    let threads = rayon::current_num_threads();
+    let mut rows = Vec::new();
+
+    // Primitives, on a sample of prepared events.
+    let n = args.events.min(20_000);
+    let unsigned: Vec<UnsignedEvent> = (0..n)
+        .map(|i| UnsignedEvent {
+            stream: StreamId::new("bench", format!("s{}", i % args.streams)).expect("valid"),
+            height: 1,
+            prev: Some(Cid::of(&i.to_le_bytes())),
+            causes: Vec::new(),
+            event_type: "PersonRenamed".into(),
+            schema: 1,
+            payload: Some(Cid::of(&(i + 1).to_le_bytes())),
+            time_us: personctl_ledger::now_us(),
+            correlation: uuid::Uuid::now_v7(),
+            causation: uuid::Uuid::now_v7(),
+        })
+        .collect();
+    let (messages, s) = timed(|| {
+        unsigned
+            .iter()
+            .map(|u| {
+                let m = u.signing_message(&author).expect("valid");
+                std::hint::black_box(Cid::of(&m));
+                m
+            })
+            .collect::<Vec<_>>()
+    });
+    rows.push(Row { stage: "encode + CID (1 core)", events: n, seconds: s, note: "ceiling".into() });
+    let (sigs, s) = timed(|| messages.iter().map(|m| signer.sign(m)).collect::<Vec<Signature>>());
+    rows.push(Row { stage: "sign (1 core)", events: n, seconds: s, note: "ceiling".into() });
+    let (_, s) = timed(|| messages.par_iter().map(|m| signer.sign(m)).collect::<Vec<Signature>>());
+    rows.push(Row { stage: "sign (all cores)", events: n, seconds: s, note: format!("ceiling, {threads} threads") });
+    let (ok, s) = timed(|| messages.iter().zip(&sigs).all(|(m, sig)| author.verify(m, sig)));
+    assert!(ok, "benchmark signatures verify");
+    rows.push(Row { stage: "verify single (1 core)", events: n, seconds: s, note: "ceiling".into() });
+    let checks: Vec<SigCheck<'_>> = messages
+        .iter()
+        .zip(&sigs)
+        .map(|(m, sig)| SigCheck { message: m, signature: sig, author: &author })
+        .collect();
+    let (_, s) = timed(|| checks.chunks(64).flat_map(verify_many).collect::<Vec<_>>());
+    rows.push(Row { stage: "verify batch/64 (1 core)", events: n, seconds: s, note: "ceiling".into() });
+    let (_, s) = timed(|| checks.par_chunks(64).flat_map_iter(verify_many).collect::<Vec<_>>());
+    rows.push(Row { stage: "verify batch/64 (all cores)", events: n, seconds: s, note: format!("ceiling, {threads} threads") });
+
+    // The real path: append to a fresh sled store, then verify it.
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) if d.exists() => bail!("--dir {}: already exists; give a new directory", d.display()),
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().join("store")
+        }
+    };
+    let ledger = Ledger::new(SledStore::open(&dir)?);
+    let streams: Vec<StreamId> = (0..args.streams).map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid")).collect();
+    let (_, s) = timed(|| -> Result<()> {
+        let mut i = 0;
+        while i < args.events {
+            let end = (i + args.batch).min(args.events);
+            let drafts = (i..end)
+                .map(|k| Draft::new(streams[(k % args.streams) as usize].clone(), "PersonRenamed", 1).with_data(sample_data(k)))
+                .collect::<personctl_ledger::Result<Vec<_>>>()?;
+            ledger.append_batch(&signer, drafts)?;
+            i = end;
+        }
+        Ok(())
+    });
+    rows.push(Row {
+        stage: "append to sled, batched",
+        events: args.events,
+        seconds: s,
+        note: format!("batches of {}, {} streams, payload per event, fsync per batch", args.batch, args.streams),
+    });
+    let trust: TrustSet = [author].into_iter().collect();
+    let (report, s) = timed(|| verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {}));
+    let report = report?;
+    if !report.is_ok() {
+        bail!("the benchmark store did not verify: {:?}", report.findings.first());
+    }
+    rows.push(Row { stage: "verify whole store", events: report.events, seconds: s, note: format!("{threads} threads, batch verification") });
+    drop(ledger);
+    let disk = dir_size(&dir);
+
+    for r in &rows {
+        out.record(
+            "bench",
+            json!({"stage": r.stage, "events": r.events, "seconds": r.seconds, "events_per_second": r.rate().round(), "note": r.note}),
+            || format!("{:<30} {:>12.0} events/s   ({} in {:.3}s; {})", r.stage, r.rate(), r.events, r.seconds, r.note),
+        )?;
+    }
+    out.record(
+        "disk",
+        json!({"bytes": disk, "events": args.events, "bytes_per_event": disk / args.events}),
+        || format!("store on disk: {disk} bytes, {} bytes per event (event + payload blocks)", disk / args.events),
+    )?;
+    Ok(EXIT_OK)
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,98 @@
+//! `personctl log`: a stream's audit trail, genesis first, with a verdict per event.
+//!
+//! The verdict of an event is `ok` when its CID re-derives, its signature verifies strictly, its
+//! author is trusted and it links to the previous height. Exit 1 when any verdict is not `ok`.
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use personctl_ledger::{BlockStore, Event, Ledger, TrustSet};
+
+use crate::args::StreamArgs;
+use crate::config::{stream_of, Config};
+use crate::output::{time, Out};
+use crate::{EXIT_NEGATIVE, EXIT_OK};
+
+pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u8> {
+    let Some(stream) = stream_of(&args.select)? else { bail!("log needs --stream TYPE/ID or --person ID") };
+    let store = config.open_existing_store()?;
+    let trust = config.trust(&store)?;
+    let ledger = Ledger::new(store);
+    if ledger.store().head(&stream)?.is_none() {
+        bail!("no stream {stream} in the store at {}", config.home.display());
+    }
+    // Walk back as far as the chain holds, then print genesis first.
+    let mut events = Vec::new();
+    let mut broken = None;
+    for item in ledger.walk_back(&stream)? {
+        match item {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                broken = Some(e);
+                break;
+            }
+        }
+    }
+    events.reverse();
+    let mut all_ok = broken.is_none();
+    if let Some(e) = &broken {
+        out.record("broken", json!({"stream": stream.to_string(), "message": e.to_string()}), || {
+            format!("chain broken below the first line: {e}")
+        })?;
+    }
+    let mut prev: Option<&Event> = None;
+    for event in &events {
+        let verdict = verdict(&ledger, &trust, event, prev);
+        all_ok &= verdict == "ok";
+        out.record(
+            "event",
+            json!({
+                "height": event.height(),
+                "time": time(event.time_us()),
+                "type": event.event_type(),
+                "schema": event.schema(),
+                "author": event.author().to_string(),
+                "cid": event.cid().to_string(),
+                "payload": event.payload().map(|p| p.to_string()),
+                "causes": event.causes().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "verdict": verdict,
+            }),
+            || {
+                format!(
+                    "{:>6}  {}  {:<24} {}  {}  {}",
+                    event.height(),
+                    time(event.time_us()),
+                    format!("{} v{}", event.event_type(), event.schema()),
+                    event.author().short(),
+                    event.cid(),
+                    verdict
+                )
+            },
+        )?;
+        prev = Some(event);
+    }
+    Ok(if all_ok { EXIT_OK } else { EXIT_NEGATIVE })
+}
+
+fn verdict<S: BlockStore>(ledger: &Ledger<S>, trust: &TrustSet, event: &Event, prev: Option<&Event>) -> String {
+    let block = match ledger.store().get(&event.cid()) {
+        Ok(Some(b)) => b,
+        Ok(None) => return "missing".into(),
+        Err(e) => return format!("unreadable: {e}"),
+    };
+    match event.verify_signature(&block) {
+        Ok(true) => {}
+        _ => return "bad signature".into(),
+    }
+    if !trust.contains(event.author()) {
+        return "untrusted author".into();
+    }
+    let linked = match prev {
+        None => event.height() == 0,
+        Some(p) => event.prev() == Some(p.cid()) && event.height() == p.height() + 1,
+    };
+    if !linked {
+        return "not linked to the previous height".into();
+    }
+    "ok".into()
+}

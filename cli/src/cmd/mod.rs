@@ -1,0 +1,44 @@
+//! One module per subcommand; `run` dispatches.
+
+mod append_event;
+mod bench;
+mod keygen;
+mod log;
+mod trust;
+mod verify;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::args::{Args, Command};
+use crate::config::Config;
+use crate::output::Out;
+use crate::EXIT_OK;
+
+pub(crate) fn run(args: Args) -> Result<u8> {
+    let config = Config::from_args(&args)?;
+    let mut out = Out::new(config.json);
+    let code = match args.command {
+        Command::Keygen(a) => keygen::run(&config, &a, &mut out)?,
+        Command::Trust(a) => trust::run(&config, a, &mut out)?,
+        Command::AppendEvent(a) => append_event::run(&config, &a, &mut out)?,
+        Command::Verify(a) => verify::run(&config, &a, &mut out)?,
+        Command::Log(a) => log::run(&config, &a, &mut out)?,
+        Command::Streams => streams(&config, &mut out)?,
+        Command::Bench(a) => bench::run(&a, &mut out)?,
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+fn streams(config: &Config, out: &mut Out) -> Result<u8> {
+    let store = config.open_existing_store()?;
+    for (stream, head) in personctl_ledger::BlockStore::heads(&store)? {
+        out.record(
+            "stream",
+            json!({"stream": stream.to_string(), "height": head.height, "head": head.cid.to_string()}),
+            || format!("{stream}\theight {}\thead {}", head.height, head.cid),
+        )?;
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,94 @@
+//! `personctl verify`: audit the store, report every failing CID; exit 1 on any failure.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use personctl_ledger::{verify, BlockStore, Finding, Scope, VerifyOptions};
+
+use crate::args::VerifyArgs;
+use crate::config::{stream_of, Config};
+use crate::output::Out;
+use crate::{EXIT_NEGATIVE, EXIT_OK};
+
+pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u8> {
+    let scope = match stream_of(&args.select)? {
+        Some(s) => Scope::Stream(s),
+        None => Scope::All,
+    };
+    let store = config.open_existing_store()?;
+    let trust = config.trust(&store)?;
+    if trust.is_empty() {
+        tracing::warn!("no trusted keys in this home: every event will be reported as untrusted");
+    }
+    let total: u64 = match &scope {
+        Scope::All => store.heads()?.iter().map(|(_, h)| h.height + 1).sum(),
+        Scope::Stream(s) => store.head(s)?.map_or(0, |h| h.height + 1),
+    };
+    let bar = progress_bar(out.is_json(), total);
+    let started = Instant::now();
+    let options = VerifyOptions { scope, exact: args.exact };
+    let report = verify(&store, &trust, &options, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    for f in &report.findings {
+        out.record("failure", finding_json(f), || human(f))?;
+    }
+    let failures = report.findings.len();
+    let rate = report.events as f64 / seconds.max(1e-9);
+    out.record(
+        "summary",
+        json!({
+            "ok": report.is_ok(),
+            "events": report.events,
+            "payloads": report.payloads,
+            "streams": report.streams,
+            "failures": failures,
+            "seconds": seconds,
+            "events_per_second": rate.round(),
+        }),
+        || {
+            let verdict = if report.is_ok() { "OK" } else { "FAILED" };
+            format!(
+                "{verdict}: {} events, {} payloads, {} streams checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures",
+                report.events, report.payloads, report.streams
+            )
+        },
+    )?;
+    Ok(if report.is_ok() { EXIT_OK } else { EXIT_NEGATIVE })
+}
+
+fn progress_bar(json: bool, total: u64) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() || total < 10_000 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, eta {eta})") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn finding_json(f: &Finding) -> serde_json::Value {
+    json!({
+        "cid": f.cid.map(|c| c.to_string()),
+        "stream": f.stream.as_ref().map(|s| s.to_string()),
+        "height": f.height,
+        "check": f.problem.code(),
+        "message": f.problem.to_string(),
+    })
+}
+
+fn human(f: &Finding) -> String {
+    let place = match (&f.stream, f.height) {
+        (Some(s), Some(h)) => format!(" {s}@{h}"),
+        (Some(s), None) => format!(" {s}"),
+        _ => String::new(),
+    };
+    let cid = f.cid.map_or_else(|| "-".to_string(), |c| c.to_string());
+    format!("FAIL {cid}{place} [{}]: {}", f.problem.code(), f.problem)
+}

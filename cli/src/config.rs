@@ -1,0 +1,133 @@
+//! The validated configuration (second stage of argument parsing) and the data directory:
+//! where the store and keys live, opening them, loading the signing key.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use personctl_ledger::{SledStore, Signer, StreamId, TrustSet};
+
+use crate::args::{Args, StreamSelector};
+
+/// Everything the commands need to know about where things are.
+pub(crate) struct Config {
+    pub(crate) home: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) json: bool,
+}
+
+impl Config {
+    pub(crate) fn from_args(args: &Args) -> Result<Config> {
+        let home = match &args.home {
+            Some(h) => h.clone(),
+            None => default_home()?,
+        };
+        if home.as_os_str().is_empty() {
+            bail!("--home (PERSONCTL_HOME) is empty");
+        }
+        let key = args.key.clone().unwrap_or_else(|| home.join("keys").join("default.pem"));
+        Ok(Config { home, key, json: args.json })
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.home.join("store")
+    }
+
+    /// Opens the store, creating the data directory and store if needed.
+    pub(crate) fn open_or_create_store(&self) -> Result<SledStore> {
+        create_private_dir(&self.home)?;
+        self.open(&self.store_path())
+    }
+
+    /// Opens an existing store; a missing one is an error naming the path.
+    pub(crate) fn open_existing_store(&self) -> Result<SledStore> {
+        let path = self.store_path();
+        if !path.is_dir() {
+            bail!(
+                "no store at {} (set --home or PERSONCTL_HOME, or create one with `personctl keygen`)",
+                path.display()
+            );
+        }
+        self.open(&path)
+    }
+
+    fn open(&self, path: &Path) -> Result<SledStore> {
+        SledStore::open(path).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("WouldBlock") || text.contains("lock") {
+                anyhow::anyhow!("the store at {} is in use by another personctl process", path.display())
+            } else {
+                anyhow::Error::new(e).context(format!("opening the store at {}", path.display()))
+            }
+        })
+    }
+
+    /// The trusted keys recorded in the store.
+    pub(crate) fn trust(&self, store: &SledStore) -> Result<TrustSet> {
+        Ok(store.trust_list()?.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// Loads the signing key from the key path.
+    pub(crate) fn signer(&self) -> Result<Signer> {
+        load_signer(&self.key)
+    }
+}
+
+pub(crate) fn load_signer(path: &Path) -> Result<Signer> {
+    let text = fs::read_to_string(path).with_context(|| {
+        format!("reading the signing key {} (create one with `personctl keygen`)", path.display())
+    })?;
+    let meta = fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "the signing key is readable by others; chmod 600 it");
+    }
+    Signer::from_pkcs8_pem(&text).with_context(|| format!("reading the signing key {}", path.display()))
+}
+
+/// Writes a new key file readable only by its owner; never overwrites.
+pub(crate) fn write_key(path: &Path, signer: &Signer) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    let pem = signer.to_pkcs8_pem()?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the key file {} (an existing key is never overwritten)", path.display()))?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the directory {}", dir.display()))
+}
+
+fn default_home() -> Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("personctl"));
+    }
+    match std::env::var_os("HOME").filter(|x| !x.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/personctl")),
+        None => bail!("no data directory: set --home or PERSONCTL_HOME"),
+    }
+}
+
+/// Resolves `--stream TYPE/ID` or `--person ID` to a stream id; `None` when neither is given.
+pub(crate) fn stream_of(select: &StreamSelector) -> Result<Option<StreamId>> {
+    match (&select.stream, &select.person) {
+        (Some(s), _) => Ok(Some(s.parse().with_context(|| format!("--stream {s:?}"))?)),
+        (None, Some(p)) => Ok(Some(
+            StreamId::new(personctl_domain::AGGREGATE, p.as_str()).with_context(|| format!("--person {p:?}"))?,
+        )),
+        (None, None) => Ok(None),
+    }
+}
