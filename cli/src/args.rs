@@ -40,6 +40,16 @@ pub(crate) enum Command {
     Streams,
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
     Bench(BenchArgs),
+    /// Create a fresh sample ledger, append events to a few chains, verify and show them.
+    Demo(DemoArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct DemoArgs {
+    /// Data directory for the sample ledger (must not exist yet). Default: a new directory
+    /// under the system's temporary directory, kept so that you can explore it.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -7,7 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use personctl_ledger::{SledStore, Signer, StreamId, TrustSet};
+use personctl_ledger::{Signer, SledStore, StreamId, TrustSet};
 
 use crate::args::{Args, StreamSelector};
 
@@ -27,8 +27,15 @@ impl Config {
         if home.as_os_str().is_empty() {
             bail!("--home (PERSONCTL_HOME) is empty");
         }
-        let key = args.key.clone().unwrap_or_else(|| home.join("keys").join("default.pem"));
-        Ok(Config { home, key, json: args.json })
+        let key = args
+            .key
+            .clone()
+            .unwrap_or_else(|| home.join("keys").join("default.pem"));
+        Ok(Config {
+            home,
+            key,
+            json: args.json,
+        })
     }
 
     fn store_path(&self) -> PathBuf {
@@ -57,7 +64,10 @@ impl Config {
         SledStore::open(path).map_err(|e| {
             let text = e.to_string();
             if text.contains("WouldBlock") || text.contains("lock") {
-                anyhow::anyhow!("the store at {} is in use by another personctl process", path.display())
+                anyhow::anyhow!(
+                    "the store at {} is in use by another personctl process",
+                    path.display()
+                )
             } else {
                 anyhow::Error::new(e).context(format!("opening the store at {}", path.display()))
             }
@@ -77,13 +87,17 @@ impl Config {
 
 pub(crate) fn load_signer(path: &Path) -> Result<Signer> {
     let text = fs::read_to_string(path).with_context(|| {
-        format!("reading the signing key {} (create one with `personctl keygen`)", path.display())
+        format!(
+            "reading the signing key {} (create one with `personctl keygen`)",
+            path.display()
+        )
     })?;
     let meta = fs::metadata(path)?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "the signing key is readable by others; chmod 600 it");
     }
-    Signer::from_pkcs8_pem(&text).with_context(|| format!("reading the signing key {}", path.display()))
+    Signer::from_pkcs8_pem(&text)
+        .with_context(|| format!("reading the signing key {}", path.display()))
 }
 
 /// Writes a new key file readable only by its owner; never overwrites.
@@ -97,7 +111,12 @@ pub(crate) fn write_key(path: &Path, signer: &Signer) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating the key file {} (an existing key is never overwritten)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "creating the key file {} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
     file.write_all(pem.as_bytes())?;
     file.sync_all()?;
     Ok(())
@@ -126,7 +145,8 @@ pub(crate) fn stream_of(select: &StreamSelector) -> Result<Option<StreamId>> {
     match (&select.stream, &select.person) {
         (Some(s), _) => Ok(Some(s.parse().with_context(|| format!("--stream {s:?}"))?)),
         (None, Some(p)) => Ok(Some(
-            StreamId::new(personctl_domain::AGGREGATE, p.as_str()).with_context(|| format!("--person {p:?}"))?,
+            StreamId::new(personctl_domain::AGGREGATE, p.as_str())
+                .with_context(|| format!("--person {p:?}"))?,
         )),
         (None, None) => Ok(None),
     }

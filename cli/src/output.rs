@@ -13,7 +13,10 @@ pub(crate) struct Out {
 
 impl Out {
     pub(crate) fn new(json: bool) -> Out {
-        Out { writer: BufWriter::new(std::io::stdout()), json }
+        Out {
+            writer: BufWriter::new(std::io::stdout()),
+            json,
+        }
     }
 
     pub(crate) fn is_json(&self) -> bool {
@@ -21,7 +24,12 @@ impl Out {
     }
 
     /// One record: the `human` line, or a JSON Lines object of type `ty` with `data`.
-    pub(crate) fn record(&mut self, ty: &str, data: Value, human: impl FnOnce() -> String) -> std::io::Result<()> {
+    pub(crate) fn record(
+        &mut self,
+        ty: &str,
+        data: Value,
+        human: impl FnOnce() -> String,
+    ) -> std::io::Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.writer, &json!({"type": ty, "data": data}))?;
             self.writer.write_all(b"\n")

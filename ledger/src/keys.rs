@@ -9,7 +9,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
@@ -89,7 +88,30 @@ pub struct Author {
 impl Author {
     /// Parses the 32-byte compressed public key. Fails for bytes that are not a curve point.
     /// Small-order ("weak") keys parse, but never verify.
+    ///
+    /// Decompressing a point costs about as much as a quarter of a verification, and a ledger has
+    /// few authors, so each thread remembers the last few keys it parsed.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Author> {
+        thread_local! {
+            static RECENT: std::cell::RefCell<Vec<([u8; 32], Author)>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        if let Some(hit) =
+            RECENT.with(|r| r.borrow().iter().find(|(b, _)| b == bytes).map(|(_, a)| *a))
+        {
+            return Ok(hit);
+        }
+        let author = Author::decompress(bytes)?;
+        RECENT.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.len() == 16 {
+                r.remove(0);
+            }
+            r.push((*bytes, author));
+        });
+        Ok(author)
+    }
+
+    fn decompress(bytes: &[u8; 32]) -> Result<Author> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|e| Error::InvalidKey {
             input: hex(bytes),
             reason: format!("not an ed25519 public key: {e}"),
@@ -193,8 +215,29 @@ pub struct SigCheck<'a> {
     pub author: &'a Author,
 }
 
-/// The strict checks that batch verification does not make by itself: canonical `s`, canonical
-/// and not-small-order `R`, not-small-order key.
+/// The canonical encodings of the eight points of small order.
+fn small_order_encodings() -> &'static [[u8; 32]; 8] {
+    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().0))
+}
+
+/// Whether `r` is the canonical encoding of a point's y coordinate: y < p = 2^255 - 19, and the
+/// sign bit is clear when x = 0 (y = 1 or y = p - 1). Decompression is not attempted.
+fn is_canonical_encoding(r: &[u8; 32]) -> bool {
+    let y_top = r[31] & 0x7f;
+    let y_at_least_p = y_top == 0x7f && r[1..31].iter().all(|&b| b == 0xff) && r[0] >= 0xed;
+    if y_at_least_p {
+        return false;
+    }
+    let sign = r[31] & 0x80 != 0;
+    let y_is_one = r[0] == 1 && r[1..31].iter().all(|&b| b == 0) && y_top == 0;
+    let y_is_minus_one = r[0] == 0xec && r[1..31].iter().all(|&b| b == 0xff) && y_top == 0x7f;
+    !(sign && (y_is_one || y_is_minus_one))
+}
+
+/// The strict checks that batch verification does not make by itself, done on bytes: canonical
+/// `s`, canonical `R` not of small order, a key not of small order. (Whether `R` is a point at
+/// all is left to the batch, which fails on it and falls back to single verification.)
 fn strict_prechecks(item: &SigCheck<'_>) -> bool {
     if item.author.is_weak() {
         return false;
@@ -206,10 +249,7 @@ fn strict_prechecks(item: &SigCheck<'_>) -> bool {
     }
     let mut r = [0u8; 32];
     r.copy_from_slice(&item.signature.0[..32]);
-    match CompressedEdwardsY(r).decompress() {
-        Some(point) => point.compress().0 == r && !point.is_small_order(),
-        None => false,
-    }
+    is_canonical_encoding(&r) && !small_order_encodings().contains(&r)
 }
 
 /// Verifies many signatures, returning one verdict per item, in order.
@@ -292,5 +332,35 @@ mod tests {
             },
         ];
         assert_eq!(verify_many(&items), vec![true, false, true]);
+    }
+
+    #[test]
+    fn canonical_encoding_by_bytes_agrees_with_decompression() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let mut cases: Vec<[u8; 32]> = small_order_encodings().to_vec();
+        let mut p_minus = [0xff; 32];
+        p_minus[31] = 0x7f;
+        for low in [0xeb, 0xec, 0xed, 0xee, 0xff] {
+            p_minus[0] = low;
+            cases.push(p_minus);
+            let mut signed = p_minus;
+            signed[31] |= 0x80;
+            cases.push(signed);
+        }
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        cases.push(one);
+        one[31] = 0x80;
+        cases.push(one);
+        cases.push(Signer::from_seed([5; 32]).author().to_bytes());
+        for r in cases {
+            if let Some(point) = CompressedEdwardsY(r).decompress() {
+                assert_eq!(
+                    is_canonical_encoding(&r),
+                    point.compress().0 == r,
+                    "{r:02x?}"
+                );
+            }
+        }
     }
 }

@@ -98,6 +98,13 @@ pub struct Ledger<S> {
     store: S,
 }
 
+/// One stream's part of a batch: results by draft index, blocks to write, the head move.
+struct StreamBuild {
+    results: Vec<(usize, Appended)>,
+    blocks: Vec<Block>,
+    update: HeadUpdate,
+}
+
 /// How many times an `Expected::Any` append is retried after losing a race.
 const ANY_RETRIES: usize = 16;
 
@@ -160,7 +167,7 @@ impl<S: BlockStore> Ledger<S> {
             starts.push(self.store.head(stream)?);
         }
         let now = now_us();
-        let built: Vec<Result<(Vec<(usize, Appended)>, Vec<Block>, HeadUpdate)>> = order
+        let built: Vec<Result<StreamBuild>> = order
             .par_iter()
             .zip(starts.par_iter())
             .map(|(stream, start)| {
@@ -218,7 +225,11 @@ impl<S: BlockStore> Ledger<S> {
         let mut commit = Commit::default();
         let mut out: Vec<Option<Appended>> = vec![None; drafts.len()];
         for item in built {
-            let (results, blocks, update) = item?;
+            let StreamBuild {
+                results,
+                blocks,
+                update,
+            } = item?;
             for (i, a) in results {
                 out[i] = Some(a);
             }

@@ -1,1 +1,107 @@
+//! System tests: the real `personctl` binary against real sled stores in temporary directories.
+//!
+//! The binary is built once per run (`cargo build -p personctl`), so these tests never run a
+//! stale one.
 
+mod cli;
+mod tamper;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use personctl_ledger::Signer;
+
+/// Path of a freshly built `personctl`.
+pub(crate) fn personctl() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "personctl", "--bin", "personctl"])
+            .status()
+            .expect("running cargo build for personctl");
+        assert!(status.success(), "building personctl failed");
+        // tests run from target/<profile>/deps/<test binary>
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().unwrap().parent().unwrap().join("personctl");
+        assert!(bin.is_file(), "no personctl binary at {}", bin.display());
+        bin
+    })
+}
+
+/// The key seed used by fixture stores: bytes 0x01 to 0x20 (as in `fixtures/golden`).
+pub(crate) fn fixture_signer() -> Signer {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = i as u8 + 1;
+    }
+    Signer::from_seed(seed)
+}
+
+/// A temporary data directory.
+pub(crate) struct Home {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// The result of one run of the binary.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited normally"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// Every stdout line as a JSON Lines record; panics unless each is `{"type", "data"}`.
+    pub(crate) fn records(&self) -> Vec<(String, serde_json::Value)> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let ty = v["type"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no type: {line}"))
+                    .to_string();
+                assert!(v.get("data").is_some(), "no data: {line}");
+                (ty, v["data"].clone())
+            })
+            .collect()
+    }
+}
+
+impl Home {
+    pub(crate) fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn store_path(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Runs `personctl` with this home and the given arguments.
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(personctl())
+            .args(args)
+            .env("PERSONCTL_HOME", self.path())
+            .env_remove("PERSONCTL_KEY")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+}

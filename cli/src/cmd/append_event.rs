@@ -11,11 +11,14 @@ use crate::output::Out;
 use crate::EXIT_OK;
 
 pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Result<u8> {
-    let stream: StreamId = args.stream.parse().with_context(|| format!("--stream {:?}", args.stream))?;
+    let stream: StreamId = args
+        .stream
+        .parse()
+        .with_context(|| format!("--stream {:?}", args.stream))?;
     let data = match &args.data {
         Some(text) => {
-            let value: serde_json::Value =
-                serde_json::from_str(text).with_context(|| format!("--data is not valid JSON: {text:?}"))?;
+            let value: serde_json::Value = serde_json::from_str(text)
+                .with_context(|| format!("--data is not valid JSON: {text:?}"))?;
             Some(json_to_ipld(&value))
         }
         None => None,
@@ -63,6 +66,10 @@ pub(crate) fn json_to_ipld(value: &serde_json::Value) -> Ipld {
         },
         Value::String(s) => Ipld::String(s.clone()),
         Value::Array(items) => Ipld::List(items.iter().map(json_to_ipld).collect()),
-        Value::Object(map) => Ipld::Map(map.iter().map(|(k, v)| (k.clone(), json_to_ipld(v))).collect()),
+        Value::Object(map) => Ipld::Map(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_ipld(v)))
+                .collect(),
+        ),
     }
 }

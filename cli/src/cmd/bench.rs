@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use personctl_ledger::{
-    verify, verify_many, Cid, Draft, Ipld, Ledger, SigCheck, Signature, Signer, SledStore, StreamId, TrustSet,
-    UnsignedEvent, VerifyOptions,
+    verify, verify_many, Cid, Draft, Ipld, Ledger, SigCheck, Signature, Signer, SledStore,
+    StreamId, TrustSet, UnsignedEvent, VerifyOptions,
 };
 
 use crate::args::BenchArgs;
@@ -42,8 +42,14 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 fn sample_data(i: u64) -> Ipld {
     Ipld::Map(
         [
-            ("legal_name".to_string(), Ipld::String(format!("Person Number {i}"))),
-            ("email".to_string(), Ipld::String(format!("person{i}@example.org"))),
+            (
+                "legal_name".to_string(),
+                Ipld::String(format!("Person Number {i}")),
+            ),
+            (
+                "email".to_string(),
+                Ipld::String(format!("person{i}@example.org")),
+            ),
         ]
         .into_iter()
         .collect(),
@@ -85,28 +91,85 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             })
             .collect::<Vec<_>>()
     });
-    rows.push(Row { stage: "encode + CID (1 core)", events: n, seconds: s, note: "ceiling".into() });
-    let (sigs, s) = timed(|| messages.iter().map(|m| signer.sign(m)).collect::<Vec<Signature>>());
-    rows.push(Row { stage: "sign (1 core)", events: n, seconds: s, note: "ceiling".into() });
-    let (_, s) = timed(|| messages.par_iter().map(|m| signer.sign(m)).collect::<Vec<Signature>>());
-    rows.push(Row { stage: "sign (all cores)", events: n, seconds: s, note: format!("ceiling, {threads} threads") });
-    let (ok, s) = timed(|| messages.iter().zip(&sigs).all(|(m, sig)| author.verify(m, sig)));
+    rows.push(Row {
+        stage: "encode + CID (1 core)",
+        events: n,
+        seconds: s,
+        note: "ceiling".into(),
+    });
+    let (sigs, s) = timed(|| {
+        messages
+            .iter()
+            .map(|m| signer.sign(m))
+            .collect::<Vec<Signature>>()
+    });
+    rows.push(Row {
+        stage: "sign (1 core)",
+        events: n,
+        seconds: s,
+        note: "ceiling".into(),
+    });
+    let (_, s) = timed(|| {
+        messages
+            .par_iter()
+            .map(|m| signer.sign(m))
+            .collect::<Vec<Signature>>()
+    });
+    rows.push(Row {
+        stage: "sign (all cores)",
+        events: n,
+        seconds: s,
+        note: format!("ceiling, {threads} threads"),
+    });
+    let (ok, s) = timed(|| {
+        messages
+            .iter()
+            .zip(&sigs)
+            .all(|(m, sig)| author.verify(m, sig))
+    });
     assert!(ok, "benchmark signatures verify");
-    rows.push(Row { stage: "verify single (1 core)", events: n, seconds: s, note: "ceiling".into() });
+    rows.push(Row {
+        stage: "verify single (1 core)",
+        events: n,
+        seconds: s,
+        note: "ceiling".into(),
+    });
     let checks: Vec<SigCheck<'_>> = messages
         .iter()
         .zip(&sigs)
-        .map(|(m, sig)| SigCheck { message: m, signature: sig, author: &author })
+        .map(|(m, sig)| SigCheck {
+            message: m,
+            signature: sig,
+            author: &author,
+        })
         .collect();
     let (_, s) = timed(|| checks.chunks(64).flat_map(verify_many).collect::<Vec<_>>());
-    rows.push(Row { stage: "verify batch/64 (1 core)", events: n, seconds: s, note: "ceiling".into() });
-    let (_, s) = timed(|| checks.par_chunks(64).flat_map_iter(verify_many).collect::<Vec<_>>());
-    rows.push(Row { stage: "verify batch/64 (all cores)", events: n, seconds: s, note: format!("ceiling, {threads} threads") });
+    rows.push(Row {
+        stage: "verify batch/64 (1 core)",
+        events: n,
+        seconds: s,
+        note: "ceiling".into(),
+    });
+    let (_, s) = timed(|| {
+        checks
+            .par_chunks(64)
+            .flat_map_iter(verify_many)
+            .collect::<Vec<_>>()
+    });
+    rows.push(Row {
+        stage: "verify batch/64 (all cores)",
+        events: n,
+        seconds: s,
+        note: format!("ceiling, {threads} threads"),
+    });
 
     // The real path: append to a fresh sled store, then verify it.
     let tmp;
     let dir = match &args.dir {
-        Some(d) if d.exists() => bail!("--dir {}: already exists; give a new directory", d.display()),
+        Some(d) if d.exists() => bail!(
+            "--dir {}: already exists; give a new directory",
+            d.display()
+        ),
         Some(d) => d.clone(),
         None => {
             tmp = tempfile::tempdir()?;
@@ -114,13 +177,22 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         }
     };
     let ledger = Ledger::new(SledStore::open(&dir)?);
-    let streams: Vec<StreamId> = (0..args.streams).map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid")).collect();
+    let streams: Vec<StreamId> = (0..args.streams)
+        .map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid"))
+        .collect();
     let (_, s) = timed(|| -> Result<()> {
         let mut i = 0;
         while i < args.events {
             let end = (i + args.batch).min(args.events);
             let drafts = (i..end)
-                .map(|k| Draft::new(streams[(k % args.streams) as usize].clone(), "PersonRenamed", 1).with_data(sample_data(k)))
+                .map(|k| {
+                    Draft::new(
+                        streams[(k % args.streams) as usize].clone(),
+                        "PersonRenamed",
+                        1,
+                    )
+                    .with_data(sample_data(k))
+                })
                 .collect::<personctl_ledger::Result<Vec<_>>>()?;
             ledger.append_batch(&signer, drafts)?;
             i = end;
@@ -131,15 +203,26 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         stage: "append to sled, batched",
         events: args.events,
         seconds: s,
-        note: format!("batches of {}, {} streams, payload per event, fsync per batch", args.batch, args.streams),
+        note: format!(
+            "batches of {}, {} streams, payload per event, fsync per batch",
+            args.batch, args.streams
+        ),
     });
     let trust: TrustSet = [author].into_iter().collect();
     let (report, s) = timed(|| verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {}));
     let report = report?;
     if !report.is_ok() {
-        bail!("the benchmark store did not verify: {:?}", report.findings.first());
+        bail!(
+            "the benchmark store did not verify: {:?}",
+            report.findings.first()
+        );
     }
-    rows.push(Row { stage: "verify whole store", events: report.events, seconds: s, note: format!("{threads} threads, batch verification") });
+    rows.push(Row {
+        stage: "verify whole store",
+        events: report.events,
+        seconds: s,
+        note: format!("{threads} threads, batch verification"),
+    });
     drop(ledger);
     let disk = dir_size(&dir);
 
@@ -153,7 +236,12 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     out.record(
         "disk",
         json!({"bytes": disk, "events": args.events, "bytes_per_event": disk / args.events}),
-        || format!("store on disk: {disk} bytes, {} bytes per event (event + payload blocks)", disk / args.events),
+        || {
+            format!(
+                "store on disk: {disk} bytes, {} bytes per event (event + payload blocks)",
+                disk / args.events
+            )
+        },
     )?;
     Ok(EXIT_OK)
 }

@@ -26,7 +26,11 @@ pub(crate) fn run(config: &Config, args: &KeygenArgs, out: &mut Out) -> Result<u
         || author.to_string(),
     )?;
     if !out.is_json() {
-        let note = if trusted { ", trusted in this home" } else { "" };
+        let note = if trusted {
+            ", trusted in this home"
+        } else {
+            ""
+        };
         eprintln!("personctl: wrote {} (mode 0600){note}", path.display());
     }
     Ok(EXIT_OK)

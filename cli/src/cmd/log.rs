@@ -14,12 +14,17 @@ use crate::output::{time, Out};
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
 pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u8> {
-    let Some(stream) = stream_of(&args.select)? else { bail!("log needs --stream TYPE/ID or --person ID") };
+    let Some(stream) = stream_of(&args.select)? else {
+        bail!("log needs --stream TYPE/ID or --person ID")
+    };
     let store = config.open_existing_store()?;
     let trust = config.trust(&store)?;
     let ledger = Ledger::new(store);
     if ledger.store().head(&stream)?.is_none() {
-        bail!("no stream {stream} in the store at {}", config.home.display());
+        bail!(
+            "no stream {stream} in the store at {}",
+            config.home.display()
+        );
     }
     // Walk back as far as the chain holds, then print genesis first.
     let mut events = Vec::new();
@@ -36,9 +41,11 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
     events.reverse();
     let mut all_ok = broken.is_none();
     if let Some(e) = &broken {
-        out.record("broken", json!({"stream": stream.to_string(), "message": e.to_string()}), || {
-            format!("chain broken below the first line: {e}")
-        })?;
+        out.record(
+            "broken",
+            json!({"stream": stream.to_string(), "message": e.to_string()}),
+            || format!("chain broken below the first line: {e}"),
+        )?;
     }
     let mut prev: Option<&Event> = None;
     for event in &events {
@@ -74,7 +81,12 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
     Ok(if all_ok { EXIT_OK } else { EXIT_NEGATIVE })
 }
 
-fn verdict<S: BlockStore>(ledger: &Ledger<S>, trust: &TrustSet, event: &Event, prev: Option<&Event>) -> String {
+fn verdict<S: BlockStore>(
+    ledger: &Ledger<S>,
+    trust: &TrustSet,
+    event: &Event,
+    prev: Option<&Event>,
+) -> String {
     let block = match ledger.store().get(&event.cid()) {
         Ok(Some(b)) => b,
         Ok(None) => return "missing".into(),

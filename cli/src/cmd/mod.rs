@@ -2,6 +2,7 @@
 
 mod append_event;
 mod bench;
+mod demo;
 mod keygen;
 mod log;
 mod trust;
@@ -26,6 +27,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Log(a) => log::run(&config, &a, &mut out)?,
         Command::Streams => streams(&config, &mut out)?,
         Command::Bench(a) => bench::run(&a, &mut out)?,
+        Command::Demo(a) => demo::run(&a, &mut out)?,
     };
     out.flush()?;
     Ok(code)

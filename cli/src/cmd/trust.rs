@@ -12,9 +12,15 @@ use crate::EXIT_OK;
 
 pub(crate) fn run(config: &Config, command: TrustCommand, out: &mut Out) -> Result<u8> {
     match command {
-        TrustCommand::Add { did, from_key, label } => {
+        TrustCommand::Add {
+            did,
+            from_key,
+            label,
+        } => {
             let author = match (did, from_key) {
-                (Some(did), _) => did.parse::<Author>().with_context(|| format!("trust add {did:?}"))?,
+                (Some(did), _) => did
+                    .parse::<Author>()
+                    .with_context(|| format!("trust add {did:?}"))?,
                 (None, Some(path)) => load_signer(&path)?.author(),
                 (None, None) => bail!("trust add needs a did:key or --from-key FILE"),
             };
@@ -23,25 +29,42 @@ pub(crate) fn run(config: &Config, command: TrustCommand, out: &mut Out) -> Resu
             }
             let store = config.open_or_create_store()?;
             let new = store.trust_add(&author, &label)?;
-            out.record("trusted", json!({"author": author.to_string(), "label": label, "new": new}), || {
-                format!("{} {author}", if new { "trusted" } else { "already trusted (label updated)" })
-            })?;
+            out.record(
+                "trusted",
+                json!({"author": author.to_string(), "label": label, "new": new}),
+                || {
+                    format!(
+                        "{} {author}",
+                        if new {
+                            "trusted"
+                        } else {
+                            "already trusted (label updated)"
+                        }
+                    )
+                },
+            )?;
         }
         TrustCommand::List => {
             let store = config.open_existing_store()?;
             for (author, label) in store.trust_list()? {
-                out.record("trusted", json!({"author": author.to_string(), "label": label}), || {
-                    format!("{author}\t{label}")
-                })?;
+                out.record(
+                    "trusted",
+                    json!({"author": author.to_string(), "label": label}),
+                    || format!("{author}\t{label}"),
+                )?;
             }
         }
         TrustCommand::Remove { did } => {
-            let author = did.parse::<Author>().with_context(|| format!("trust remove {did:?}"))?;
+            let author = did
+                .parse::<Author>()
+                .with_context(|| format!("trust remove {did:?}"))?;
             let store = config.open_existing_store()?;
             if !store.trust_remove(&author)? {
                 bail!("trust remove {author}: that key is not trusted");
             }
-            out.record("untrusted", json!({"author": author.to_string()}), || format!("removed {author}"))?;
+            out.record("untrusted", json!({"author": author.to_string()}), || {
+                format!("removed {author}")
+            })?;
         }
     }
     Ok(EXIT_OK)

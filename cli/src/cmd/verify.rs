@@ -30,7 +30,10 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
     };
     let bar = progress_bar(out.is_json(), total);
     let started = Instant::now();
-    let options = VerifyOptions { scope, exact: args.exact };
+    let options = VerifyOptions {
+        scope,
+        exact: args.exact,
+    };
     let report = verify(&store, &trust, &options, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
@@ -59,7 +62,11 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             )
         },
     )?;
-    Ok(if report.is_ok() { EXIT_OK } else { EXIT_NEGATIVE })
+    Ok(if report.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_NEGATIVE
+    })
 }
 
 fn progress_bar(json: bool, total: u64) -> ProgressBar {
@@ -67,7 +74,9 @@ fn progress_bar(json: bool, total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+    {
         bar.set_style(style);
     }
     bar

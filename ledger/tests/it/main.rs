@@ -1,10 +1,10 @@
-//! Integration tests of the ledger crate: codec fixtures, Wycheproof, golden vectors, stores,
-//! appends under contention, and verification of tampered stores.
+//! Integration tests of the ledger crate: codec fixtures, Wycheproof, golden vectors, chains,
+//! and appends under contention.
 
+mod chains;
 mod codec_fixtures;
 mod concurrency;
 mod golden;
-mod tamper;
 mod wycheproof;
 
 use std::path::PathBuf;

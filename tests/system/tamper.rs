@@ -1,15 +1,17 @@
-//! Verification of tampered sled stores: every kind of damage is reported with the right CID.
+//! Tampered sled stores, audited by `personctl verify`: every kind of damage is reported with
+//! the right CID and exit code 1, both for the whole store and for one stream (`--stream`).
 
 use personctl_ledger::{
-    verify, Block, BlockStore, Cid, Draft, Event, Expected, Head, Ipld, Ledger, Report, Scope,
-    Signer, SledStore, StreamId, TrustSet, UnsignedEvent, VerifyOptions,
+    Block, BlockStore, Cid, Draft, Event, Expected, Head, Ipld, Ledger, Signer, SledStore,
+    StreamId, UnsignedEvent,
 };
 
-use crate::golden::fixture_signer;
+use crate::{fixture_signer, Home};
 
-/// A store with two streams of five events each (every event with a payload).
+/// A home whose store has two streams of five events each (every event with a payload), written
+/// with the fixture key, which the home trusts.
 struct Fixture {
-    _dir: tempfile::TempDir,
+    home: Home,
     ledger: Ledger<SledStore>,
     a: StreamId,
     b: StreamId,
@@ -20,17 +22,20 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::new(SledStore::open(dir.path()).unwrap());
+    let home = Home::new();
+    let store = SledStore::open(home.store_path()).unwrap();
     let signer = fixture_signer();
+    store.trust_add(&signer.author(), "fixture").unwrap();
+    let ledger = Ledger::new(store);
     let (a, b): (StreamId, StreamId) = ("person/a".parse().unwrap(), "person/b".parse().unwrap());
     let mut drafts = Vec::new();
     for i in 0..5 {
         for s in [&a, &b] {
-            let d = Draft::new(s.clone(), "Touched", 1)
-                .with_data(Ipld::Integer(i))
-                .unwrap();
-            drafts.push(d);
+            drafts.push(
+                Draft::new(s.clone(), "Touched", 1)
+                    .with_data(Ipld::Integer(i))
+                    .unwrap(),
+            );
         }
     }
     let out = ledger.append_batch(&signer, drafts).unwrap();
@@ -49,28 +54,64 @@ fn fixture() -> Fixture {
         a_events: pick(&a),
         b_events: pick(&b),
         a_payloads,
-        _dir: dir,
+        home,
         ledger,
         a,
         b,
     }
 }
 
-fn trust() -> TrustSet {
-    [fixture_signer().author()].into_iter().collect()
-}
-
-fn run(f: &Fixture, scope: Scope) -> Report {
-    verify(
-        f.ledger.store(),
-        &trust(),
-        &VerifyOptions {
-            scope,
-            exact: false,
+/// Runs `personctl verify --json` (optionally on one stream) with the store closed; returns
+/// the exit code and the failures as (check, cid).
+fn verify_cli(f: Fixture, stream: Option<&StreamId>) -> (Fixture, i32, Vec<(String, String)>) {
+    let Fixture {
+        home,
+        ledger,
+        a,
+        b,
+        a_events,
+        b_events,
+        a_payloads,
+    } = f;
+    drop(ledger); // sled allows one process at a time
+    let mut args = vec!["verify".to_string(), "--json".to_string()];
+    if let Some(s) = stream {
+        args.extend(["--stream".to_string(), s.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = home.run(&args);
+    let mut failures = Vec::new();
+    let mut summary = None;
+    for (ty, data) in run.records() {
+        match ty.as_str() {
+            "failure" => failures.push((
+                data["check"].as_str().unwrap().to_string(),
+                data["cid"].as_str().unwrap_or("-").to_string(),
+            )),
+            "summary" => summary = Some(data),
+            other => panic!("unexpected record type {other}"),
+        }
+    }
+    let summary = summary.expect("a summary record");
+    assert_eq!(
+        summary["failures"].as_u64().unwrap() as usize,
+        failures.len()
+    );
+    assert_eq!(summary["ok"].as_bool().unwrap(), failures.is_empty());
+    let ledger = Ledger::new(SledStore::open(home.store_path()).unwrap());
+    (
+        Fixture {
+            home,
+            ledger,
+            a,
+            b,
+            a_events,
+            b_events,
+            a_payloads,
         },
-        &|_| {},
+        run.code,
+        failures,
     )
-    .unwrap()
 }
 
 fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
@@ -83,35 +124,41 @@ fn raw(f: &Fixture, cid: &Cid) -> Vec<u8> {
     f.ledger.store().get(cid).unwrap().unwrap().into_bytes()
 }
 
-/// Applies `tamper`, then requires every `(check, cid)` it returns among the findings of both a
-/// whole-store and (where the damage lies on stream a) a single-stream verification.
+/// Applies `tamper`, then requires exit code 1 and every `(check, cid)` it returns among the
+/// failures, for the whole store and (when the damage is visible from stream a) for stream a.
 fn check(
     name: &str,
     tamper: impl FnOnce(&Fixture) -> Vec<(&'static str, Cid)>,
     stream_scope_too: bool,
 ) {
     let f = fixture();
-    assert!(
-        run(&f, Scope::All).is_ok(),
-        "{name}: the untouched fixture verifies"
+    let (f, code, failures) = verify_cli(f, None);
+    assert_eq!(
+        (code, failures.len()),
+        (0, 0),
+        "{name}: the untouched fixture verifies: {failures:?}"
     );
     let expected = tamper(&f);
-    let mut scopes = vec![Scope::All];
+    let a = f.a.clone();
+    let mut scopes = vec![None];
     if stream_scope_too {
-        scopes.push(Scope::Stream(f.a.clone()));
+        scopes.push(Some(a));
     }
+    let mut f = f;
     for scope in scopes {
-        let report = run(&f, scope.clone());
-        assert!(!report.is_ok(), "{name} ({scope:?}): not detected");
-        for (code, cid) in &expected {
-            let hit = report
-                .findings
+        let (again, code, failures) = verify_cli(f, scope.as_ref());
+        f = again;
+        assert_eq!(
+            code, 1,
+            "{name} ({scope:?}): exit code; failures {failures:?}"
+        );
+        for (check, cid) in &expected {
+            let hit = failures
                 .iter()
-                .any(|x| x.problem.code() == *code && x.cid == Some(*cid));
+                .any(|(c, x)| c == check && *x == cid.to_string());
             assert!(
                 hit,
-                "{name} ({scope:?}): no {code} finding for {cid}; got {:#?}",
-                report.findings
+                "{name} ({scope:?}): no {check} failure for {cid}; got {failures:#?}"
             );
         }
     }
@@ -326,39 +373,4 @@ fn removed_genesis_block() {
         },
         true,
     );
-}
-
-#[test]
-fn a_clean_store_verifies_in_both_scopes_and_exact_mode() {
-    let f = fixture();
-    for scope in [
-        Scope::All,
-        Scope::Stream(f.a.clone()),
-        Scope::Stream(f.b.clone()),
-    ] {
-        let report = verify(
-            f.ledger.store(),
-            &trust(),
-            &VerifyOptions {
-                scope: scope.clone(),
-                exact: true,
-            },
-            &|_| {},
-        )
-        .unwrap();
-        assert!(report.is_ok(), "{scope:?}: {:?}", report.findings);
-    }
-    let report = run(&f, Scope::All);
-    assert_eq!(
-        (report.events, report.payloads, report.streams),
-        (10, 10, 2)
-    );
-    assert_eq!(f.ledger.chain(&f.a).unwrap(), f.a_events);
-    let forward: Vec<Cid> = f
-        .ledger
-        .walk_forward(&f.b)
-        .unwrap()
-        .map(|e| e.unwrap().cid())
-        .collect();
-    assert_eq!(forward, f.b_events);
 }
