@@ -210,15 +210,16 @@ impl<S: BlockStore> Ledger<S> {
                     blocks.push(block);
                 }
                 let new = head.expect("a group has at least one draft");
-                Ok((
+                let update = HeadUpdate {
+                    stream: stream.clone(),
+                    expected: *start,
+                    new,
+                };
+                Ok(StreamBuild {
                     results,
                     blocks,
-                    HeadUpdate {
-                        stream: stream.clone(),
-                        expected: *start,
-                        new,
-                    },
-                ))
+                    update,
+                })
             })
             .collect();
 
