@@ -4,10 +4,12 @@
 //! [`BlockStore::commit`] writes blocks and moves heads in one atomic step, with a
 //! compare-and-swap on every head it moves: that is what keeps a chain from forking.
 //!
-//! - [`SledStore`]: the embedded default, durable, in a directory.
+//! - [`SledStore`]: the embedded default, durable, in a directory: block bytes in append-only
+//!   segment files, the index, heads and trust list in sled.
 //! - [`MemoryStore`]: in memory, for unit tests and examples.
 
 mod memory;
+mod segments;
 mod sled;
 
 pub use self::memory::MemoryStore;

@@ -1,66 +1,172 @@
-//! [`SledStore`]: the embedded, durable [`BlockStore`], a sled database in a directory.
+//! [`SledStore`]: the embedded, durable [`BlockStore`]: block bytes in append-only segment
+//! files, and an ordered log of commit records in sled.
 //!
-//! Layout (one sled tree, so that a commit is a single atomic `apply_batch`):
+//! Layout of a store directory:
 //!
-//! | key                          | value                                       |
-//! |------------------------------|---------------------------------------------|
-//! | `b` + CID (36 bytes)         | block bytes                                 |
-//! | `h` + type `0x00` id         | head record, DAG-CBOR `{"cid": CID, "height": uint}` |
-//! | `meta/format`                | store layout version, `1`                   |
+//! | path | content |
+//! |---|---|
+//! | `blocks/NNNNNNNN.seg` | block bytes, appended (see `segments.rs`) |
+//! | `index/` (sled) `meta/format` | store layout version, `1` |
+//! | `index/` (sled) tree `commits` | sequence number (u64 BE) to the CID (36 bytes) and location (16 bytes) of a commit record |
+//! | `index/` (sled) tree `trust` | trusted author key (32 bytes) to a UTF-8 label |
 //!
-//! Trusted keys live in a second tree, `trust`: author key (32 bytes) to a UTF-8 label.
-//! Every write is followed by a flush (fsync) before it is reported as done.
+//! A commit record lists the blocks the commit wrote (CID and location), the heads it moved and
+//! the blocks it removed. It is written to the segment right after the commit's blocks, in the
+//! same write and sync; sled then gets one small entry pointing at it, and its atomic insert and
+//! flush is what makes the commit count. At open the records are read back, in order, checked
+//! against their CIDs and replayed into two in-memory maps: CID to location, and stream to head
+//! (the Bitcask model: memory holds the index, files hold the data). Only then are the maps
+//! updated. A crash before the sled flush leaves unindexed bytes in a segment: invisible and
+//! harmless. sled never holds block bytes (and so never personal data); removing a block
+//! overwrites its bytes in place.
+//!
+//! Commit record, binary, all integers big-endian:
+//! `blocks: u32, (CID: 36 bytes, segment: u32, offset: u64, len: u32) * blocks,`
+//! `heads: u32, (stream key length: u16, stream key, CID: 36 bytes, height: u64) * heads,`
+//! `removed: u32, CID: 36 bytes * removed`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use tracing::instrument;
 
+use super::segments::{checked, Loc, Segments};
 use super::{check_heads, BlockStore, Commit, Head};
-use crate::{codec, Author, Block, Cid, Error, Result, StreamId};
+use crate::{Author, Block, Cid, Error, Result, StreamId, CID_LEN};
 
-const BLOCK: u8 = b'b';
-const HEAD: u8 = b'h';
 const META_FORMAT: &[u8] = b"meta/format";
 const LAYOUT_VERSION: &[u8] = b"1";
 
-/// A durable block store in a sled database.
+/// A durable block store in a directory.
 pub struct SledStore {
     path: PathBuf,
     db: ::sled::Db,
+    commits: ::sled::Tree,
     trust: ::sled::Tree,
-    /// Serialises commits, so that the head check and the write are one step. sled allows one
-    /// process per database, so a process-wide lock is enough.
-    commit_lock: Mutex<()>,
+    segments: Segments,
+    state: RwLock<State>,
+    /// Serialises writers, so that the head check, the writes and the map updates are one step.
+    /// sled allows one process per database, so a process-wide lock is enough.
+    writer: Mutex<u64>,
 }
 
-fn block_key(cid: &Cid) -> [u8; 37] {
-    let mut key = [0u8; 37];
-    key[0] = BLOCK;
-    key[1..].copy_from_slice(&cid.to_bytes());
-    key
+/// The in-memory index, rebuilt from the commit records at open.
+#[derive(Default)]
+struct State {
+    blocks: HashMap<Cid, Loc>,
+    heads: BTreeMap<StreamId, Head>,
 }
 
-fn head_key(stream: &StreamId) -> Vec<u8> {
-    let mut key = vec![HEAD];
-    key.extend_from_slice(&stream.key());
-    key
+/// One commit record (see the module docs).
+#[derive(Default)]
+struct Record {
+    blocks: Vec<(Cid, Loc)>,
+    heads: Vec<(StreamId, Head)>,
+    removed: Vec<Cid>,
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + self.blocks.len() * 52 + self.heads.len() * 80);
+        out.extend_from_slice(&(self.blocks.len() as u32).to_be_bytes());
+        for (cid, loc) in &self.blocks {
+            out.extend_from_slice(&cid.to_bytes());
+            out.extend_from_slice(&loc.to_bytes());
+        }
+        out.extend_from_slice(&(self.heads.len() as u32).to_be_bytes());
+        for (stream, head) in &self.heads {
+            let key = stream.key();
+            out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            out.extend_from_slice(&key);
+            out.extend_from_slice(&head.cid.to_bytes());
+            out.extend_from_slice(&head.height.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.removed.len() as u32).to_be_bytes());
+        for cid in &self.removed {
+            out.extend_from_slice(&cid.to_bytes());
+        }
+        out
+    }
+
+    fn decode(seq: u64, bytes: &[u8]) -> Result<Record> {
+        let bad = || corrupt(format!("commit record {seq} is malformed"));
+        let mut r = Reader { bytes, pos: 0 };
+        let mut record = Record::default();
+        for _ in 0..r.u32().ok_or_else(bad)? {
+            let cid = Cid::from_bytes(r.take(CID_LEN).ok_or_else(bad)?)?;
+            let loc = Loc::from_bytes(r.take(16).ok_or_else(bad)?).ok_or_else(bad)?;
+            record.blocks.push((cid, loc));
+        }
+        for _ in 0..r.u32().ok_or_else(bad)? {
+            let len = u16::from_be_bytes(r.take(2).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+            let stream = StreamId::from_key(r.take(len as usize).ok_or_else(bad)?)?;
+            let cid = Cid::from_bytes(r.take(CID_LEN).ok_or_else(bad)?)?;
+            let height =
+                u64::from_be_bytes(r.take(8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+            record.heads.push((stream, Head { cid, height }));
+        }
+        for _ in 0..r.u32().ok_or_else(bad)? {
+            record
+                .removed
+                .push(Cid::from_bytes(r.take(CID_LEN).ok_or_else(bad)?)?);
+        }
+        if r.pos != bytes.len() {
+            return Err(bad());
+        }
+        Ok(record)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+fn corrupt(what: String) -> Error {
+    Error::Io {
+        context: "reading the store index".into(),
+        source: std::io::Error::other(what),
+    }
+}
+
+impl State {
+    fn apply(&mut self, record: Record) {
+        self.blocks.extend(record.blocks);
+        self.heads.extend(record.heads);
+        for cid in record.removed {
+            self.blocks.remove(&cid);
+        }
+    }
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in directory `path`.
+    /// Opens (or creates) the store in directory `path`, replaying its commit records.
     ///
     /// Fails with a clear error when the directory holds something that is not a personctl
     /// store, or is already opened by another process.
     #[instrument(skip_all, fields(path = %path.as_ref().display()))]
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
+        let context = || format!("opening the store at {}", path.display());
         let db = ::sled::Config::new()
-            .path(&path)
+            .path(path.join("index"))
             .open()
             .map_err(|e| match e {
                 ::sled::Error::Io(source) => Error::Io {
-                    context: format!("opening the store at {}", path.display()),
+                    context: context(),
                     source,
                 },
                 other => Error::Storage(other),
@@ -69,7 +175,7 @@ impl SledStore {
             Some(v) if v.as_ref() == LAYOUT_VERSION => {}
             Some(v) => {
                 return Err(Error::Io {
-                    context: format!("opening the store at {}", path.display()),
+                    context: context(),
                     source: std::io::Error::other(format!(
                         "store layout version {:?} is not supported (expected 1)",
                         String::from_utf8_lossy(&v)
@@ -81,13 +187,42 @@ impl SledStore {
                 db.flush()?;
             }
         }
+        let commits = db.open_tree("commits")?;
         let trust = db.open_tree("trust")?;
-        tracing::debug!("store opened");
+        let segments = Segments::open(path.join("blocks"))?;
+        let mut state = State::default();
+        let mut next = 0;
+        for entry in commits.iter() {
+            let (k, v) = entry?;
+            let seq = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("bad commit key".into()))?,
+            );
+            let bad = || corrupt(format!("commit pointer {seq} is malformed"));
+            if v.len() != CID_LEN + 16 {
+                return Err(bad());
+            }
+            let cid = Cid::from_bytes(&v[..CID_LEN])?;
+            let loc = Loc::from_bytes(&v[CID_LEN..]).ok_or_else(bad)?;
+            let footer = checked(cid, segments.read(loc))?;
+            state.apply(Record::decode(seq, footer.bytes())?);
+            next = seq + 1;
+        }
+        tracing::debug!(
+            commits = next,
+            blocks = state.blocks.len(),
+            streams = state.heads.len(),
+            "store opened"
+        );
         Ok(SledStore {
             path,
             db,
+            commits,
             trust,
-            commit_lock: Mutex::new(()),
+            segments,
+            state: RwLock::new(state),
+            writer: Mutex::new(next),
         })
     }
 
@@ -127,100 +262,130 @@ impl SledStore {
         Ok(out)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.commit_lock.lock().unwrap_or_else(|e| e.into_inner())
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn read_head(&self, stream: &StreamId) -> Result<Option<Head>> {
-        match self.db.get(head_key(stream))? {
-            Some(bytes) => Ok(Some(codec::decode(
-                &format_args!("head record of {stream}"),
-                &bytes,
-            )?)),
-            None => Ok(None),
-        }
+    /// Writes a commit: blocks to a segment, the record to sled, then the in-memory maps.
+    /// `check` runs under the writer lock, before anything is written.
+    fn write(
+        &self,
+        blocks: &[(Cid, &[u8])],
+        heads: Vec<(StreamId, Head)>,
+        removed: Vec<Cid>,
+        check: impl FnOnce(&State) -> Result<()>,
+    ) -> Result<()> {
+        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        check(&self.read_state())?;
+        let mut record = Record {
+            blocks: Vec::new(),
+            heads,
+            removed,
+        };
+        let (locs, footer_cid, footer_loc) = self.segments.append(blocks, |locs| {
+            record.blocks = blocks
+                .iter()
+                .map(|(c, _)| *c)
+                .zip(locs.iter().copied())
+                .collect();
+            record.encode()
+        })?;
+        debug_assert_eq!(locs.len(), blocks.len());
+        let mut pointer = Vec::with_capacity(CID_LEN + 16);
+        pointer.extend_from_slice(&footer_cid.to_bytes());
+        pointer.extend_from_slice(&footer_loc.to_bytes());
+        self.commits.insert(next.to_be_bytes(), pointer)?;
+        self.db.flush()?;
+        *next += 1;
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(record);
+        Ok(())
     }
 
     /// Sets a head without any check, to simulate corruption in tests.
     pub fn set_head_unchecked(&self, stream: &StreamId, head: Head) -> Result<()> {
-        self.db.insert(head_key(stream), codec::encode(&head)?)?;
-        self.db.flush()?;
-        Ok(())
+        self.write(&[], vec![(stream.clone(), head)], Vec::new(), |_| Ok(()))
     }
 
     /// Stores `bytes` under `cid` without checking them, to simulate corruption in tests.
     pub fn insert_unchecked(&self, cid: &Cid, bytes: &[u8]) -> Result<()> {
-        self.db.insert(block_key(cid), bytes)?;
-        self.db.flush()?;
-        Ok(())
+        self.write(&[(*cid, bytes)], Vec::new(), Vec::new(), |_| Ok(()))
     }
 }
 
 impl BlockStore for SledStore {
     fn get(&self, cid: &Cid) -> Result<Option<Block>> {
-        match self.db.get(block_key(cid))? {
-            Some(bytes) => Block::verified(*cid, bytes.to_vec()).map(Some),
+        let loc = self.read_state().blocks.get(cid).copied();
+        match loc {
+            Some(loc) => checked(*cid, self.segments.read(loc)).map(Some),
             None => Ok(None),
         }
     }
 
     fn contains(&self, cid: &Cid) -> Result<bool> {
-        Ok(self.db.contains_key(block_key(cid))?)
+        Ok(self.read_state().blocks.contains_key(cid))
     }
 
     fn put(&self, block: &Block) -> Result<()> {
-        self.db.insert(block_key(&block.cid()), block.bytes())?;
-        self.db.flush()?;
-        Ok(())
+        if self.contains(&block.cid())? {
+            return Ok(());
+        }
+        self.write(
+            &[(block.cid(), block.bytes())],
+            Vec::new(),
+            Vec::new(),
+            |_| Ok(()),
+        )
     }
 
+    /// Records the removal, then overwrites the bytes with zeros.
     fn remove(&self, cid: &Cid) -> Result<bool> {
-        let old = self.db.remove(block_key(cid))?;
-        self.db.flush()?;
-        Ok(old.is_some())
+        let Some(loc) = self.read_state().blocks.get(cid).copied() else {
+            return Ok(false);
+        };
+        self.write(&[], Vec::new(), vec![*cid], |_| Ok(()))?;
+        self.segments.zero(loc)?;
+        Ok(true)
     }
 
     fn head(&self, stream: &StreamId) -> Result<Option<Head>> {
-        self.read_head(stream)
+        Ok(self.read_state().heads.get(stream).copied())
     }
 
     fn heads(&self) -> Result<Vec<(StreamId, Head)>> {
-        let mut out = Vec::new();
-        for entry in self.db.scan_prefix([HEAD]) {
-            let (k, v) = entry?;
-            let stream = StreamId::from_key(&k[1..])?;
-            let head: Head = codec::decode(&format_args!("head record of {stream}"), &v)?;
-            out.push((stream, head));
-        }
-        Ok(out)
+        Ok(self
+            .read_state()
+            .heads
+            .iter()
+            .map(|(s, h)| (s.clone(), *h))
+            .collect())
     }
 
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
-        let mut batch = ::sled::Batch::default();
-        for block in &commit.blocks {
-            batch.insert(&block_key(&block.cid())[..], block.bytes());
-        }
-        for update in &commit.heads {
-            batch.insert(head_key(&update.stream), codec::encode(&update.new)?);
-        }
-        {
-            let _guard = self.lock();
-            check_heads(commit, |s| self.read_head(s))?;
-            self.db.apply_batch(batch)?;
-        }
-        self.db.flush()?;
-        Ok(())
+        let blocks: Vec<(Cid, &[u8])> =
+            commit.blocks.iter().map(|b| (b.cid(), b.bytes())).collect();
+        let heads = commit
+            .heads
+            .iter()
+            .map(|u| (u.stream.clone(), u.new))
+            .collect();
+        self.write(&blocks, heads, Vec::new(), |state| {
+            check_heads(commit, |s| Ok(state.heads.get(s).copied()))
+        })
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
-        for entry in self.db.scan_prefix([BLOCK]) {
-            let (k, v) = entry?;
-            let item = Cid::from_bytes(&k[1..]).and_then(|cid| Block::verified(cid, v.to_vec()));
-            if !visit(item) {
-                break;
-            }
-        }
+        let locs: Vec<(Cid, Loc)> = self
+            .read_state()
+            .blocks
+            .iter()
+            .map(|(c, l)| (*c, *l))
+            .collect();
+        self.segments
+            .read_sorted(locs, &mut |cid, bytes| visit(checked(cid, bytes)));
         Ok(())
     }
 }

@@ -1,0 +1,240 @@
+//! Append-only segment files holding block bytes, for [`super::SledStore`].
+//!
+//! A segment is `blocks/NNNNNNNN.seg`. Each record is
+//! `len: u32 little-endian | CID: 36 bytes | bytes: len`, so a segment can be read on its own.
+//! Every write ends with a footer record, the commit record of the blocks before it. Records are only appended; a removed block's bytes are overwritten with zeros in place
+//! (its header stays, so the segment stays readable). Reads go through the index, never by parsing
+//! segments, so a record cut short by a crash (never indexed: the index is written after the
+//! segment is synced) is harmless garbage; appends continue after it. Nothing is ever truncated.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::{Block, Cid, Error, Result, CID_LEN};
+
+/// Bytes of a record header: length and CID.
+pub(super) const HEADER: u64 = 4 + CID_LEN as u64;
+/// A new segment is started once the active one is this large.
+const MAX_SEGMENT: u64 = 256 * 1024 * 1024;
+
+/// Where a block's bytes are: segment number, offset of the bytes (after the header), length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Loc {
+    pub(super) segment: u32,
+    pub(super) offset: u64,
+    pub(super) len: u32,
+}
+
+impl Loc {
+    pub(super) fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..4].copy_from_slice(&self.segment.to_be_bytes());
+        out[4..12].copy_from_slice(&self.offset.to_be_bytes());
+        out[12..].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    pub(super) fn from_bytes(bytes: &[u8]) -> Option<Loc> {
+        let bytes: &[u8; 16] = bytes.try_into().ok()?;
+        Some(Loc {
+            segment: u32::from_be_bytes(bytes[..4].try_into().ok()?),
+            offset: u64::from_be_bytes(bytes[4..12].try_into().ok()?),
+            len: u32::from_be_bytes(bytes[12..].try_into().ok()?),
+        })
+    }
+}
+
+struct Active {
+    id: u32,
+    end: u64,
+}
+
+/// The segment files of one store.
+pub(super) struct Segments {
+    dir: PathBuf,
+    files: RwLock<Vec<Arc<File>>>,
+    active: Mutex<Active>,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+fn segment_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:08}.seg"))
+}
+
+impl Segments {
+    pub(super) fn open(dir: PathBuf) -> Result<Segments> {
+        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(format!("reading {}", dir.display())))? {
+            let name = entry
+                .map_err(io(format!("reading {}", dir.display())))?
+                .file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        if ids.iter().enumerate().any(|(i, &id)| i as u32 != id) {
+            return Err(Error::Io {
+                context: format!("opening the segments in {}", dir.display()),
+                source: std::io::Error::other(format!(
+                    "segment files are not numbered 0..n: {ids:?}"
+                )),
+            });
+        }
+        if ids.is_empty() {
+            ids.push(0);
+        }
+        let mut files = Vec::new();
+        for &id in &ids {
+            let path = segment_path(&dir, id);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io(format!("opening {}", path.display())))?;
+            files.push(Arc::new(file));
+        }
+        let id = *ids.last().expect("at least one segment");
+        let path = segment_path(&dir, id);
+        let end = files[id as usize]
+            .metadata()
+            .map_err(io(format!("reading {}", path.display())))?
+            .len();
+        Ok(Segments {
+            dir,
+            files: RwLock::new(files),
+            active: Mutex::new(Active { id, end }),
+        })
+    }
+
+    fn file(&self, id: u32) -> Result<Arc<File>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files.get(id as usize).cloned().ok_or_else(|| Error::Io {
+            context: format!("reading segment {id} in {}", self.dir.display()),
+            source: std::io::Error::other("no such segment"),
+        })
+    }
+
+    /// Appends blocks (as `(label, bytes)`) and then a footer made from their locations, in one
+    /// durable write. Returns the blocks' locations, and the footer's label and location.
+    pub(super) fn append(
+        &self,
+        blocks: &[(Cid, &[u8])],
+        footer: impl FnOnce(&[Loc]) -> Vec<u8>,
+    ) -> Result<(Vec<Loc>, Cid, Loc)> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.end >= MAX_SEGMENT {
+            let id = active.id + 1;
+            let path = segment_path(&self.dir, id);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io(format!("creating {}", path.display())))?;
+            sync_dir(&self.dir)?;
+            self.files
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::new(file));
+            *active = Active { id, end: 0 };
+        }
+        let total: usize = blocks.iter().map(|(_, b)| HEADER as usize + b.len()).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut locs = Vec::with_capacity(blocks.len());
+        for (cid, bytes) in blocks {
+            let len = u32::try_from(bytes.len())
+                .map_err(|_| Error::InvalidEvent(format!("block {cid} is larger than 4 GiB")))?;
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(&cid.to_bytes());
+            let offset = active.end + buf.len() as u64;
+            buf.extend_from_slice(bytes);
+            locs.push(Loc {
+                segment: active.id,
+                offset,
+                len,
+            });
+        }
+        let footer = footer(&locs);
+        let footer_cid = Cid::of(&footer);
+        let footer_len = u32::try_from(footer.len())
+            .map_err(|_| Error::InvalidEvent("a commit record is larger than 4 GiB".into()))?;
+        buf.extend_from_slice(&footer_len.to_le_bytes());
+        buf.extend_from_slice(&footer_cid.to_bytes());
+        let footer_loc = Loc {
+            segment: active.id,
+            offset: active.end + buf.len() as u64,
+            len: footer_len,
+        };
+        buf.extend_from_slice(&footer);
+        let file = self.file(active.id)?;
+        let path = segment_path(&self.dir, active.id);
+        file.write_all_at(&buf, active.end)
+            .map_err(io(format!("writing {}", path.display())))?;
+        file.sync_data()
+            .map_err(io(format!("syncing {}", path.display())))?;
+        active.end += buf.len() as u64;
+        Ok((locs, footer_cid, footer_loc))
+    }
+
+    /// Reads a block's bytes.
+    pub(super) fn read(&self, loc: Loc) -> Result<Vec<u8>> {
+        let file = self.file(loc.segment)?;
+        let mut bytes = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut bytes, loc.offset)
+            .map_err(io(format!(
+                "reading {} bytes at {} of segment {}",
+                loc.len, loc.offset, loc.segment
+            )))?;
+        Ok(bytes)
+    }
+
+    /// Overwrites a block's bytes with zeros, durably.
+    pub(super) fn zero(&self, loc: Loc) -> Result<()> {
+        let file = self.file(loc.segment)?;
+        let path = segment_path(&self.dir, loc.segment);
+        file.write_all_at(&vec![0u8; loc.len as usize], loc.offset)
+            .map_err(io(format!("erasing in {}", path.display())))?;
+        file.sync_data()
+            .map_err(io(format!("syncing {}", path.display())))
+    }
+
+    /// Reads many blocks, in location order, calling `visit` with each; stops when it returns
+    /// `false`.
+    pub(super) fn read_sorted(
+        &self,
+        mut locs: Vec<(Cid, Loc)>,
+        visit: &mut dyn FnMut(Cid, Result<Vec<u8>>) -> bool,
+    ) {
+        locs.sort_unstable_by_key(|(_, loc)| *loc);
+        for (cid, loc) in locs {
+            if !visit(cid, self.read(loc)) {
+                break;
+            }
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("syncing {}", dir.display())))
+}
+
+/// Checks bytes read for `cid` (invariant 4).
+pub(super) fn checked(cid: Cid, bytes: Result<Vec<u8>>) -> Result<Block> {
+    bytes.and_then(|b| Block::verified(cid, b))
+}
