@@ -149,6 +149,9 @@ pub(crate) struct BenchArgs {
     /// Events per batch (one durable write each).
     #[arg(long, default_value_t = 1_000)]
     pub(crate) batch: u64,
+    /// Concurrent writers, each appending batches to its own share of the streams.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) writers: u64,
     /// Work in this directory instead of a fresh temporary one (it must not exist yet).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,

@@ -280,6 +280,11 @@ impl Event {
         })
     }
 
+    /// Takes the event apart: its CID, body, author and signature.
+    pub fn into_parts(self) -> (Cid, UnsignedEvent, Author, Signature) {
+        (self.cid, self.body, self.author, self.signature)
+    }
+
     /// Checks the signature strictly against the block the event was decoded from.
     pub fn verify_signature(&self, block: &Block) -> Result<bool> {
         debug_assert_eq!(block.cid(), self.cid);

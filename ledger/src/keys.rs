@@ -62,8 +62,10 @@ impl Signer {
 
     /// The public half.
     pub fn author(&self) -> Author {
+        let key = self.key.verifying_key();
         Author {
-            key: self.key.verifying_key(),
+            key,
+            weak: key.is_weak(),
         }
     }
 
@@ -80,9 +82,25 @@ impl fmt::Debug for Signer {
 }
 
 /// A public key that signs events. Text form: `did:key:z6Mk...`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 pub struct Author {
     key: VerifyingKey,
+    /// Whether the key has small order; computed once, checked for every signature.
+    weak: bool,
+}
+
+impl PartialEq for Author {
+    fn eq(&self, other: &Author) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Author {}
+
+impl std::hash::Hash for Author {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.as_bytes().hash(state);
+    }
 }
 
 impl Author {
@@ -116,7 +134,10 @@ impl Author {
             input: hex(bytes),
             reason: format!("not an ed25519 public key: {e}"),
         })?;
-        Ok(Author { key })
+        Ok(Author {
+            key,
+            weak: key.is_weak(),
+        })
     }
 
     /// The 32-byte compressed public key.
@@ -126,7 +147,7 @@ impl Author {
 
     /// Whether the key has small order, so that it could "sign" for anyone.
     pub fn is_weak(&self) -> bool {
-        self.key.is_weak()
+        self.weak
     }
 
     /// Strict single verification (see the module docs).

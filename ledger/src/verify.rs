@@ -10,7 +10,7 @@
 //!
 //! Scanning and signature checks run on every core (rayon); signatures are checked in batches.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt;
 
 use rayon::prelude::*;
@@ -19,8 +19,8 @@ use tracing::instrument;
 use crate::keys::{verify_many, SigCheck};
 use crate::store::{BlockStore, Head};
 use crate::{
-    event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result, StreamId,
-    TrustSet,
+    event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result,
+    Signature, StreamId, TrustSet,
 };
 
 /// Which part of the store to verify.
@@ -259,6 +259,10 @@ pub fn verify<S: BlockStore + ?Sized>(
 ) -> Result<Report> {
     let all_heads = store.heads()?;
     let mut g = Gathered::default();
+    // Every event of every chain is about to be summarised: size the map once.
+    let expected: u64 = all_heads.iter().map(|(_, h)| h.height + 1).sum();
+    g.events
+        .reserve(usize::try_from(expected).unwrap_or(0).min(1 << 26));
     let heads: Vec<(StreamId, Head)> = match &options.scope {
         Scope::All => {
             let mut chunk = Vec::with_capacity(CHUNK);
@@ -330,13 +334,17 @@ pub fn verify<S: BlockStore + ?Sized>(
     Ok(report)
 }
 
+/// What a signature check needs of an event.
+struct SigJob {
+    cid: Cid,
+    message: Vec<u8>,
+    signature: Signature,
+    author: Author,
+}
+
 /// The result of looking at one block on its own.
 enum Looked {
-    Event {
-        summary: Summary,
-        message: Vec<u8>,
-        event: Box<Event>,
-    },
+    Event { summary: Summary, job: SigJob },
     Payload,
     Bad(Problem),
 }
@@ -348,23 +356,30 @@ fn look(block: &Block) -> Looked {
         })
     };
     match BlockKind::of(block.bytes()) {
-        BlockKind::Event => match Event::decode(block) {
-            Ok(event) => match signing_message(block.bytes()) {
-                Ok(message) => Looked::Event {
-                    summary: Summary {
-                        stream: event.stream().clone(),
-                        height: event.height(),
-                        prev: event.prev(),
-                        payload: event.payload(),
-                        causes: event.causes().to_vec(),
-                    },
-                    message,
-                    event: Box::new(event),
-                },
+        BlockKind::Event => {
+            match Event::decode(block).and_then(|e| Ok((e, signing_message(block.bytes())?))) {
+                Ok((event, message)) => {
+                    let (cid, body, author, signature) = event.into_parts();
+                    let summary = Summary {
+                        stream: body.stream,
+                        height: body.height,
+                        prev: body.prev,
+                        payload: body.payload,
+                        causes: body.causes,
+                    };
+                    Looked::Event {
+                        summary,
+                        job: SigJob {
+                            cid,
+                            message,
+                            signature,
+                            author,
+                        },
+                    }
+                }
                 Err(e) => malformed(e),
-            },
-            Err(e) => malformed(e),
-        },
+            }
+        }
         BlockKind::Payload => match Payload::decode(block) {
             Ok(_) => Looked::Payload,
             Err(e) => malformed(e),
@@ -395,20 +410,14 @@ impl Gathered {
     /// Decodes a chunk of blocks and checks their signatures, in parallel.
     fn absorb(&mut self, blocks: Vec<Block>, trust: &TrustSet, exact: bool) {
         let looked: Vec<Looked> = blocks.par_iter().map(look).collect();
-        let mut sig_events: Vec<(Vec<u8>, Box<Event>)> = Vec::new();
+        let mut jobs: Vec<SigJob> = Vec::new();
         for (block, looked) in blocks.iter().zip(looked) {
             let cid = block.cid();
             match looked {
-                Looked::Event {
-                    summary,
-                    message,
-                    event,
-                } => {
+                Looked::Event { summary, job } => {
                     self.event_count += 1;
-                    if !trust.contains(event.author()) {
-                        let problem = Problem::UntrustedAuthor {
-                            author: *event.author(),
-                        };
+                    if !trust.contains(&job.author) {
+                        let problem = Problem::UntrustedAuthor { author: job.author };
                         self.push(
                             Some(cid),
                             Some(summary.stream.clone()),
@@ -417,7 +426,7 @@ impl Gathered {
                         );
                     }
                     self.events.insert(cid, summary);
-                    sig_events.push((message, event));
+                    jobs.push(job);
                 }
                 Looked::Payload => {
                     self.payload_count += 1;
@@ -430,30 +439,29 @@ impl Gathered {
             }
         }
         let verdicts: Vec<bool> = if exact {
-            sig_events
-                .par_iter()
-                .map(|(m, e)| e.author().verify(m, e.signature()))
+            jobs.par_iter()
+                .map(|j| j.author.verify(&j.message, &j.signature))
                 .collect()
         } else {
-            sig_events
-                .par_chunks(SIG_BATCH)
+            jobs.par_chunks(SIG_BATCH)
                 .flat_map_iter(|batch| {
                     let checks: Vec<SigCheck<'_>> = batch
                         .iter()
-                        .map(|(m, e)| SigCheck {
-                            message: m,
-                            signature: e.signature(),
-                            author: e.author(),
+                        .map(|j| SigCheck {
+                            message: &j.message,
+                            signature: &j.signature,
+                            author: &j.author,
                         })
                         .collect();
                     verify_many(&checks)
                 })
                 .collect()
         };
-        for ((_, event), ok) in sig_events.iter().zip(verdicts) {
+        for (job, ok) in jobs.iter().zip(verdicts) {
             if !ok {
-                let (c, s, h) = (event.cid(), event.stream().clone(), event.height());
-                self.push(Some(c), Some(s), Some(h), Problem::BadSignature);
+                let summary = &self.events[&job.cid];
+                let (s, h) = (summary.stream.clone(), summary.height);
+                self.push(Some(job.cid), Some(s), Some(h), Problem::BadSignature);
             }
         }
     }
@@ -529,7 +537,7 @@ impl Gathered {
 
     /// Walks every chain from its head; returns the chain position of every event reached.
     fn walk_chains(&mut self, heads: &[(StreamId, Head)]) -> HashMap<(StreamId, u64), Cid> {
-        let mut chain: HashMap<(StreamId, u64), Cid> = HashMap::new();
+        let mut chain: HashMap<(StreamId, u64), Cid> = HashMap::default();
         let mut findings = Vec::new();
         for (stream, head) in heads {
             let mut found = |cid, height, problem| {

@@ -25,7 +25,9 @@
 //! `heads: u32, (stream key length: u16, stream key, CID: 36 bytes, height: u64) * heads,`
 //! `removed: u32, CID: 36 bytes * removed`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 

@@ -5,6 +5,7 @@ mod chains;
 mod codec_fixtures;
 mod concurrency;
 mod golden;
+mod store;
 mod wycheproof;
 
 use std::path::PathBuf;
