@@ -180,31 +180,43 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     let streams: Vec<StreamId> = (0..args.streams)
         .map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid"))
         .collect();
-    let (_, s) = timed(|| -> Result<()> {
-        let mut i = 0;
-        while i < args.events {
-            let end = (i + args.batch).min(args.events);
-            let drafts = (i..end)
-                .map(|k| {
-                    Draft::new(
-                        streams[(k % args.streams) as usize].clone(),
-                        "PersonRenamed",
-                        1,
-                    )
-                    .with_data(sample_data(k))
+    // Writer w appends the events k with k % writers == w, in batches, so that one writer's
+    // signing overlaps another's durable write. Writers may share streams: every draft uses
+    // Expected::Any, so a lost race costs a retry, never a fork.
+    let writers = args.writers.max(1);
+    let (result, s) = timed(|| {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..writers)
+                .map(|w| {
+                    let (ledger, signer, streams) = (&ledger, &signer, &streams);
+                    scope.spawn(move || -> Result<()> {
+                        let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
+                        for part in mine.chunks(args.batch as usize) {
+                            let drafts = part
+                                .iter()
+                                .map(|&k| {
+                                    let stream = streams[(k % args.streams) as usize].clone();
+                                    Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
+                                })
+                                .collect::<personctl_ledger::Result<Vec<_>>>()?;
+                            ledger.append_batch(signer, drafts)?;
+                        }
+                        Ok(())
+                    })
                 })
-                .collect::<personctl_ledger::Result<Vec<_>>>()?;
-            ledger.append_batch(&signer, drafts)?;
-            i = end;
-        }
-        Ok(())
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("writer thread panicked"))
+        })
     });
+    result?;
     rows.push(Row {
         stage: "append to sled, batched",
         events: args.events,
         seconds: s,
         note: format!(
-            "batches of {}, {} streams, payload per event, fsync per batch",
+            "{writers} writers, batches of {}, {} streams, payload per event, fsync per batch",
             args.batch, args.streams
         ),
     });
