@@ -25,11 +25,13 @@ impl MemoryStore {
     }
 
     /// Stores `bytes` under `cid` without checking them, to simulate corruption in tests.
+    #[cfg(feature = "test-corruption")]
     pub fn insert_unchecked(&self, cid: Cid, bytes: Vec<u8>) {
         self.lock().blocks.insert(cid, bytes);
     }
 
     /// Sets a head without any check, to simulate corruption in tests.
+    #[cfg(feature = "test-corruption")]
     pub fn set_head_unchecked(&self, stream: StreamId, head: Head) {
         self.lock().heads.insert(stream, head);
     }

@@ -307,11 +307,13 @@ impl SledStore {
     }
 
     /// Sets a head without any check, to simulate corruption in tests.
+    #[cfg(feature = "test-corruption")]
     pub fn set_head_unchecked(&self, stream: &StreamId, head: Head) -> Result<()> {
         self.write(&[], vec![(stream.clone(), head)], Vec::new(), |_| Ok(()))
     }
 
     /// Stores `bytes` under `cid` without checking them, to simulate corruption in tests.
+    #[cfg(feature = "test-corruption")]
     pub fn insert_unchecked(&self, cid: &Cid, bytes: &[u8]) -> Result<()> {
         self.write(&[(*cid, bytes)], Vec::new(), Vec::new(), |_| Ok(()))
     }
