@@ -364,13 +364,12 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// A payload with a fresh 16-byte salt from the system's random source.
+    /// A payload with a fresh 16-byte salt from a cryptographically secure generator seeded
+    /// by the operating system (`rand`'s thread-local ChaCha generator, reseeded periodically).
     pub fn new(data: Ipld) -> Result<Payload> {
+        use rand::Rng;
         let mut salt = vec![0u8; MIN_SALT_LEN];
-        getrandom::fill(&mut salt).map_err(|e| Error::Io {
-            context: "reading the system random source for a payload salt".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        rand::rng().fill_bytes(&mut salt);
         Ok(Payload { data, salt })
     }
 
