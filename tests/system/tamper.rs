@@ -124,6 +124,13 @@ fn raw(f: &Fixture, cid: &Cid) -> Vec<u8> {
     f.ledger.store().get(cid).unwrap().unwrap().into_bytes()
 }
 
+/// Flips one bit of the block stored under `cid`, in place; the damage to expect.
+fn flip_stored(f: &Fixture, cid: Cid, at: usize) -> Vec<(&'static str, Cid)> {
+    let flipped = flip(&raw(f, &cid), at);
+    f.ledger.store().insert_unchecked(&cid, &flipped).unwrap();
+    vec![("cid-mismatch", cid)]
+}
+
 /// Applies `tamper`, then requires exit code 1 and every `(check, cid)` it returns among the
 /// failures, for the whole store and (when the damage is visible from stream a) for stream a.
 fn check(
@@ -166,34 +173,12 @@ fn check(
 
 #[test]
 fn flipped_byte_in_an_event_block() {
-    check(
-        "event byte",
-        |f| {
-            let cid = f.a_events[2];
-            f.ledger
-                .store()
-                .insert_unchecked(&cid, &flip(&raw(f, &cid), 40))
-                .unwrap();
-            vec![("cid-mismatch", cid)]
-        },
-        true,
-    );
+    check("event byte", |f| flip_stored(f, f.a_events[2], 40), true);
 }
 
 #[test]
 fn flipped_byte_in_a_payload_block() {
-    check(
-        "payload byte",
-        |f| {
-            let cid = f.a_payloads[3];
-            f.ledger
-                .store()
-                .insert_unchecked(&cid, &flip(&raw(f, &cid), 3))
-                .unwrap();
-            vec![("cid-mismatch", cid)]
-        },
-        true,
-    );
+    check("payload byte", |f| flip_stored(f, f.a_payloads[3], 3), true);
 }
 
 #[test]
