@@ -75,7 +75,7 @@ fn progress_bar(json: bool, total: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events (eta {eta})")
     {
         bar.set_style(style);
     }
