@@ -1,8 +1,33 @@
 //! The Person domain of personctl, built on `personctl-ledger`.
 //!
-//! This crate grows into the Person aggregate (commands, events, the lifecycle state machine and
-//! the ECS core). For now it names the aggregate type that person streams use, so that the rest
-//! of the workspace does not spell it out.
+//! - [`Command`]s (imperative) go through [`decide`], a pure function holding every business
+//!   rule, and become [`Event`]s (past tense); [`apply`] folds events into a [`Person`] and holds
+//!   no rules.
+//! - The lifecycle is a state machine written as data: [`lifecycle::TRANSITIONS`].
+//! - Every event type has a schema version; older versions are upcast on read ([`event::decode`]).
+//! - [`Persons`] runs commands against the ledger (optimistic concurrency on the person's
+//!   chain) and replays chains; [`PersonWorld`] holds replayed persons as bevy_ecs entities and
+//!   answers queries. bevy_ecs stays behind that facade.
+//!
+//! This crate knows nothing about clap, NATS or terminals.
 
-/// The aggregate type of person streams: a person's chain is the stream `person/<id>`.
-pub const AGGREGATE: &str = "person";
+mod apply;
+mod command;
+mod decide;
+mod ecs;
+mod error;
+pub mod event;
+mod ids;
+pub mod lifecycle;
+pub mod model;
+mod service;
+
+pub use crate::apply::apply;
+pub use crate::command::Command;
+pub use crate::decide::{decide, decide_merge_target};
+pub use crate::ecs::PersonWorld;
+pub use crate::error::{DomainError, Error};
+pub use crate::event::Event;
+pub use crate::ids::{PersonId, AGGREGATE};
+pub use crate::model::Person;
+pub use crate::service::{At, BatchFailure, Persons, Replayed};

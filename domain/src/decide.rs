@@ -1,0 +1,311 @@
+//! `decide`: every business rule, as a pure function of the current state and a command.
+
+use crate::command::{Command, ItemOp};
+use crate::error::DomainError;
+use crate::event::Event;
+use crate::lifecycle::{self, State};
+use crate::model::{key_of, Date, Item, ItemKind, Person, Preferences};
+use crate::PersonId;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_name(name: &str) -> Result<String, DomainError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(DomainError::EmptyName);
+    }
+    if name.chars().count() > 200 {
+        return Err(invalid("legal_name", "must have at most 200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<(), DomainError> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn ordered(field: &'static str, from: Option<Date>, to: Option<Date>) -> Result<(), DomainError> {
+    match (from, to) {
+        (Some(a), Some(b)) if b < a => Err(invalid(field, format!("{b} lies before {a}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the values of an item (not its relation to other items).
+fn check_item(id: PersonId, item: &Item) -> Result<(), DomainError> {
+    match item {
+        Item::Email(e) => {
+            let a = e.address.trim();
+            let ok = a.len() <= 254
+                && !a.chars().any(char::is_whitespace)
+                && a.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && !domain.contains('@')
+                });
+            if !ok {
+                return Err(invalid("address", format!("{a:?} is not an email address")));
+            }
+        }
+        Item::Phone(p) => {
+            let n = key_of(ItemKind::Phone, &p.number);
+            let digits = n.strip_prefix('+').unwrap_or(&n);
+            if !(5..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid(
+                    "number",
+                    format!(
+                        "{:?} is not a phone number (optional +, 5 to 20 digits)",
+                        p.number
+                    ),
+                ));
+            }
+        }
+        Item::Address(a) => non_empty("label", &a.label)?,
+        Item::Skill(s) => {
+            non_empty("name", &s.name)?;
+            if !(1..=5).contains(&s.level) {
+                return Err(invalid(
+                    "level",
+                    format!("{} is not a level from 1 to 5", s.level),
+                ));
+            }
+        }
+        Item::Employment(e) => {
+            non_empty("id", &e.id)?;
+            non_empty("organisation", &e.organisation)?;
+            non_empty("role", &e.role)?;
+            ordered("end", Some(e.start), e.end)?;
+        }
+        Item::Certification(c) => {
+            non_empty("name", &c.name)?;
+            ordered("expires", Some(c.issued), c.expires)?;
+        }
+        Item::Relationship(r) => {
+            non_empty("kind", &r.kind)?;
+            if r.person == id {
+                return Err(invalid(
+                    "person",
+                    "a person cannot have a relationship with itself",
+                ));
+            }
+        }
+        Item::Attribute(a) => {
+            non_empty("name", &a.name)?;
+            if a.confidence > 100 {
+                return Err(invalid(
+                    "confidence",
+                    format!("{} is not a percentage", a.confidence),
+                ));
+            }
+            ordered("valid_until", a.valid_from, a.valid_until)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_preferences(p: &Preferences) -> Result<(), DomainError> {
+    if let Some(lang) = &p.language {
+        let ok = !lang.is_empty()
+            && lang.len() <= 35
+            && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(invalid(
+                "language",
+                format!("{lang:?} is not a language tag such as en or fr-CH"),
+            ));
+        }
+    }
+    for (i, c) in p.channels.iter().enumerate() {
+        non_empty("channels", c)?;
+        if p.channels[..i].contains(c) {
+            return Err(invalid("channels", format!("{c:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Decides what happens when `command` is given to person `id`, whose current state is
+/// `person` (`None`: not registered). Holds every business rule; pure.
+///
+/// An empty result means the command changes nothing (for example verifying an email that is
+/// already verified); a command that breaks a rule gets a [`DomainError`].
+pub fn decide(
+    id: PersonId,
+    person: Option<&Person>,
+    command: &Command,
+) -> Result<Vec<Event>, DomainError> {
+    let state = person.map_or(State::Unregistered, |p| p.lifecycle.state());
+    if lifecycle::next(state, command.action()).is_none() {
+        return Err(DomainError::InvalidTransition {
+            state,
+            command: command.name(),
+        });
+    }
+    let Some(p) = person else {
+        // The table allows only `register` from Unregistered.
+        let Command::Register { legal_name } = command else {
+            unreachable!("the table only allows register")
+        };
+        return Ok(vec![Event::Registered {
+            person: id,
+            legal_name: check_name(legal_name)?,
+        }]);
+    };
+    if let Some(op) = command.item_op() {
+        return decide_item(id, p, op);
+    }
+    let identity = &p.identity;
+    let events = match command {
+        Command::Register { .. } => {
+            unreachable!("the table never allows register on a registered person")
+        }
+        Command::Rename { legal_name, reason } => {
+            let new = check_name(legal_name)?;
+            if new == identity.legal_name {
+                return Ok(vec![]);
+            }
+            vec![Event::Renamed {
+                old: identity.legal_name.clone(),
+                new,
+                reason: reason.trim().to_string(),
+            }]
+        }
+        Command::SetBirthDate { date } => {
+            if let Some(death) = identity.death_date.filter(|d| date > d) {
+                return Err(DomainError::BirthAfterDeath {
+                    birth: *date,
+                    death,
+                });
+            }
+            if identity.birth_date == Some(*date) {
+                return Ok(vec![]);
+            }
+            vec![Event::BirthDateSet { date: *date }]
+        }
+        Command::RecordDeath { date } => {
+            if let Some(birth) = identity.birth_date.filter(|b| b > date) {
+                return Err(DomainError::BirthAfterDeath {
+                    birth,
+                    death: *date,
+                });
+            }
+            vec![Event::DeathRecorded { date: *date }]
+        }
+        Command::Suspend { reason } => vec![Event::Suspended {
+            reason: reason.trim().to_string(),
+        }],
+        Command::Reactivate { reason } => vec![Event::Reactivated {
+            reason: reason.trim().to_string(),
+        }],
+        Command::Archive { reason } => vec![Event::Archived {
+            reason: reason.trim().to_string(),
+        }],
+        Command::Merge { into } => {
+            if *into == id {
+                return Err(DomainError::MergeIntoSelf);
+            }
+            vec![Event::MergedInto { into: *into }]
+        }
+        Command::VerifyEmail { address } => {
+            let key = key_of(ItemKind::Email, address);
+            let email = p
+                .contact
+                .iter()
+                .flat_map(|c| &c.emails)
+                .find(|e| key_of(ItemKind::Email, &e.address) == key);
+            match email {
+                None => {
+                    return Err(DomainError::Missing {
+                        kind: ItemKind::Email,
+                        key,
+                    })
+                }
+                Some(e) if e.verified => vec![],
+                Some(e) => vec![Event::EmailVerified {
+                    address: e.address.clone(),
+                }],
+            }
+        }
+        Command::SetPreferences(prefs) => {
+            check_preferences(prefs)?;
+            if p.preferences.as_ref() == Some(prefs) {
+                return Ok(vec![]);
+            }
+            vec![Event::PreferencesSet(prefs.clone())]
+        }
+        Command::ClearPreferences {} => {
+            if p.preferences.is_none() {
+                return Err(DomainError::Invalid {
+                    field: "preferences",
+                    reason: "there are none to clear".into(),
+                });
+            }
+            vec![Event::PreferencesCleared]
+        }
+        other => unreachable!("{} is an item command", other.name()),
+    };
+    Ok(events)
+}
+
+fn decide_item(id: PersonId, p: &Person, op: ItemOp) -> Result<Vec<Event>, DomainError> {
+    match op {
+        ItemOp::Add(item) => {
+            check_item(id, &item)?;
+            let key = item.key();
+            if p.has_item(item.kind(), &key) {
+                return Err(DomainError::Duplicate {
+                    kind: item.kind(),
+                    key,
+                });
+            }
+            Ok(vec![Event::ItemAdded(item)])
+        }
+        ItemOp::Update(item) => {
+            check_item(id, &item)?;
+            let key = item.key();
+            match p.items(item.kind()).into_iter().find(|i| i.key() == key) {
+                None => Err(DomainError::Missing {
+                    kind: item.kind(),
+                    key,
+                }),
+                Some(old) if old == item => Ok(vec![]),
+                Some(_) => Ok(vec![Event::ItemUpdated(item)]),
+            }
+        }
+        ItemOp::Remove(kind, key) => {
+            if !p.has_item(kind, &key) {
+                return Err(DomainError::Missing { kind, key });
+            }
+            Ok(vec![Event::ItemRemoved { kind, key }])
+        }
+    }
+}
+
+/// Decides the surviving person's side of a merge: `from` is merged into `survivor`.
+pub fn decide_merge_target(
+    survivor: PersonId,
+    person: Option<&Person>,
+    from: PersonId,
+) -> Result<Vec<Event>, DomainError> {
+    let state = person.map_or(State::Unregistered, |p| p.lifecycle.state());
+    if lifecycle::next(state, lifecycle::Action::ReceiveMerge).is_none() {
+        return Err(DomainError::InvalidTransition {
+            state,
+            command: "merge (as the surviving person)".into(),
+        });
+    }
+    if survivor == from {
+        return Err(DomainError::MergeIntoSelf);
+    }
+    Ok(vec![Event::MergeReceived { from }])
+}

@@ -1,0 +1,386 @@
+//! [`Persons`]: the application service. Runs commands against the ledger (load, `decide`,
+//! append with optimistic concurrency) and replays chains into persons and into a
+//! [`PersonWorld`]. All I/O of the domain lives here.
+
+use std::collections::HashMap;
+
+use personctl_ledger::{Appended, BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Signer};
+use rayon::prelude::*;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::event::{self, encode_payload, Event};
+use crate::{
+    apply, decide, decide_merge_target, Command, Error, Person, PersonId, PersonWorld, AGGREGATE,
+};
+
+/// Where a replay stops: after the event at this height, or with this CID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Stop after the event at this height.
+    Height(u64),
+    /// Stop after the event with this CID.
+    Cid(Cid),
+}
+
+/// The result of replaying one person's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    /// The person (`None` if the chain is empty).
+    pub person: Option<Person>,
+    /// The last event applied.
+    pub head: Option<Head>,
+    /// How many events were applied.
+    pub events: u64,
+}
+
+/// Persons on a ledger.
+pub struct Persons<S> {
+    ledger: Ledger<S>,
+}
+
+/// A person's state inside a batch of commands.
+struct Working {
+    person: Option<Person>,
+    /// The stored head when the batch started (the optimistic-concurrency expectation).
+    stored: Option<Head>,
+    /// Whether the batch already holds drafts for this person.
+    drafted: bool,
+}
+
+/// A failed batch: the index of the command that failed, what went wrong, and what was
+/// appended before it (in one commit).
+#[derive(Debug)]
+pub struct BatchFailure {
+    /// Index of the failing command in the batch.
+    pub index: usize,
+    /// Why it failed.
+    pub error: Error,
+    /// Events appended for the commands before it, per command.
+    pub appended: Vec<Vec<Appended>>,
+}
+
+impl<S: BlockStore> Persons<S> {
+    /// Wraps a ledger.
+    pub fn new(ledger: Ledger<S>) -> Persons<S> {
+        Persons { ledger }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger<S> {
+        &self.ledger
+    }
+
+    /// Replays one person's chain, from genesis, up to `at` (or the head).
+    #[instrument(skip_all, fields(person = %id))]
+    pub fn replay(&self, id: PersonId, at: Option<At>) -> Result<Replayed, Error> {
+        let stream = id.stream();
+        let mut chain = Vec::new();
+        for event in self.ledger.walk_back(&stream)? {
+            chain.push(event?);
+        }
+        chain.reverse();
+        let mut out = Replayed {
+            person: None,
+            head: None,
+            events: 0,
+        };
+        for stored in chain {
+            let data = match stored.payload() {
+                Some(cid) => {
+                    let payload = self.ledger.payload(&cid)?.ok_or(Error::MissingPayload {
+                        event: stored.cid(),
+                        payload: cid,
+                    })?;
+                    Some(payload.into_data())
+                }
+                None => None,
+            };
+            let event = event::decode(stored.event_type(), stored.schema(), data.as_ref())
+                .map_err(|error| Error::Decode {
+                    cid: stored.cid(),
+                    error,
+                })?;
+            out.person = apply(out.person.take(), &event);
+            out.head = Some(Head {
+                cid: stored.cid(),
+                height: stored.height(),
+            });
+            out.events += 1;
+            let stop = match at {
+                Some(At::Height(h)) => stored.height() == h,
+                Some(At::Cid(c)) => stored.cid() == c,
+                None => false,
+            };
+            if stop {
+                return Ok(out);
+            }
+        }
+        match at {
+            None => Ok(out),
+            Some(At::Height(h)) => Err(Error::NotOnChain(format!(
+                "person {id} has no event at height {h}"
+            ))),
+            Some(At::Cid(c)) => Err(Error::NotOnChain(format!(
+                "event {c} is not on the chain of person {id}"
+            ))),
+        }
+    }
+
+    /// Every person stream in the store.
+    pub fn ids(&self) -> Result<Vec<PersonId>, Error> {
+        Ok(self
+            .ledger
+            .store()
+            .heads()?
+            .into_iter()
+            .filter(|(s, _)| s.aggregate() == AGGREGATE)
+            .filter_map(|(s, _)| PersonId::from_stream(&s))
+            .collect())
+    }
+
+    /// Replays every person (in parallel, one chain per task) into one [`PersonWorld`].
+    /// Returns the world and the number of events applied.
+    #[instrument(skip_all)]
+    pub fn replay_all(&self) -> Result<(PersonWorld, u64), Error>
+    where
+        S: Sync,
+    {
+        let ids = self.ids()?;
+        let replayed: Vec<Replayed> = ids
+            .par_iter()
+            .map(|id| self.replay(*id, None))
+            .collect::<Result<_, _>>()?;
+        let events = replayed.iter().map(|r| r.events).sum();
+        let world = PersonWorld::from_persons(replayed.into_iter().filter_map(|r| r.person));
+        Ok((world, events))
+    }
+
+    /// Runs one command; returns the appended events.
+    pub fn execute(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        command: &Command,
+    ) -> Result<Vec<Appended>, Error> {
+        match self.execute_batch(signer, &[(id, command.clone())]) {
+            Ok(mut out) => Ok(out.pop().unwrap_or_default()),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Runs commands in order, deciding each against the state left by the ones before, and
+    /// appends their events in one atomic commit. At the first command that fails, the events
+    /// of the commands before it are appended and the failure names its index; nothing of the
+    /// failing command is appended. A merge commits the commands before it first, so that the
+    /// surviving person's event can name the merged person's head in `causes`.
+    pub fn execute_batch(
+        &self,
+        signer: &Signer,
+        commands: &[(PersonId, Command)],
+    ) -> Result<Vec<Vec<Appended>>, BatchFailure> {
+        let mut done: Vec<Vec<Appended>> = Vec::with_capacity(commands.len());
+        let mut pending: Vec<(usize, Draft)> = Vec::new();
+        let mut working: HashMap<PersonId, Working> = HashMap::new();
+        for (index, (id, command)) in commands.iter().enumerate() {
+            let fail = |error: Error, done: Vec<Vec<Appended>>| BatchFailure {
+                index,
+                error,
+                appended: done,
+            };
+            if let Command::Merge { into } = command {
+                // The merge needs stored heads: commit what came before.
+                let first_pending = pending.first().map(|(i, _)| *i);
+                if let Err(error) = self.flush(signer, &mut pending, &mut done, &mut working) {
+                    let index = first_pending.unwrap_or(index);
+                    return Err(BatchFailure {
+                        index,
+                        error,
+                        appended: done,
+                    });
+                }
+                match self.merge(signer, *id, *into, &mut working) {
+                    Ok(appended) => done.push(appended),
+                    Err(error) => return Err(fail(error, done)),
+                }
+                continue;
+            }
+            match self.decide_one(*id, command, &mut working) {
+                Ok(drafts) => {
+                    done.push(Vec::new());
+                    pending.extend(drafts.into_iter().map(|d| (index, d)));
+                }
+                Err(error) => {
+                    let first_pending = pending.first().map(|(i, _)| *i);
+                    if let Err(flush_error) =
+                        self.flush(signer, &mut pending, &mut done, &mut working)
+                    {
+                        // Nothing was appended: the commit of the earlier commands failed.
+                        let index = first_pending.unwrap_or(index);
+                        return Err(BatchFailure {
+                            index,
+                            error: flush_error,
+                            appended: Vec::new(),
+                        });
+                    }
+                    return Err(fail(error, done));
+                }
+            }
+        }
+        let first_pending = pending.first().map(|(i, _)| *i);
+        if let Err(error) = self.flush(signer, &mut pending, &mut done, &mut working) {
+            let index = first_pending.unwrap_or(0);
+            return Err(BatchFailure {
+                index,
+                error,
+                appended: Vec::new(),
+            });
+        }
+        Ok(done)
+    }
+
+    fn working<'w>(
+        &self,
+        id: PersonId,
+        working: &'w mut HashMap<PersonId, Working>,
+    ) -> Result<&'w mut Working, Error> {
+        if let std::collections::hash_map::Entry::Vacant(e) = working.entry(id) {
+            let replayed = self.replay(id, None)?;
+            e.insert(Working {
+                person: replayed.person,
+                stored: replayed.head,
+                drafted: false,
+            });
+        }
+        Ok(working.get_mut(&id).expect("inserted above"))
+    }
+
+    /// Decides one (non-merge) command and turns its events into drafts.
+    fn decide_one(
+        &self,
+        id: PersonId,
+        command: &Command,
+        working: &mut HashMap<PersonId, Working>,
+    ) -> Result<Vec<Draft>, Error> {
+        let w = self.working(id, working)?;
+        let events = decide(id, w.person.as_ref(), command)
+            .map_err(|error| Error::Rule { person: id, error })?;
+        let command_id = Uuid::now_v7();
+        let mut drafts = Vec::with_capacity(events.len());
+        for event in &events {
+            drafts.push(draft(id, w, event, Vec::new(), command_id)?);
+            w.person = apply(w.person.take(), event);
+        }
+        Ok(drafts)
+    }
+
+    /// Appends both sides of a merge in one commit.
+    fn merge(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        into: PersonId,
+        working: &mut HashMap<PersonId, Working>,
+    ) -> Result<Vec<Appended>, Error> {
+        let command_id = Uuid::now_v7();
+        let (source_events, source_head) = {
+            let w = self.working(id, working)?;
+            let events = decide(id, w.person.as_ref(), &Command::Merge { into })
+                .map_err(|error| Error::Rule { person: id, error })?;
+            (events, w.stored)
+        };
+        let target = self.working(into, working)?;
+        let target_events =
+            decide_merge_target(into, target.person.as_ref(), id).map_err(|error| Error::Rule {
+                person: into,
+                error,
+            })?;
+        let mut drafts = Vec::new();
+        let causes: Vec<Cid> = source_head.iter().map(|h| h.cid).collect();
+        for event in &target_events {
+            drafts.push(draft(into, target, event, causes.clone(), command_id)?);
+            target.person = apply(target.person.take(), event);
+        }
+        let source = working.get_mut(&id).expect("loaded above");
+        for event in &source_events {
+            drafts.push(draft(id, source, event, Vec::new(), command_id)?);
+            source.person = apply(source.person.take(), event);
+        }
+        let appended = self.ledger.append_batch(signer, drafts);
+        let appended = self.settle(appended, working)?;
+        Ok(appended)
+    }
+
+    /// Appends the pending drafts in one commit and records their results per command.
+    fn flush(
+        &self,
+        signer: &Signer,
+        pending: &mut Vec<(usize, Draft)>,
+        done: &mut [Vec<Appended>],
+        working: &mut HashMap<PersonId, Working>,
+    ) -> Result<(), Error> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (indices, drafts): (Vec<usize>, Vec<Draft>) =
+            std::mem::take(pending).into_iter().unzip();
+        let appended = self.settle(self.ledger.append_batch(signer, drafts), working)?;
+        for (i, a) in indices.into_iter().zip(appended) {
+            done[i].push(a);
+        }
+        Ok(())
+    }
+
+    /// After a commit: the new heads become the stored heads; after a failure, the working
+    /// states are dropped so that they are reloaded.
+    fn settle(
+        &self,
+        appended: personctl_ledger::Result<Vec<Appended>>,
+        working: &mut HashMap<PersonId, Working>,
+    ) -> Result<Vec<Appended>, Error> {
+        match appended {
+            Ok(appended) => {
+                for a in &appended {
+                    if let Some(id) = PersonId::from_stream(&a.stream) {
+                        if let Some(w) = working.get_mut(&id) {
+                            w.stored = Some(Head {
+                                cid: a.cid,
+                                height: a.height,
+                            });
+                            w.drafted = false;
+                        }
+                    }
+                }
+                Ok(appended)
+            }
+            Err(e) => {
+                working.clear();
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A ledger draft for one event of person `id`. The first draft of a person in a commit
+/// expects the stored head; later ones build on the commit's own progress.
+fn draft(
+    id: PersonId,
+    w: &mut Working,
+    event: &Event,
+    causes: Vec<Cid>,
+    command_id: Uuid,
+) -> Result<Draft, Error> {
+    let mut d = Draft::new(id.stream(), event.type_name(), event.schema());
+    d.expected = if w.drafted {
+        Expected::Any
+    } else {
+        w.stored
+            .map_or(Expected::Empty, |h| Expected::Height(h.height))
+    };
+    w.drafted = true;
+    d.payload = encode_payload(event).map(Payload::new).transpose()?;
+    d.causes = causes;
+    d.correlation = Some(command_id);
+    d.causation = Some(command_id);
+    Ok(d)
+}

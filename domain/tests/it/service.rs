@@ -1,0 +1,236 @@
+//! The service on a ledger: commands append events, merges link chains, batches stop at the
+//! first invalid command, races are conflicts and never forks, replay stops where asked.
+
+use personctl_domain::lifecycle::Lifecycle;
+use personctl_domain::model::Skill;
+use personctl_domain::{At, Command, Error, PersonId, Persons};
+use personctl_ledger::{verify, BlockStore, Ledger, MemoryStore, TrustSet, VerifyOptions};
+
+use crate::{ada, bob, fixture_signer, memory_persons};
+
+fn register(persons: &Persons<impl BlockStore>, id: PersonId, name: &str) {
+    persons
+        .execute(
+            &fixture_signer(),
+            id,
+            &Command::Register {
+                legal_name: name.into(),
+            },
+        )
+        .unwrap();
+}
+
+fn verifies(store: &impl BlockStore) {
+    let trust: TrustSet = [fixture_signer().author()].into_iter().collect();
+    let report = verify(store, &trust, &VerifyOptions::default(), &|_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+}
+
+#[test]
+fn commands_append_events_that_replay_to_the_same_person() {
+    let (persons, signer) = memory_persons();
+    register(&persons, ada(), "Ada Lovelace");
+    let out = persons
+        .execute(
+            &signer,
+            ada(),
+            &Command::AddEmail {
+                address: "ada@example.org".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].height, 1);
+    let event = persons.ledger().event(&out[0].cid).unwrap();
+    assert_eq!((event.event_type(), event.schema()), ("EmailAdded", 2));
+    persons
+        .execute(
+            &signer,
+            ada(),
+            &Command::VerifyEmail {
+                address: "ADA@example.org".into(),
+            },
+        )
+        .unwrap();
+    let replayed = persons.replay(ada(), None).unwrap();
+    let person = replayed.person.unwrap();
+    assert!(person.contact.unwrap().emails[0].verified);
+    assert_eq!(replayed.events, 3);
+    // A rule violation appends nothing.
+    let err = persons
+        .execute(
+            &signer,
+            ada(),
+            &Command::AddEmail {
+                address: "Ada@Example.org".into(),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Rule { .. }), "{err}");
+    assert_eq!(persons.replay(ada(), None).unwrap().events, 3);
+    verifies(persons.ledger().store());
+}
+
+#[test]
+fn a_merge_appends_to_both_chains_and_links_them() {
+    let (persons, signer) = memory_persons();
+    register(&persons, ada(), "Ada Lovelace");
+    register(&persons, bob(), "Ada King");
+    let ada_head = persons
+        .ledger()
+        .store()
+        .head(&ada().stream())
+        .unwrap()
+        .unwrap();
+    let out = persons
+        .execute(&signer, ada(), &Command::Merge { into: bob() })
+        .unwrap();
+    assert_eq!(out.len(), 2, "one event on each chain");
+    let survivor = out.iter().find(|a| a.stream == bob().stream()).unwrap();
+    let survivor_event = persons.ledger().event(&survivor.cid).unwrap();
+    assert_eq!(survivor_event.event_type(), "PersonMergeReceived");
+    assert_eq!(
+        survivor_event.causes(),
+        &[ada_head.cid],
+        "the survivor's event names the merged person's head"
+    );
+    let merged = persons.replay(ada(), None).unwrap().person.unwrap();
+    assert_eq!(merged.lifecycle, Lifecycle::MergedInto(bob()));
+    assert_eq!(
+        persons
+            .replay(bob(), None)
+            .unwrap()
+            .person
+            .unwrap()
+            .lifecycle,
+        Lifecycle::Active
+    );
+    // A merged person is read-only, and cannot be merged again.
+    assert!(persons
+        .execute(&signer, ada(), &Command::Merge { into: bob() })
+        .is_err());
+    verifies(persons.ledger().store());
+}
+
+#[test]
+fn a_batch_stops_at_the_first_invalid_command() {
+    let (persons, signer) = memory_persons();
+    let commands = vec![
+        (
+            ada(),
+            Command::Register {
+                legal_name: "Ada".into(),
+            },
+        ),
+        (
+            ada(),
+            Command::AddSkill(Skill {
+                name: "Maths".into(),
+                level: 5,
+            }),
+        ),
+        (
+            ada(),
+            Command::AddSkill(Skill {
+                name: "maths".into(),
+                level: 3,
+            }),
+        ),
+        (
+            ada(),
+            Command::Suspend {
+                reason: "never reached".into(),
+            },
+        ),
+    ];
+    let failure = persons.execute_batch(&signer, &commands).unwrap_err();
+    assert_eq!(failure.index, 2);
+    assert!(
+        failure
+            .error
+            .to_string()
+            .contains("skill \"maths\" already exists"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(
+        failure.appended.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![1, 1]
+    );
+    let replayed = persons.replay(ada(), None).unwrap();
+    assert_eq!(replayed.events, 2);
+    assert_eq!(replayed.person.unwrap().lifecycle, Lifecycle::Active);
+}
+
+#[test]
+fn racing_writers_get_conflicts_never_forks() {
+    let store = MemoryStore::new();
+    let persons = Persons::new(Ledger::new(&store));
+    register(&persons, ada(), "Ada");
+    let results: Vec<(usize, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|t| {
+                let persons = &persons;
+                s.spawn(move || {
+                    let (mut ok, mut conflicts) = (0, 0);
+                    for i in 0..60 {
+                        let skill = Skill {
+                            name: format!("skill-{t}-{i}"),
+                            level: 1,
+                        };
+                        match persons.execute(&fixture_signer(), ada(), &Command::AddSkill(skill)) {
+                            Ok(_) => ok += 1,
+                            Err(e) if e.is_conflict() => conflicts += 1,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    (ok, conflicts)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok: usize = results.iter().map(|r| r.0).sum();
+    let replayed = persons.replay(ada(), None).unwrap();
+    assert_eq!(
+        replayed.events as usize,
+        1 + ok,
+        "every acknowledged command is on the chain, once"
+    );
+    assert_eq!(
+        replayed.person.unwrap().professional.unwrap().skills.len(),
+        ok
+    );
+    verifies(&store);
+}
+
+#[test]
+fn replay_stops_at_a_height_or_a_cid() {
+    let (persons, signer) = memory_persons();
+    register(&persons, ada(), "Ada Lovelace");
+    let renamed = persons
+        .execute(
+            &signer,
+            ada(),
+            &Command::Rename {
+                legal_name: "Ada King".into(),
+                reason: "".into(),
+            },
+        )
+        .unwrap();
+    persons
+        .execute(&signer, ada(), &Command::Suspend { reason: "".into() })
+        .unwrap();
+    let at0 = persons.replay(ada(), Some(At::Height(0))).unwrap();
+    assert_eq!(at0.person.unwrap().identity.legal_name, "Ada Lovelace");
+    let at1 = persons
+        .replay(ada(), Some(At::Cid(renamed[0].cid)))
+        .unwrap();
+    assert_eq!(
+        (at1.events, at1.person.unwrap().lifecycle),
+        (2, Lifecycle::Active)
+    );
+    let err = persons.replay(ada(), Some(At::Height(9))).unwrap_err();
+    assert!(err.to_string().contains("no event at height 9"), "{err}");
+    assert_eq!(persons.replay(bob(), None).unwrap().person, None);
+}
