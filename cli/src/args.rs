@@ -30,8 +30,18 @@ pub(crate) enum Command {
     /// Manage the public keys whose signatures `verify` accepts.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Run a person command: `append register --legal-name "Ada Lovelace"`,
+    /// `append add-email --person ID --address ada@example.org`, ... (`personctl states` and the
+    /// README list every command and its fields), or many from a JSON Lines file.
+    Append(AppendArgs),
     /// Append one raw event to any stream (domain-agnostic, low level).
     AppendEvent(AppendEventArgs),
+    /// Rebuild persons from their chains: one (`--person`, optionally `--at`) or all.
+    Replay(ReplayArgs),
+    /// Show one person readably: name, lifecycle, components.
+    Show(ShowArgs),
+    /// Print the person lifecycle's transition table and the event schema versions.
+    States,
     /// Audit chains: CIDs, canonical encoding, signatures, trust, links, forks, truncation.
     Verify(VerifyArgs),
     /// Print a stream's audit trail: height, time, type, author, CID, verdict.
@@ -102,6 +112,40 @@ pub(crate) struct StreamSelector {
 pub(crate) struct StreamArgs {
     #[command(flatten)]
     pub(crate) select: StreamSelector,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct AppendArgs {
+    /// Apply the commands of a JSON Lines file, one object per line
+    /// (`{"person": ID, "command": "add-email", "address": ...}`), in one batch. Stops at the
+    /// first invalid line; the lines before it are appended, nothing of it.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub(crate) file: Option<PathBuf>,
+    /// The command and its fields: COMMAND [--person ID] [--FIELD VALUE]...
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "file"
+    )]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ReplayArgs {
+    /// Replay only this person.
+    #[arg(long, value_name = "ID")]
+    pub(crate) person: Option<String>,
+    /// Stop at this event of the person's chain: a height or an event CID (needs --person).
+    #[arg(long, value_name = "HEIGHT|CID", requires = "person")]
+    pub(crate) at: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ShowArgs {
+    /// The person.
+    #[arg(long, value_name = "ID")]
+    pub(crate) person: String,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -23,6 +23,10 @@ impl Out {
         self.json
     }
 
+    pub(crate) fn set_json(&mut self, json: bool) {
+        self.json = json;
+    }
+
     /// One record: the `human` line, or a JSON Lines object of type `ty` with `data`.
     pub(crate) fn record(
         &mut self,
@@ -47,4 +51,106 @@ impl Out {
 pub(crate) fn time(us: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us);
     humantime::format_rfc3339_micros(t).to_string()
+}
+
+/// A person as JSON (the `person` record of `replay`, `show` and `demo`).
+pub(crate) fn person_json(p: &personctl_domain::Person) -> Value {
+    let id = &p.identity;
+    fn v<T: serde::Serialize>(x: &T) -> Value {
+        serde_json::to_value(x).unwrap_or(Value::Null)
+    }
+    json!({
+        "person": id.id.to_string(),
+        "legal_name": id.legal_name,
+        "lifecycle": p.lifecycle.to_string(),
+        "birth_date": id.birth_date.map(|d| d.to_string()),
+        "death_date": id.death_date.map(|d| d.to_string()),
+        "contact": p.contact.as_ref().map(|c| json!({
+            "emails": v(&c.emails), "phones": v(&c.phones), "addresses": v(&c.addresses)
+        })),
+        "professional": p.professional.as_ref().map(|x| json!({
+            "skills": v(&x.skills), "employments": v(&x.employments), "certifications": v(&x.certifications)
+        })),
+        "social": p.social.as_ref().map(|x| json!({"relationships": v(&x.relationships)})),
+        "preferences": p.preferences.as_ref().map(v),
+        "attributes": p.attributes.as_ref().map(|x| v(&x.items)),
+    })
+}
+
+/// A person, readably, one line per fact.
+pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
+    use std::fmt::Write;
+    let id = &p.identity;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}  {}", id.legal_name, id.id);
+    let _ = writeln!(s, "  lifecycle      {}", p.lifecycle);
+    if let Some(d) = id.birth_date {
+        let _ = writeln!(s, "  born           {d}");
+    }
+    if let Some(d) = id.death_date {
+        let _ = writeln!(s, "  died           {d}");
+    }
+    if let Some(c) = &p.contact {
+        for e in &c.emails {
+            let _ = writeln!(
+                s,
+                "  email          {}{}",
+                e.address,
+                if e.verified { " (verified)" } else { "" }
+            );
+        }
+        for x in &c.phones {
+            let _ = writeln!(s, "  phone          {} {}", x.number, x.kind);
+        }
+        for a in &c.addresses {
+            let _ = writeln!(
+                s,
+                "  address        {}: {}, {} {}, {}",
+                a.label, a.street, a.postal_code, a.city, a.country
+            );
+        }
+    }
+    if let Some(x) = &p.professional {
+        for k in &x.skills {
+            let _ = writeln!(s, "  skill          {} (level {})", k.name, k.level);
+        }
+        for e in &x.employments {
+            let end = e.end.map(|d| d.to_string()).unwrap_or_else(|| "now".into());
+            let _ = writeln!(
+                s,
+                "  employment     {} at {} ({} to {end}) [{}]",
+                e.role, e.organisation, e.start, e.id
+            );
+        }
+        for c in &x.certifications {
+            let _ = writeln!(
+                s,
+                "  certification  {} by {} ({})",
+                c.name, c.issuer, c.issued
+            );
+        }
+    }
+    if let Some(x) = &p.social {
+        for r in &x.relationships {
+            let _ = writeln!(s, "  relationship   {} of {}", r.kind, r.person);
+        }
+    }
+    if let Some(x) = &p.preferences {
+        let _ = writeln!(
+            s,
+            "  preferences    language {}, channels {}",
+            x.language.as_deref().unwrap_or("-"),
+            x.channels.join(", ")
+        );
+    }
+    if let Some(x) = &p.attributes {
+        for a in &x.items {
+            let _ = writeln!(
+                s,
+                "  attribute      {} = {} (source {}, {} %)",
+                a.name, a.value, a.source, a.confidence
+            );
+        }
+    }
+    s.trim_end().to_string()
 }

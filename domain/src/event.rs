@@ -23,6 +23,7 @@
 //! | `PreferencesCleared` | 1 | none |
 
 use ipld_core::ipld::Ipld;
+use personctl_ledger::{Block, Payload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -293,26 +294,33 @@ pub fn encode_payload(event: &Event) -> Option<Ipld> {
     })
 }
 
-fn from<T: DeserializeOwned>(event_type: &str, data: Option<&Ipld>) -> Result<T, DecodeError> {
+fn from<T: Serialize + DeserializeOwned>(
+    event_type: &str,
+    data: Option<&Block>,
+) -> Result<T, DecodeError> {
     let data = data.ok_or_else(|| DecodeError::Payload {
         event_type: event_type.into(),
         reason: "payload missing".into(),
     })?;
-    ipld_core::serde::from_ipld(data.clone()).map_err(|e| DecodeError::Payload {
+    Payload::decode_as(data).map_err(|e| DecodeError::Payload {
         event_type: event_type.into(),
         reason: e.to_string(),
     })
 }
 
-fn item<T: DeserializeOwned>(
+fn item<T: Serialize + DeserializeOwned>(
     event_type: &str,
-    data: Option<&Ipld>,
+    data: Option<&Block>,
     wrap: fn(T) -> Item,
 ) -> Result<Item, DecodeError> {
     from(event_type, data).map(wrap)
 }
 
-fn decode_item(kind: ItemKind, event_type: &str, data: Option<&Ipld>) -> Result<Item, DecodeError> {
+fn decode_item(
+    kind: ItemKind,
+    event_type: &str,
+    data: Option<&Block>,
+) -> Result<Item, DecodeError> {
     match kind {
         ItemKind::Email => item(event_type, data, Item::Email),
         ItemKind::Phone => item::<Phone>(event_type, data, Item::Phone),
@@ -326,7 +334,7 @@ fn decode_item(kind: ItemKind, event_type: &str, data: Option<&Ipld>) -> Result<
 }
 
 /// Reads a stored event back, upcasting older schema versions to the current one.
-pub fn decode(event_type: &str, schema: u64, data: Option<&Ipld>) -> Result<Event, DecodeError> {
+pub fn decode(event_type: &str, schema: u64, data: Option<&Block>) -> Result<Event, DecodeError> {
     let known = current_schema(event_type);
     if schema == 0 || schema > known {
         if !is_known_type(event_type) {

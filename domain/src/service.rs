@@ -72,59 +72,74 @@ impl<S: BlockStore> Persons<S> {
     }
 
     /// Replays one person's chain, from genesis, up to `at` (or the head).
+    ///
+    /// Two threads work on it: one walks the chain back from the head (each event names its
+    /// parent, so this part is sequential), the other loads and decodes the payloads of the
+    /// events already found; the events are then applied from genesis on.
     #[instrument(skip_all, fields(person = %id))]
     pub fn replay(&self, id: PersonId, at: Option<At>) -> Result<Replayed, Error> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<personctl_ledger::Event>(1024);
         let stream = id.stream();
-        let mut chain = Vec::new();
-        for event in self.ledger.walk_back(&stream)? {
-            chain.push(event?);
+        let (walked, decoded) = std::thread::scope(|scope| {
+            let walker = scope.spawn(move || -> Result<(), Error> {
+                for event in self.ledger.walk_back(&stream)? {
+                    if sender.send(event?).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            let decoded: Result<Vec<(Head, Event)>, Error> =
+                receiver.iter().map(|stored| self.decode(&stored)).collect();
+            (
+                walker.join().expect("the chain walker does not panic"),
+                decoded,
+            )
+        });
+        walked?;
+        let mut decoded = decoded?;
+        decoded.reverse();
+        fold_until(id, decoded, at)
+    }
+
+    /// Replays one person's chain on the calling thread only (for callers that already run
+    /// many replays in parallel).
+    fn replay_here(&self, id: PersonId) -> Result<Replayed, Error> {
+        let mut decoded = Vec::new();
+        for stored in self.ledger.walk_back(&id.stream())? {
+            decoded.push(self.decode(&stored?)?);
         }
-        chain.reverse();
-        let mut out = Replayed {
-            person: None,
-            head: None,
-            events: 0,
-        };
-        for stored in chain {
-            let data = match stored.payload() {
-                Some(cid) => {
-                    let payload = self.ledger.payload(&cid)?.ok_or(Error::MissingPayload {
+        decoded.reverse();
+        fold_until(id, decoded, None)
+    }
+
+    /// Loads an event's payload block (its CID re-derived) and decodes it into a domain event.
+    fn decode(&self, stored: &personctl_ledger::Event) -> Result<(Head, Event), Error> {
+        let block = match stored.payload() {
+            Some(cid) => Some(
+                self.ledger
+                    .store()
+                    .get(&cid)?
+                    .ok_or(Error::MissingPayload {
                         event: stored.cid(),
                         payload: cid,
-                    })?;
-                    Some(payload.into_data())
-                }
-                None => None,
-            };
-            let event = event::decode(stored.event_type(), stored.schema(), data.as_ref())
-                .map_err(|error| Error::Decode {
-                    cid: stored.cid(),
-                    error,
-                })?;
-            out.person = apply(out.person.take(), &event);
-            out.head = Some(Head {
+                    })?,
+            ),
+            None => None,
+        };
+        let event = event::decode(stored.event_type(), stored.schema(), block.as_ref()).map_err(
+            |error| Error::Decode {
+                cid: stored.cid(),
+                error,
+            },
+        )?;
+        Ok((
+            Head {
                 cid: stored.cid(),
                 height: stored.height(),
-            });
-            out.events += 1;
-            let stop = match at {
-                Some(At::Height(h)) => stored.height() == h,
-                Some(At::Cid(c)) => stored.cid() == c,
-                None => false,
-            };
-            if stop {
-                return Ok(out);
-            }
-        }
-        match at {
-            None => Ok(out),
-            Some(At::Height(h)) => Err(Error::NotOnChain(format!(
-                "person {id} has no event at height {h}"
-            ))),
-            Some(At::Cid(c)) => Err(Error::NotOnChain(format!(
-                "event {c} is not on the chain of person {id}"
-            ))),
-        }
+            },
+            event,
+        ))
     }
 
     /// Every person stream in the store.
@@ -142,14 +157,11 @@ impl<S: BlockStore> Persons<S> {
     /// Replays every person (in parallel, one chain per task) into one [`PersonWorld`].
     /// Returns the world and the number of events applied.
     #[instrument(skip_all)]
-    pub fn replay_all(&self) -> Result<(PersonWorld, u64), Error>
-    where
-        S: Sync,
-    {
+    pub fn replay_all(&self) -> Result<(PersonWorld, u64), Error> {
         let ids = self.ids()?;
         let replayed: Vec<Replayed> = ids
             .par_iter()
-            .map(|id| self.replay(*id, None))
+            .map(|id| self.replay_here(*id))
             .collect::<Result<_, _>>()?;
         let events = replayed.iter().map(|r| r.events).sum();
         let world = PersonWorld::from_persons(replayed.into_iter().filter_map(|r| r.person));
@@ -358,6 +370,41 @@ impl<S: BlockStore> Persons<S> {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// Applies decoded events from genesis on, stopping after `at`.
+fn fold_until(
+    id: PersonId,
+    decoded: Vec<(Head, Event)>,
+    at: Option<At>,
+) -> Result<Replayed, Error> {
+    let mut out = Replayed {
+        person: None,
+        head: None,
+        events: 0,
+    };
+    for (head, event) in decoded {
+        out.person = apply(out.person.take(), &event);
+        out.head = Some(head);
+        out.events += 1;
+        let stop = match at {
+            Some(At::Height(h)) => head.height == h,
+            Some(At::Cid(c)) => head.cid == c,
+            None => false,
+        };
+        if stop {
+            return Ok(out);
+        }
+    }
+    match at {
+        None => Ok(out),
+        Some(At::Height(h)) => Err(Error::NotOnChain(format!(
+            "person {id} has no event at height {h}"
+        ))),
+        Some(At::Cid(c)) => Err(Error::NotOnChain(format!(
+            "event {c} is not on the chain of person {id}"
+        ))),
     }
 }
 

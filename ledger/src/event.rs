@@ -7,7 +7,7 @@
 //! bytes can be cut out of a block (and spliced into one) without re-encoding.
 
 use ipld_core::ipld::Ipld;
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_bytes::ByteArray;
 use uuid::Uuid;
 
@@ -406,6 +406,30 @@ impl Payload {
             salt: self.salt.clone(),
         };
         Ok(Block::new(codec::encode(&wire)?))
+    }
+
+    /// Decodes a payload block strictly, straight into the data type `T` (no `Ipld` tree in
+    /// between). The block must be exactly the canonical encoding of `{"data": T, "salt": ...}`:
+    /// re-encoding the decoded value must give the same bytes.
+    pub fn decode_as<T: Serialize + DeserializeOwned>(block: &Block) -> Result<T> {
+        #[derive(Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, bound = "T: Serialize + DeserializeOwned")]
+        struct Typed<T> {
+            data: T,
+            #[serde(with = "serde_bytes")]
+            salt: Vec<u8>,
+        }
+        let wire: Typed<T> = codec::decode(&block.cid(), block.bytes())?;
+        if wire.salt.len() < MIN_SALT_LEN {
+            return Err(Error::codec(
+                block.cid().to_string(),
+                format!(
+                    "payload salt has {} bytes, at least {MIN_SALT_LEN} are required",
+                    wire.salt.len()
+                ),
+            ));
+        }
+        Ok(wire.data)
     }
 
     /// Decodes a payload block strictly.

@@ -81,6 +81,8 @@ pub struct Appended {
     pub cid: Cid,
     /// The new event's height.
     pub height: u64,
+    /// The new event's type name.
+    pub event_type: String,
     /// The payload block's CID, if any.
     pub payload: Option<Cid>,
 }
@@ -203,6 +205,7 @@ impl<S: BlockStore> Ledger<S> {
                             stream: stream.clone(),
                             cid: event.cid(),
                             height,
+                            event_type: d.event_type.clone(),
                             payload: event.payload(),
                         },
                     ));

@@ -342,7 +342,23 @@ fn demo_builds_a_ledger_that_verifies() {
     let (ty, summary) = records.last().unwrap();
     assert_eq!(ty, "summary");
     assert_eq!(summary["ok"], true);
-    assert_eq!(summary["streams"], 3);
+    assert_eq!(summary["persons"], 5);
+    assert_eq!(
+        summary["events"], summary["replayed"],
+        "every appended event is replayed"
+    );
+    let persons: Vec<_> = records.iter().filter(|(ty, _)| ty == "person").collect();
+    assert_eq!(persons.len(), 5);
+    let lifecycles: Vec<&str> = persons
+        .iter()
+        .map(|(_, p)| p["lifecycle"].as_str().unwrap())
+        .collect();
+    for state in ["Active", "Archived", "Deceased", "MergedInto("] {
+        assert!(
+            lifecycles.iter().any(|l| l.starts_with(state)),
+            "{state} missing from {lifecycles:?}"
+        );
+    }
     // The demo's home is a normal home.
     let out = std::process::Command::new(crate::personctl())
         .args(["verify"])

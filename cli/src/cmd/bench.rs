@@ -237,6 +237,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     });
     drop(ledger);
     let disk = dir_size(&dir);
+    let world_bytes = domain_stages(args, &signer, &mut rows)?;
 
     for r in &rows {
         out.record(
@@ -245,6 +246,11 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             || format!("{:<30} {:>12.0} events/s   ({} in {:.3}s; {})", r.stage, r.rate(), r.events, r.seconds, r.note),
         )?;
     }
+    out.record(
+        "memory",
+        json!({"world_bytes_per_person": world_bytes}),
+        || format!("World memory: {world_bytes} bytes per person (all components and indexes; 100 events per person)"),
+    )?;
     out.record(
         "disk",
         json!({"bytes": disk, "events": args.events, "bytes_per_event": disk / args.events}),
@@ -270,4 +276,125 @@ fn dir_size(path: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// The domain's command for event `j` of person `i` of the benchmark (always valid in order).
+fn domain_command(i: u64, j: u64) -> personctl_domain::Command {
+    use personctl_domain::model::Skill;
+    use personctl_domain::Command;
+    match j % 3 {
+        _ if j == 0 => Command::Register {
+            legal_name: format!("Person {i}"),
+        },
+        0 => Command::AddSkill(Skill {
+            name: format!("skill {j}"),
+            level: (j % 5 + 1) as u8,
+        }),
+        1 => Command::Rename {
+            legal_name: format!("Person {i} ({j})"),
+            reason: "bench".into(),
+        },
+        _ => Command::AddEmail {
+            address: format!("p{i}.{j}@example.org"),
+        },
+    }
+}
+
+/// Domain stages on a fresh store: batched commands, replay of every person into the World,
+/// one long chain rebuilt. Returns the World's bytes per person.
+fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Result<u64> {
+    use personctl_domain::{Command, PersonId, PersonWorld, Persons};
+    let tmp = tempfile::tempdir()?;
+    let persons = Persons::new(Ledger::new(SledStore::open(tmp.path().join("domain"))?));
+    let n_persons = args.streams.max(1);
+    let per_person = (args.events / n_persons).max(1);
+    let ids: Vec<PersonId> = (0..n_persons).map(|_| PersonId::new_v7()).collect();
+    // 10 persons' whole histories per commit: 1,000 commands at the default sizes.
+    let group = (1000 / per_person).max(1) as usize;
+    let (result, s) = timed(|| -> Result<u64> {
+        let mut events = 0;
+        for chunk in ids.chunks(group) {
+            let commands: Vec<(PersonId, Command)> = chunk
+                .iter()
+                .enumerate()
+                .flat_map(|(k, id)| {
+                    (0..per_person).map(move |j| (*id, domain_command(k as u64, j)))
+                })
+                .collect();
+            let appended = persons
+                .execute_batch(signer, &commands)
+                .map_err(|f| f.error)?;
+            events += appended.iter().map(|a| a.len() as u64).sum::<u64>();
+        }
+        Ok(events)
+    });
+    let events = result?;
+    rows.push(Row {
+        stage: "domain commands, batched",
+        events,
+        seconds: s,
+        note: format!("{n_persons} persons x {per_person} commands, decide + sign + append, {group} persons per commit"),
+    });
+
+    let (replayed, s) = timed(|| persons.replay_all());
+    let (world, replayed_events) = replayed?;
+    rows.push(Row {
+        stage: "replay all into the World",
+        events: replayed_events,
+        seconds: s,
+        note: format!(
+            "{} persons, CIDs re-derived, payloads decoded, 2 threads",
+            world.len()
+        ),
+    });
+    drop(world);
+
+    // Bytes the World holds per person: build it from replayed persons and count allocations.
+    let people: Vec<_> = ids
+        .iter()
+        .filter_map(|id| persons.replay(*id, None).ok()?.person)
+        .collect();
+    let before = crate::alloc::allocated();
+    let world = PersonWorld::from_persons(people.iter().cloned());
+    let world_bytes =
+        ((crate::alloc::allocated() - before).max(0) as usize / people.len().max(1)) as u64;
+    drop(world);
+
+    // One long chain: 10,000 events for one person, rebuilt alone.
+    let long = PersonId::new_v7();
+    let long_events = 10_000u64;
+    for start in (0..long_events).step_by(1000) {
+        let commands: Vec<(PersonId, Command)> = (start..(start + 1000).min(long_events))
+            .map(|j| match j {
+                0 => (
+                    long,
+                    Command::Register {
+                        legal_name: "Long Chain".into(),
+                    },
+                ),
+                j => (
+                    long,
+                    Command::Rename {
+                        legal_name: format!("Long Chain {}", j % 2),
+                        reason: String::new(),
+                    },
+                ),
+            })
+            .collect();
+        persons
+            .execute_batch(signer, &commands)
+            .map_err(|f| f.error)?;
+    }
+    let (replayed, s) = timed(|| persons.replay(long, None));
+    let replayed = replayed?;
+    rows.push(Row {
+        stage: "rebuild one 10,000-event chain",
+        events: replayed.events,
+        seconds: s,
+        note: format!(
+            "{:.1} ms for the whole chain (walk and payloads on 2 threads)",
+            s * 1000.0
+        ),
+    });
+    Ok(world_bytes)
 }

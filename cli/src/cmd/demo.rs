@@ -1,22 +1,166 @@
-//! `personctl demo`: a fresh sample ledger on the embedded store, appended to, verified and shown.
+//! `personctl demo`: a fresh sample ledger on the embedded store. A few people live through
+//! their lifecycles (registration, contact details, a verified email, skills, an employment, a
+//! suspension and reactivation, a death, an archive, a duplicate merged away); then the store is
+//! verified and every person replayed.
 
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use personctl_ledger::{verify, Draft, Expected, Ipld, Ledger, Signer, StreamId, VerifyOptions};
+use personctl_domain::model::{Employment, Phone, Preferences, Relationship, Skill};
+use personctl_domain::{Command, PersonId, Persons};
+use personctl_ledger::{verify, Ledger, Signer, VerifyOptions};
 
 use crate::args::DemoArgs;
 use crate::config::{write_key, Config};
-use crate::output::{time, Out};
+use crate::output::{person_text, Out};
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
-fn data(entries: &[(&str, &str)]) -> Ipld {
-    Ipld::Map(
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), Ipld::String(v.to_string())))
-            .collect(),
-    )
+fn date(s: &str) -> personctl_domain::model::Date {
+    s.parse().expect("demo dates are valid")
+}
+
+/// The demo's commands, in order.
+fn script(
+    ada: PersonId,
+    byron: PersonId,
+    alan: PersonId,
+    grace: PersonId,
+    charles: PersonId,
+) -> Vec<(PersonId, Command)> {
+    let reason = |r: &str| r.to_string();
+    vec![
+        (
+            ada,
+            Command::Register {
+                legal_name: "Ada Lovelace".into(),
+            },
+        ),
+        (
+            ada,
+            Command::SetBirthDate {
+                date: date("1815-12-10"),
+            },
+        ),
+        (
+            ada,
+            Command::AddEmail {
+                address: "ada@analytical.example".into(),
+            },
+        ),
+        (
+            ada,
+            Command::VerifyEmail {
+                address: "ada@analytical.example".into(),
+            },
+        ),
+        (
+            ada,
+            Command::AddSkill(Skill {
+                name: "Mathematics".into(),
+                level: 5,
+            }),
+        ),
+        (
+            ada,
+            Command::SetPreferences(Preferences {
+                language: Some("en".into()),
+                channels: vec!["email".into(), "post".into()],
+            }),
+        ),
+        (
+            byron,
+            Command::Register {
+                legal_name: "Augusta Ada Byron".into(),
+            },
+        ),
+        (
+            byron,
+            Command::AddPhone(Phone {
+                number: "+44 20 7946 0000".into(),
+                kind: "home".into(),
+            }),
+        ),
+        (
+            alan,
+            Command::Register {
+                legal_name: "Alan Turing".into(),
+            },
+        ),
+        (
+            alan,
+            Command::AddEmployment(Employment {
+                id: "npl-1945".into(),
+                organisation: "National Physical Laboratory".into(),
+                role: "Scientific Officer".into(),
+                start: date("1945-10-01"),
+                end: Some(date("1947-09-30")),
+            }),
+        ),
+        (
+            alan,
+            Command::AddSkill(Skill {
+                name: "Cryptanalysis".into(),
+                level: 5,
+            }),
+        ),
+        (
+            alan,
+            Command::Suspend {
+                reason: reason("sabbatical at Cambridge"),
+            },
+        ),
+        (
+            alan,
+            Command::Reactivate {
+                reason: reason("back at the NPL"),
+            },
+        ),
+        (
+            alan,
+            Command::Archive {
+                reason: reason("moved to Manchester"),
+            },
+        ),
+        (
+            grace,
+            Command::Register {
+                legal_name: "Grace Hopper".into(),
+            },
+        ),
+        (
+            grace,
+            Command::AddRelationship(Relationship {
+                person: ada,
+                kind: "admirer".into(),
+            }),
+        ),
+        (
+            grace,
+            Command::Rename {
+                legal_name: "Grace Brewster Murray Hopper".into(),
+                reason: reason("full legal name"),
+            },
+        ),
+        (
+            charles,
+            Command::Register {
+                legal_name: "Charles Babbage".into(),
+            },
+        ),
+        (
+            charles,
+            Command::SetBirthDate {
+                date: date("1791-12-26"),
+            },
+        ),
+        (
+            charles,
+            Command::RecordDeath {
+                date: date("1871-10-18"),
+            },
+        ),
+        (byron, Command::Merge { into: ada }),
+    ]
 }
 
 pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
@@ -40,103 +184,49 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
     write_key(&config.key, &signer)?;
     let store = config.open_or_create_store()?;
     store.trust_add(&signer.author(), "demo")?;
-    let ledger = Ledger::new(store);
+    let persons = Persons::new(Ledger::new(store));
 
-    let ada: StreamId = "person/ada".parse()?;
-    let alan: StreamId = "person/alan".parse()?;
-    let org: StreamId = "org/analytical-engine".parse()?;
-    let step = |stream: &StreamId, expected, ty: &str, d: Option<Ipld>| -> Result<Draft> {
-        let mut draft = Draft::new(stream.clone(), ty, 1);
-        draft.expected = expected;
-        if let Some(d) = d {
-            draft = draft.with_data(d)?;
-        }
-        Ok(draft)
-    };
-    // One durable batch for the registrations, then single appends with explicit expectations.
-    ledger.append_batch(
-        &signer,
-        vec![
-            step(
-                &ada,
-                Expected::Empty,
-                "PersonRegistered",
-                Some(data(&[("legal_name", "Ada Lovelace")])),
-            )?,
-            step(
-                &alan,
-                Expected::Empty,
-                "PersonRegistered",
-                Some(data(&[("legal_name", "Alan Turing")])),
-            )?,
-            step(
-                &org,
-                Expected::Empty,
-                "OrganisationFounded",
-                Some(data(&[("name", "Analytical Engine Society")])),
-            )?,
-        ],
-    )?;
-    ledger.append(
-        &signer,
-        step(
-            &ada,
-            Expected::Height(0),
-            "EmailAdded",
-            Some(data(&[("email", "ada@example.org")])),
-        )?,
-    )?;
-    let ada_head = ledger.append(
-        &signer,
-        step(&ada, Expected::Height(1), "EmailVerified", None)?,
-    )?;
-    let mut joined = step(
-        &org,
-        Expected::Height(0),
-        "MemberAdded",
-        Some(data(&[("member", "ada")])),
-    )?;
-    joined.causes = vec![ada_head.cid];
-    ledger.append(&signer, joined)?;
-    ledger.append(
-        &signer,
-        step(
-            &alan,
-            Expected::Height(0),
-            "PersonSuspended",
-            Some(data(&[("reason", "on leave")])),
-        )?,
-    )?;
+    let ids: Vec<PersonId> = (0..5).map(|_| PersonId::new_v7()).collect();
+    let commands = script(ids[0], ids[1], ids[2], ids[3], ids[4]);
+    let appended = persons
+        .execute_batch(&signer, &commands)
+        .map_err(|f| f.error)?;
+    let events: usize = appended.iter().map(Vec::len).sum();
 
-    for stream in [&ada, &alan, &org] {
-        for event in ledger.walk_forward(stream)? {
-            let event = event?;
-            out.record(
-                "event",
-                json!({"stream": stream.to_string(), "height": event.height(), "type": event.event_type(),
-                       "time": time(event.time_us()), "cid": event.cid().to_string(),
-                       "causes": event.causes().iter().map(|c| c.to_string()).collect::<Vec<_>>()}),
-                || {
-                    let causes = if event.causes().is_empty() { String::new() } else { format!("  (caused by {})", event.causes()[0].short()) };
-                    format!("{:<24} {:>2}  {:<20} {}{causes}", stream.to_string(), event.height(), event.event_type(), event.cid())
-                },
-            )?;
-        }
+    let trust = config.trust(persons.ledger().store())?;
+    let report = verify(
+        persons.ledger().store(),
+        &trust,
+        &VerifyOptions::default(),
+        &|_| {},
+    )?;
+    let (mut world, replayed) = persons.replay_all()?;
+    for id in world.ids() {
+        let p = world.get(id).expect("listed ids exist");
+        out.record("person", crate::output::person_json(&p), || {
+            format!("{}\n", person_text(&p))
+        })?;
     }
-    let trust = config.trust(ledger.store())?;
-    let report = verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {})?;
+    let counts = world.count_by_state();
     out.record(
         "summary",
-        json!({"home": home.display().to_string(), "ok": report.is_ok(), "events": report.events,
-               "payloads": report.payloads, "streams": report.streams, "failures": report.findings.len()}),
+        json!({"home": home.display().to_string(), "ok": report.is_ok(), "commands": commands.len(), "events": events,
+               "replayed": replayed, "persons": world.len(), "failures": report.findings.len()}),
         || {
+            let states: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
             format!(
-                "\nverify: {} ({} events, {} payloads, {} streams)\nexplore it:  export PERSONCTL_HOME={}\n             personctl verify; personctl log --person ada; personctl streams",
+                "{} commands appended {events} signed events; verify: {} ({} events, {} payloads); replay: {} persons ({})\n\
+                 explore it:  export PERSONCTL_HOME={}\n             \
+                 personctl verify; personctl replay; personctl log --person {}; personctl show --person {}",
+                commands.len(),
                 if report.is_ok() { "OK" } else { "FAILED" },
                 report.events,
                 report.payloads,
-                report.streams,
-                home.display()
+                world.len(),
+                states.join(", "),
+                home.display(),
+                ids[0],
+                ids[0]
             )
         },
     )?;

@@ -1,10 +1,12 @@
 //! One module per subcommand; `run` dispatches.
 
+mod append;
 mod append_event;
 mod bench;
 mod demo;
 mod keygen;
 mod log;
+mod replay;
 mod trust;
 mod verify;
 
@@ -22,7 +24,11 @@ pub(crate) fn run(args: Args) -> Result<u8> {
     let code = match args.command {
         Command::Keygen(a) => keygen::run(&config, &a, &mut out)?,
         Command::Trust(a) => trust::run(&config, a, &mut out)?,
+        Command::Append(a) => append::run(&config, &a, &mut out)?,
         Command::AppendEvent(a) => append_event::run(&config, &a, &mut out)?,
+        Command::Replay(a) => replay::replay(&config, &a, &mut out)?,
+        Command::Show(a) => replay::show(&config, &a, &mut out)?,
+        Command::States => replay::states(&mut out)?,
         Command::Verify(a) => verify::run(&config, &a, &mut out)?,
         Command::Log(a) => log::run(&config, &a, &mut out)?,
         Command::Streams => streams(&config, &mut out)?,

@@ -187,7 +187,10 @@ fn an_old_chain_verifies_and_replays_through_the_upcasters() {
 #[test]
 fn unknown_versions_and_types_are_errors_not_guesses() {
     use personctl_domain::event::{decode, DecodeError};
-    let data = registered_v1_payload(person(), "x");
+    let data = Payload::with_salt(registered_v1_payload(person(), "x"), vec![7; 16])
+        .unwrap()
+        .to_block()
+        .unwrap();
     assert!(matches!(
         decode("PersonRegistered", 3, Some(&data)),
         Err(DecodeError::UnknownSchema {

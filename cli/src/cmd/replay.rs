@@ -1,0 +1,117 @@
+//! `personctl replay`, `personctl show` and `personctl states`: rebuilt persons and the lifecycle.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use personctl_domain::lifecycle::TRANSITIONS;
+use personctl_domain::{At, PersonId, Persons};
+use personctl_ledger::{Cid, Ledger, SledStore};
+
+use crate::args::{ReplayArgs, ShowArgs};
+use crate::config::Config;
+use crate::output::{person_json, person_text, Out};
+use crate::EXIT_OK;
+
+fn person_id(text: &str) -> Result<PersonId> {
+    text.parse()
+        .with_context(|| format!("--person {text:?} is not a person id (a UUID)"))
+}
+
+fn persons(config: &Config) -> Result<Persons<SledStore>> {
+    Ok(Persons::new(Ledger::new(config.open_existing_store()?)))
+}
+
+pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Result<u8> {
+    let persons = persons(config)?;
+    let Some(person) = &args.person else {
+        let started = Instant::now();
+        let (mut world, events) = persons.replay_all()?;
+        let seconds = started.elapsed().as_secs_f64();
+        for id in world.ids() {
+            let p = world.get(id).expect("listed ids exist");
+            out.record("person", person_json(&p), || {
+                let email = p
+                    .contact
+                    .as_ref()
+                    .and_then(|c| c.emails.first())
+                    .map_or("", |e| e.address.as_str());
+                format!(
+                    "{id}  {:<12} {:<28} {email}",
+                    p.lifecycle.to_string(),
+                    p.identity.legal_name
+                )
+            })?;
+        }
+        let counts = world.count_by_state();
+        let by_state: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(s, n)| (s.to_string(), json!(n)))
+            .collect();
+        out.record(
+            "summary",
+            json!({"persons": world.len(), "events": events, "seconds": seconds, "by_state": by_state}),
+            || {
+                let states: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                format!("{} persons from {events} events in {seconds:.3}s ({})", world.len(), states.join(", "))
+            },
+        )?;
+        return Ok(EXIT_OK);
+    };
+    let id = person_id(person)?;
+    let at = match &args.at {
+        None => None,
+        Some(text) => Some(match text.parse::<u64>() {
+            Ok(h) => At::Height(h),
+            Err(_) => At::Cid(
+                text.parse::<Cid>()
+                    .with_context(|| format!("--at {text:?} is neither a height nor a CID"))?,
+            ),
+        }),
+    };
+    let replayed = persons.replay(id, at)?;
+    let (Some(p), Some(head)) = (replayed.person, replayed.head) else {
+        bail!("no person {id} in the store at {}", config.home.display());
+    };
+    let mut data = person_json(&p);
+    data["height"] = json!(head.height);
+    data["cid"] = json!(head.cid.to_string());
+    out.record("person", data, || {
+        format!(
+            "{}\n  as of height {} ({})",
+            person_text(&p),
+            head.height,
+            head.cid
+        )
+    })?;
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn show(config: &Config, args: &ShowArgs, out: &mut Out) -> Result<u8> {
+    let id = person_id(&args.person)?;
+    let replayed = persons(config)?.replay(id, None)?;
+    let Some(p) = replayed.person else {
+        bail!("no person {id} in the store at {}", config.home.display());
+    };
+    out.record("person", person_json(&p), || person_text(&p))?;
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn states(out: &mut Out) -> Result<u8> {
+    for t in TRANSITIONS {
+        out.record(
+            "transition",
+            json!({"from": t.from.to_string(), "action": t.action.to_string(), "to": t.to.to_string()}),
+            || format!("{:<13} --{:-<14}--> {}", t.from.to_string(), t.action.to_string(), t.to),
+        )?;
+    }
+    for (event_type, schema) in personctl_domain::event::schemas() {
+        out.record(
+            "schema",
+            json!({"event": event_type, "schema": schema}),
+            || format!("event {event_type:<24} schema v{schema}"),
+        )?;
+    }
+    Ok(EXIT_OK)
+}
