@@ -4,6 +4,7 @@
 //! stale one.
 
 mod cli;
+mod persons;
 mod tamper;
 
 use std::path::{Path, PathBuf};
