@@ -246,21 +246,7 @@ fn bad_input_is_an_error_naming_the_input() {
             "/nonexistent/key.pem",
         ),
     ];
-    for (args, needle) in cases {
-        let run = home.run(args);
-        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(
-            run.stderr.starts_with("personctl: "),
-            "{args:?}: {}",
-            run.stderr
-        );
-        assert!(
-            run.stderr.contains(needle),
-            "{args:?}: {:?} does not mention {needle:?}",
-            run.stderr
-        );
-        assert!(run.stdout.is_empty(), "{args:?}: stdout {:?}", run.stdout);
-    }
+    home.expect_errors(cases);
     // Nothing was appended by any of them.
     assert_eq!(home.run(&["streams"]).stdout, "");
 }

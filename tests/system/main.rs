@@ -94,6 +94,27 @@ impl Home {
         self.dir.path().join("store")
     }
 
+    /// Runs each `(args, needle)` case and requires an error: exit code 2, one message on stderr
+    /// that starts with `personctl: ` and mentions the needle, nothing on stdout.
+    #[track_caller]
+    pub(crate) fn expect_errors(&self, cases: &[(&[&str], &str)]) {
+        for (args, needle) in cases {
+            let run = self.run(args);
+            assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+            assert!(
+                run.stderr.starts_with("personctl: "),
+                "{args:?}: {}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains(needle),
+                "{args:?}: {:?} does not mention {needle:?}",
+                run.stderr
+            );
+            assert!(run.stdout.is_empty(), "{args:?}: stdout {:?}", run.stdout);
+        }
+    }
+
     /// Runs `personctl` with this home and the given arguments.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         let out = Command::new(personctl())

@@ -211,15 +211,7 @@ fn rule_violations_exit_2_name_the_rule_and_append_nothing() {
             "\"not-a-uuid\" is not a UUID",
         ),
     ];
-    for (args, needle) in cases {
-        let run = home.run(args);
-        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(needle),
-            "{args:?}: {:?} does not mention {needle:?}",
-            run.stderr
-        );
-    }
+    home.expect_errors(cases);
     let replay = home.run(&["replay", "--person", &id, "--json"]).records();
     assert_eq!(
         replay[0].1["height"], 1,

@@ -124,6 +124,12 @@ fn raw(f: &Fixture, cid: &Cid) -> Vec<u8> {
     f.ledger.store().get(cid).unwrap().unwrap().into_bytes()
 }
 
+/// Removes the block stored under `cid`; the damage to expect.
+fn remove_stored(f: &Fixture, cid: Cid) -> Vec<(&'static str, Cid)> {
+    assert!(f.ledger.store().remove(&cid).unwrap());
+    vec![("missing-block", cid)]
+}
+
 /// Flips one bit of the block stored under `cid`, in place; the damage to expect.
 fn flip_stored(f: &Fixture, cid: Cid, at: usize) -> Vec<(&'static str, Cid)> {
     let flipped = flip(&raw(f, &cid), at);
@@ -183,26 +189,14 @@ fn flipped_byte_in_a_payload_block() {
 
 #[test]
 fn removed_event_block() {
-    check(
-        "removed event",
-        |f| {
-            let cid = f.a_events[1];
-            assert!(f.ledger.store().remove(&cid).unwrap());
-            vec![("missing-block", cid)]
-        },
-        true,
-    );
+    check("removed event", |f| remove_stored(f, f.a_events[1]), true);
 }
 
 #[test]
 fn removed_payload_block() {
     check(
         "removed payload",
-        |f| {
-            let cid = f.a_payloads[4];
-            assert!(f.ledger.store().remove(&cid).unwrap());
-            vec![("missing-block", cid)]
-        },
+        |f| remove_stored(f, f.a_payloads[4]),
         true,
     );
 }
@@ -349,13 +343,5 @@ fn head_record_with_the_wrong_height() {
 
 #[test]
 fn removed_genesis_block() {
-    check(
-        "removed genesis",
-        |f| {
-            let cid = f.a_events[0];
-            f.ledger.store().remove(&cid).unwrap();
-            vec![("missing-block", cid)]
-        },
-        true,
-    );
+    check("removed genesis", |f| remove_stored(f, f.a_events[0]), true);
 }
