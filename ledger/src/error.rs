@@ -24,6 +24,23 @@ pub enum Error {
         /// The head height actually found (`None`: an empty stream).
         actual: Option<u64>,
     },
+    /// A JetStream publish lost a race: the subject's last message is no longer the one the
+    /// writer built on. Nothing was stored in JetStream.
+    #[error("conflict on {subject}: the subject moved past sequence {expected_sequence}; reload and retry")]
+    SubjectMoved {
+        /// The subject.
+        subject: String,
+        /// The subject sequence the writer expected to be last.
+        expected_sequence: u64,
+    },
+    /// NATS or JetStream failed or refused (connection, stream set-up, an incompatible stream).
+    #[error("{context}: {reason}")]
+    Nats {
+        /// What was being done.
+        context: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Bytes are not strict, canonical DAG-CBOR, or do not have the expected shape.
     #[error("{what}: {reason}")]
     Codec {
@@ -91,6 +108,11 @@ fn fmt_height(h: Option<u64>) -> String {
 }
 
 impl Error {
+    /// Whether this is a concurrency conflict (reload and retry).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. } | Error::SubjectMoved { .. })
+    }
+
     pub(crate) fn codec(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Codec {
             what: what.into(),

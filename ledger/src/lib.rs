@@ -29,6 +29,8 @@ mod cid;
 pub mod codec;
 mod error;
 mod event;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
 mod keys;
 mod ledger;
 pub mod store;

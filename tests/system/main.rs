@@ -4,6 +4,8 @@
 //! stale one.
 
 mod cli;
+mod jetstream;
+mod nats;
 mod persons;
 mod tamper;
 

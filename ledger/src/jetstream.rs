@@ -1,0 +1,289 @@
+//! JetStream backbone pieces (feature `jetstream`): the CID-only message ([`Notice`]), subjects,
+//! stream set-up with a compatibility check, and publishing with deduplication and optimistic
+//! concurrency. The design, including what is still to come, is in `docs/JETSTREAM.md`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+
+use crate::{codec, Cid, Error, Event, Result, StreamId};
+
+/// What a JetStream message says about an event: its CID and its links, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// The event block's CID.
+    pub cid: Cid,
+    /// The previous event of the same stream.
+    pub prev: Option<Cid>,
+    /// Causal parents in other streams.
+    pub causes: Vec<Cid>,
+}
+
+impl Notice {
+    /// The notice of an event.
+    pub fn of(event: &Event) -> Notice {
+        Notice {
+            cid: event.cid(),
+            prev: event.prev(),
+            causes: event.causes().to_vec(),
+        }
+    }
+
+    /// The message body: canonical DAG-CBOR `{"cid", "prev", "causes"}`.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        codec::encode(self)
+    }
+
+    /// Reads a message body strictly.
+    pub fn decode(bytes: &[u8]) -> Result<Notice> {
+        codec::decode(&"JetStream message body", bytes)
+    }
+}
+
+/// Where events go in JetStream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The JetStream stream's name.
+    pub stream: String,
+    /// The subject prefix: events are on `<prefix>.<aggregate type>.<aggregate id>`.
+    pub prefix: String,
+    /// Replicas of the stream (1, or 3 in a cluster).
+    pub replicas: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            stream: "PERSONCTL".into(),
+            prefix: "ledger".into(),
+            replicas: 1,
+        }
+    }
+}
+
+impl Settings {
+    /// The subject of a stream's events.
+    pub fn subject(&self, stream: &StreamId) -> String {
+        format!("{}.{}.{}", self.prefix, stream.aggregate(), stream.id())
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            name: self.stream.clone(),
+            subjects: vec![format!("{}.>", self.prefix)],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            max_age: Duration::ZERO,
+            max_messages: -1,
+            max_bytes: -1,
+            max_messages_per_subject: -1,
+            deny_delete: true,
+            deny_purge: true,
+            num_replicas: self.replicas,
+            ..Config::default()
+        }
+    }
+}
+
+fn nats(context: impl Into<String>) -> impl FnOnce(String) -> Error {
+    let context = context.into();
+    move |reason| Error::Nats { context, reason }
+}
+
+/// Every way `existing` differs from what the ledger needs.
+fn differences(existing: &Config, wanted: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differs = |what: &str, found: String, needed: String| {
+        if found != needed {
+            out.push(format!("{what} is {found}, needs {needed}"));
+        }
+    };
+    differs(
+        "storage",
+        format!("{:?}", existing.storage),
+        format!("{:?}", wanted.storage),
+    );
+    differs(
+        "retention",
+        format!("{:?}", existing.retention),
+        format!("{:?}", wanted.retention),
+    );
+    differs(
+        "max_age",
+        format!("{:?}", existing.max_age),
+        format!("{:?}", wanted.max_age),
+    );
+    differs(
+        "max_messages",
+        existing.max_messages.to_string(),
+        wanted.max_messages.to_string(),
+    );
+    differs(
+        "max_bytes",
+        existing.max_bytes.to_string(),
+        wanted.max_bytes.to_string(),
+    );
+    differs(
+        "max_messages_per_subject",
+        existing.max_messages_per_subject.to_string(),
+        wanted.max_messages_per_subject.to_string(),
+    );
+    differs(
+        "deny_delete",
+        existing.deny_delete.to_string(),
+        wanted.deny_delete.to_string(),
+    );
+    differs(
+        "deny_purge",
+        existing.deny_purge.to_string(),
+        wanted.deny_purge.to_string(),
+    );
+    differs(
+        "replicas",
+        existing.num_replicas.to_string(),
+        wanted.num_replicas.to_string(),
+    );
+    let subject = &wanted.subjects[0];
+    if !existing.subjects.contains(subject) {
+        out.push(format!(
+            "subjects are {:?}, need to include {subject:?}",
+            existing.subjects
+        ));
+    }
+    out
+}
+
+/// Creates the stream, or checks that the existing one is what the ledger needs (an
+/// incompatible stream is an error naming every difference; nothing is changed).
+#[instrument(skip_all, fields(stream = %settings.stream))]
+pub async fn ensure_stream(js: &Context, settings: &Settings) -> Result<()> {
+    let wanted = settings.config();
+    match js.get_stream(&settings.stream).await {
+        Ok(mut stream) => {
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| nats(format!("reading stream {}", settings.stream))(e.to_string()))?;
+            let diffs = differences(&info.config, &wanted);
+            if !diffs.is_empty() {
+                return Err(Error::Nats {
+                    context: format!(
+                        "JetStream stream {} exists but is incompatible",
+                        settings.stream
+                    ),
+                    reason: diffs.join("; "),
+                });
+            }
+            tracing::debug!("stream checked");
+            Ok(())
+        }
+        Err(e) if is_stream_not_found(&e) => {
+            js.create_stream(wanted)
+                .await
+                .map_err(|e| nats(format!("creating stream {}", settings.stream))(e.to_string()))?;
+            tracing::debug!("stream created");
+            Ok(())
+        }
+        Err(e) => Err(nats(format!("looking up stream {}", settings.stream))(
+            e.to_string(),
+        )),
+    }
+}
+
+fn is_stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    use async_nats::jetstream::ErrorCode;
+    matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// The outcome of one publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The stream sequence of the message (of the original, for a duplicate).
+    pub sequence: u64,
+    /// Whether JetStream had it already (same `Nats-Msg-Id` within the duplicate window).
+    pub duplicate: bool,
+}
+
+/// Publishes a notice on `subject`, expecting `expected_sequence` to be the subject's last
+/// message (0: the subject has none), and waits for the ack. A lost race is
+/// [`Error::SubjectMoved`].
+///
+/// JetStream checks the expected sequence before it looks for duplicates, so re-publishing a
+/// message it already stored (after a crash, say) is refused as a lost race. When that
+/// happens and the subject's last message is this very event (same `Nats-Msg-Id`), the publish
+/// is reported as a duplicate instead.
+pub async fn publish(
+    js: &Context,
+    subject: &str,
+    notice: &Notice,
+    expected_sequence: u64,
+) -> Result<Published> {
+    match publish_once(js, subject, notice, expected_sequence).await {
+        Err(Error::SubjectMoved { .. })
+            if let Some(sequence) = last_is(js, subject, &notice.cid).await? =>
+        {
+            Ok(Published {
+                sequence,
+                duplicate: true,
+            })
+        }
+        other => other,
+    }
+}
+
+/// The sequence of the subject's last message, if that message is the event `cid`.
+async fn last_is(js: &Context, subject: &str, cid: &Cid) -> Result<Option<u64>> {
+    let context = || format!("reading the last message on {subject}");
+    let name = js
+        .stream_by_subject(subject.to_string())
+        .await
+        .map_err(|e| nats(context())(e.to_string()))?;
+    let stream = js
+        .get_stream(&name)
+        .await
+        .map_err(|e| nats(context())(e.to_string()))?;
+    let last = stream
+        .get_last_raw_message_by_subject(subject)
+        .await
+        .map_err(|e| nats(context())(e.to_string()))?;
+    let id = last
+        .headers
+        .get("Nats-Msg-Id")
+        .map(|v| v.as_str().to_string());
+    Ok((id.as_deref() == Some(cid.to_string().as_str())).then_some(last.sequence))
+}
+
+async fn publish_once(
+    js: &Context,
+    subject: &str,
+    notice: &Notice,
+    expected_sequence: u64,
+) -> Result<Published> {
+    let message = PublishMessage::build()
+        .payload(notice.encode()?.into())
+        .message_id(notice.cid.to_string())
+        .expected_last_subject_sequence(expected_sequence);
+    let context = || format!("publishing {} on {subject}", notice.cid);
+    let ack = js
+        .send_publish(subject.to_string(), message)
+        .await
+        .map_err(|e| nats(context())(e.to_string()))?;
+    match ack.await {
+        Ok(ack) => Ok(Published {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        }),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Error::SubjectMoved {
+            subject: subject.to_string(),
+            expected_sequence,
+        }),
+        Err(e) => Err(nats(context())(e.to_string())),
+    }
+}
