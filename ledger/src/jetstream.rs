@@ -10,7 +10,7 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, Stor
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::{codec, Cid, Error, Event, Result, StreamId};
+use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
 
 /// What a JetStream message says about an event: its CID and its links, nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +52,10 @@ pub struct Settings {
     pub stream: String,
     /// The subject prefix: events are on `<prefix>.<aggregate type>.<aggregate id>`.
     pub prefix: String,
-    /// Replicas of the stream (1, or 3 in a cluster).
+    /// Replicas of the stream and the bucket (1, or 3 in a cluster).
     pub replicas: usize,
+    /// The key-value bucket that holds blocks by CID.
+    pub bucket: String,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             stream: "PERSONCTL".into(),
             prefix: "ledger".into(),
             replicas: 1,
+            bucket: "PERSONCTL_BLOCKS".into(),
         }
     }
 }
@@ -285,5 +288,80 @@ async fn publish_once(
             expected_sequence,
         }),
         Err(e) => Err(nats(context())(e.to_string())),
+    }
+}
+
+/// The shared block bucket: every block by CID, for readers on other machines. Reading a block
+/// re-derives its CID (invariant 4), here as everywhere.
+pub struct Blocks {
+    kv: async_nats::jetstream::kv::Store,
+}
+
+impl Blocks {
+    /// Opens the bucket named in `settings`, creating it (file storage, history 1, no expiry)
+    /// when missing.
+    pub async fn open(js: &Context, settings: &Settings) -> Result<Blocks> {
+        let context = || format!("opening the block bucket {}", settings.bucket);
+        if js.get_key_value(&settings.bucket).await.is_err() {
+            // The bucket's backing stream, laid out as every NATS key-value bucket is. Created
+            // directly rather than with `create_key_value`, whose account-info request does not
+            // parse against nats-server 2.9.
+            js.get_or_create_stream(Config {
+                name: format!("KV_{}", settings.bucket),
+                description: Some("personctl blocks by CID".into()),
+                subjects: vec![format!("$KV.{}.>", settings.bucket)],
+                max_messages_per_subject: 1,
+                max_bytes: -1,
+                max_age: Duration::ZERO,
+                max_message_size: -1,
+                storage: StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                deny_purge: false,
+                allow_direct: true,
+                num_replicas: settings.replicas,
+                discard: DiscardPolicy::New,
+                duplicate_window: Duration::from_secs(120),
+                ..Config::default()
+            })
+            .await
+            .map_err(|e| nats(context())(e.to_string()))?;
+        }
+        let kv = js
+            .get_key_value(&settings.bucket)
+            .await
+            .map_err(|e| nats(context())(e.to_string()))?;
+        Ok(Blocks { kv })
+    }
+
+    /// Stores a block under its CID (idempotent).
+    pub async fn put(&self, block: &Block) -> Result<()> {
+        self.kv
+            .put(block.cid().to_string(), block.bytes().to_vec().into())
+            .await
+            .map_err(|e| {
+                nats(format!("storing block {} in the bucket", block.cid()))(e.to_string())
+            })?;
+        Ok(())
+    }
+
+    /// The block stored under `cid`, checked against it; `None` if absent.
+    pub async fn get(&self, cid: &Cid) -> Result<Option<Block>> {
+        let value = self
+            .kv
+            .get(cid.to_string())
+            .await
+            .map_err(|e| nats(format!("reading block {cid} from the bucket"))(e.to_string()))?;
+        value
+            .map(|bytes| Block::verified(*cid, bytes.to_vec()))
+            .transpose()
+    }
+
+    /// Removes a block and its history from the bucket (for erasure).
+    pub async fn purge(&self, cid: &Cid) -> Result<()> {
+        self.kv
+            .purge(cid.to_string())
+            .await
+            .map_err(|e| nats(format!("purging block {cid} from the bucket"))(e.to_string()))
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{Config, StorageType};
-use personctl_ledger::jetstream::{ensure_stream, publish, Notice, Settings};
+use personctl_ledger::jetstream::{ensure_stream, publish, Blocks, Notice, Settings};
 use personctl_ledger::{
     BlockStore, Draft, Error, Event, Expected, Ipld, Ledger, MemoryStore, StreamId,
 };
@@ -101,7 +101,7 @@ async fn the_stream_is_created_as_the_ledger_needs_and_an_incompatible_one_is_re
     let other = Settings {
         stream: "OTHER".into(),
         prefix: "other".into(),
-        replicas: 1,
+        ..Settings::default()
     };
     let err = ensure_stream(&js, &other).await.unwrap_err().to_string();
     for needle in [
@@ -250,4 +250,40 @@ async fn a_restarted_server_keeps_every_acknowledged_message() {
         .await
         .unwrap();
     assert_eq!(Notice::decode(&last.payload).unwrap().cid, events[2].cid());
+}
+
+#[tokio::test]
+async fn the_block_bucket_returns_blocks_only_under_their_own_cid() {
+    let server = NatsServer::start();
+    let js = jetstream(&server).await;
+    let settings = Settings::default();
+    let blocks = Blocks::open(&js, &settings).await.unwrap();
+    let ledger = Ledger::new(MemoryStore::new());
+    let d = Draft::new("person/p1".parse().unwrap(), "PersonRegistered", 1)
+        .with_data(Ipld::String("x".into()))
+        .unwrap();
+    let a = ledger.append(&fixture_signer(), d).unwrap();
+    let event = ledger.store().get(&a.cid).unwrap().unwrap();
+    blocks.put(&event).await.unwrap();
+    blocks.put(&event).await.expect("idempotent");
+    assert_eq!(blocks.get(&a.cid).await.unwrap(), Some(event.clone()));
+    assert_eq!(blocks.get(&a.payload.unwrap()).await.unwrap(), None);
+
+    // Bytes stored under the wrong key (a tampered bucket) are an error, never a block.
+    let kv = js.get_key_value(&settings.bucket).await.unwrap();
+    let payload = a.payload.unwrap();
+    kv.put(payload.to_string(), event.bytes().to_vec().into())
+        .await
+        .unwrap();
+    let err = blocks.get(&payload).await.unwrap_err();
+    assert!(
+        matches!(err, Error::CidMismatch { expected, .. } if expected == payload),
+        "{err}"
+    );
+
+    blocks.purge(&a.cid).await.unwrap();
+    assert_eq!(blocks.get(&a.cid).await.unwrap(), None);
+    // Opening again finds the existing bucket.
+    let again = Blocks::open(&js, &settings).await.unwrap();
+    assert_eq!(again.get(&a.cid).await.unwrap(), None);
 }
