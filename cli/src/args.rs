@@ -38,7 +38,8 @@ pub(crate) enum Command {
     AppendEvent(AppendEventArgs),
     /// Rebuild persons from their chains: one (`--person`, optionally `--at`) or all.
     Replay(ReplayArgs),
-    /// Show one person readably: name, lifecycle, components.
+    /// Show persons readably (name, lifecycle, components): one by id, or everyone with an
+    /// email address.
     Show(ShowArgs),
     /// Print the person lifecycle's transition table and the event schema versions.
     States,
@@ -142,10 +143,15 @@ pub(crate) struct ReplayArgs {
 }
 
 #[derive(ClapArgs, Debug)]
+#[group(required = true, multiple = false)]
 pub(crate) struct ShowArgs {
-    /// The person.
+    /// The person with this id.
     #[arg(long, value_name = "ID")]
-    pub(crate) person: String,
+    pub(crate) person: Option<String>,
+    /// Every person with this email address (case-insensitive), found in the World built by
+    /// replaying every chain.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) email: Option<String>,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use personctl_domain::lifecycle::TRANSITIONS;
-use personctl_domain::{At, PersonId, Persons};
+use personctl_domain::{At, PersonId, PersonWorld, Persons};
 use personctl_ledger::{Cid, Ledger, SledStore};
 
 use crate::args::{ReplayArgs, ShowArgs};
@@ -89,12 +89,36 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
 }
 
 pub(crate) fn show(config: &Config, args: &ShowArgs, out: &mut Out) -> Result<u8> {
-    let id = person_id(&args.person)?;
-    let replayed = persons(config)?.replay(id, None)?;
-    let Some(p) = replayed.person else {
-        bail!("no person {id} in the store at {}", config.home.display());
+    let persons = persons(config)?;
+    // Both lookups run against a World: of one replayed person, or of everyone.
+    let (world, ids) = match (&args.person, &args.email) {
+        (Some(person), _) => {
+            let id = person_id(person)?;
+            let Some(p) = persons.replay(id, None)?.person else {
+                bail!("no person {id} in the store at {}", config.home.display());
+            };
+            (PersonWorld::from_persons([p]), vec![id])
+        }
+        (None, Some(address)) => {
+            let (world, _) = persons.replay_all()?;
+            let ids = world.by_email(address);
+            if ids.is_empty() {
+                bail!(
+                    "no person with the email address {address:?} in the store at {}",
+                    config.home.display()
+                );
+            }
+            (world, ids)
+        }
+        (None, None) => bail!("show needs --person ID or --email ADDRESS"),
     };
-    out.record("person", person_json(&p), || person_text(&p))?;
+    for (i, id) in ids.iter().enumerate() {
+        let p = world.get(*id).expect("found in the World");
+        let gap = if i > 0 { "\n" } else { "" };
+        out.record("person", person_json(&p), || {
+            format!("{gap}{}", person_text(&p))
+        })?;
+    }
     Ok(EXIT_OK)
 }
 
