@@ -31,8 +31,9 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Trust(TrustCommand),
     /// Run a person command: `append register --legal-name "Ada Lovelace"`,
-    /// `append add-email --person ID --address ada@example.org`, ... (`personctl states` and the
-    /// README list every command and its fields), or many from a JSON Lines file.
+    /// `append add-email --person ID --address ada@example.org`, ... or many from a JSON Lines
+    /// file. `personctl append --help` lists every command and its fields.
+    #[command(after_long_help = COMMANDS_HELP)]
     Append(AppendArgs),
     /// Append one raw event to any stream (domain-agnostic, low level).
     AppendEvent(AppendEventArgs),
@@ -114,6 +115,26 @@ pub(crate) struct StreamArgs {
     #[command(flatten)]
     pub(crate) select: StreamSelector,
 }
+
+/// The person commands and their fields, for `append --help`.
+const COMMANDS_HELP: &str = "\
+Commands and their fields (--field-name VALUE; dates YYYY-MM-DD; every command but register needs --person ID):
+  register                         --legal-name
+  rename                           --legal-name [--reason]
+  set-birth-date, record-death     --date
+  suspend, reactivate, archive     [--reason]
+  merge                            --into ID (the surviving person)
+  add-email, verify-email, remove-email      --address
+  add-phone, update-phone          --number [--kind];   remove-phone --number
+  add-address, update-address      --label [--street --city --postal-code --country];   remove-address --label
+  add-skill, update-skill          --name --level 1..5;   remove-skill --name
+  add-employment, update-employment    --id --organisation --role --start [--end];   remove-employment --id
+  add-certification, update-certification  --name --issued [--issuer --expires];   remove-certification --name
+  add-relationship, remove-relationship    --other ID --kind
+  add-attribute, update-attribute  --name --value [--source --confidence 0..100 --valid-from --valid-until];   remove-attribute --name
+  set-preferences                  [--language --channels a,b];   clear-preferences
+
+JSON Lines (--file): one object per line, {\"person\": ID, \"command\": \"add-email\", \"address\": ...}, field names with underscores.";
 
 #[derive(ClapArgs, Debug)]
 pub(crate) struct AppendArgs {

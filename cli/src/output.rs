@@ -132,7 +132,7 @@ pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
     }
     if let Some(x) = &p.social {
         for r in &x.relationships {
-            let _ = writeln!(s, "  relationship   {} of {}", r.kind, r.person);
+            let _ = writeln!(s, "  relationship   {} of {}", r.kind, r.other);
         }
     }
     if let Some(x) = &p.preferences {

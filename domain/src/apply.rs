@@ -33,7 +33,7 @@ keyed!(Employment, ItemKind::Employment, |x| x.id);
 keyed!(Certification, ItemKind::Certification, |x| x.name);
 keyed!(Relationship, ItemKind::Relationship, |x| format!(
     "{}:{}",
-    x.person, x.kind
+    x.other, x.kind
 ));
 keyed!(Attribute, ItemKind::Attribute, |x| x.name);
 

@@ -85,7 +85,7 @@ pub enum Command {
     /// Add a relationship to another person.
     AddRelationship(Relationship),
     /// Remove a relationship.
-    RemoveRelationship { person: PersonId, kind: String },
+    RemoveRelationship { other: PersonId, kind: String },
     /// Add a custom attribute.
     AddAttribute(Attribute),
     /// Change a custom attribute (by name).
@@ -161,9 +161,9 @@ impl Command {
                 key_of(ItemKind::Certification, name),
             ),
             C::AddRelationship(x) => Add(Item::Relationship(x.clone())),
-            C::RemoveRelationship { person, kind } => Remove(
+            C::RemoveRelationship { other, kind } => Remove(
                 ItemKind::Relationship,
-                key_of(ItemKind::Relationship, &format!("{person}:{kind}")),
+                key_of(ItemKind::Relationship, &format!("{other}:{kind}")),
             ),
             C::AddAttribute(x) => Add(Item::Attribute(x.clone())),
             C::UpdateAttribute(x) => Update(Item::Attribute(x.clone())),

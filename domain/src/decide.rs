@@ -92,7 +92,7 @@ fn check_item(id: PersonId, item: &Item) -> Result<(), DomainError> {
         }
         Item::Relationship(r) => {
             non_empty("kind", &r.kind)?;
-            if r.person == id {
+            if r.other == id {
                 return Err(invalid(
                     "person",
                     "a person cannot have a relationship with itself",

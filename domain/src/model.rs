@@ -102,8 +102,9 @@ pub struct Certification {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Relationship {
-    /// The other person.
-    pub person: PersonId,
+    /// The other person. (Named `other` so that it never collides with the `person` a command
+    /// is addressed to.)
+    pub other: PersonId,
     /// What kind (`colleague`, `manager`, `spouse`, ...).
     pub kind: String,
 }
@@ -157,7 +158,7 @@ pub enum ItemKind {
     Employment,
     /// [`Certification`], keyed by name.
     Certification,
-    /// [`Relationship`], keyed by `<person id>:<kind>`.
+    /// [`Relationship`], keyed by `<other person's id>:<kind>`.
     Relationship,
     /// [`Attribute`], keyed by name.
     Attribute,
@@ -250,7 +251,7 @@ impl Item {
             Item::Skill(x) => x.name.clone(),
             Item::Employment(x) => x.id.clone(),
             Item::Certification(x) => x.name.clone(),
-            Item::Relationship(x) => format!("{}:{}", x.person, x.kind),
+            Item::Relationship(x) => format!("{}:{}", x.other, x.kind),
             Item::Attribute(x) => x.name.clone(),
         };
         key_of(self.kind(), &raw)

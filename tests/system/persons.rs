@@ -436,3 +436,59 @@ fn states_prints_the_transition_table() {
         .stdout
         .contains("Suspended     --Reactivate------> Active"));
 }
+
+/// Regression: a relationship's other person once used the field name `person`, which the
+/// command's own `person` (the subject) swallowed, so relationships could not be added from
+/// the command line or a file.
+#[test]
+fn relationship_commands_name_the_other_person_without_colliding_with_the_subject() {
+    let (home, ada) = with_ada();
+    let grace = home
+        .run(&[
+            "append",
+            "register",
+            "--legal-name",
+            "Grace Hopper",
+            "--json",
+        ])
+        .records()[0]
+        .1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = home.run(&[
+        "append",
+        "add-relationship",
+        "--person",
+        &grace,
+        "--other",
+        &ada,
+        "--kind",
+        "admirer",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = home.path().join("rel.jsonl");
+    std::fs::write(&file, format!(r#"{{"person": "{ada}", "command": "add-relationship", "other": "{grace}", "kind": "colleague"}}"#)).unwrap();
+    let run = home.run(&["append", "--file", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let g = &home.run(&["show", "--person", &grace, "--json"]).records()[0].1;
+    assert_eq!(g["social"]["relationships"][0]["other"], ada.as_str());
+    let a = &home.run(&["show", "--person", &ada, "--json"]).records()[0].1;
+    assert_eq!(a["social"]["relationships"][0]["other"], grace.as_str());
+    let run = home.run(&[
+        "append",
+        "remove-relationship",
+        "--person",
+        &grace,
+        "--other",
+        &ada,
+        "--kind",
+        "admirer",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let g = &home.run(&["show", "--person", &grace, "--json"]).records()[0].1;
+    assert!(
+        g["social"].is_null(),
+        "the component goes with its last relationship: {g}"
+    );
+}

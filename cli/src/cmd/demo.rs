@@ -130,7 +130,7 @@ fn script(
         (
             grace,
             Command::AddRelationship(Relationship {
-                person: ada,
+                other: ada,
                 kind: "admirer".into(),
             }),
         ),

@@ -256,7 +256,7 @@ fn removing_what_does_not_exist_is_rejected_for_every_kind() {
     let rel_key = format!("{}:colleague", bob());
     given(&registered())
         .when(Command::RemoveRelationship {
-            person: bob(),
+            other: bob(),
             kind: "colleague".into(),
         })
         .then_err(DomainError::Missing {
@@ -330,7 +330,7 @@ fn value_rules_of_items() {
         .then_err_says(&["number"]);
     given(&registered())
         .when(Command::AddRelationship(Relationship {
-            person: ada(),
+            other: ada(),
             kind: "self".into(),
         }))
         .then_err_says(&["relationship with itself"]);
