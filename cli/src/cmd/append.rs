@@ -34,6 +34,9 @@ fn args_to_json(args: &[String]) -> Result<Value> {
         let Some(field) = flag.strip_prefix("--") else {
             bail!("append {name}: expected --FIELD VALUE, found {flag:?}");
         };
+        if matches!(field, "home" | "key") {
+            bail!("append {name}: --{field} is a global option; give it before the command: personctl --{field} VALUE append {name} ...");
+        }
         let field = field.replace('-', "_");
         let value = rest
             .next()
@@ -225,5 +228,9 @@ mod tests {
         assert!(args_to_json(&["x".into(), "--level".into(), "four".into()]).is_err());
         assert!(args_to_json(&["x".into(), "--a".into()]).is_err());
         assert!(args_to_json(&["x".into(), "a".into()]).is_err());
+        let err = args_to_json(&["x".into(), "--home".into(), "/h".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("global option"), "{err}");
     }
 }
