@@ -102,55 +102,26 @@ fn nats(context: impl Into<String>) -> impl FnOnce(String) -> Error {
 /// Every way `existing` differs from what the ledger needs.
 fn differences(existing: &Config, wanted: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    let mut differs = |what: &str, found: String, needed: String| {
-        if found != needed {
-            out.push(format!("{what} is {found}, needs {needed}"));
-        }
-    };
-    differs(
-        "storage",
-        format!("{:?}", existing.storage),
-        format!("{:?}", wanted.storage),
-    );
-    differs(
-        "retention",
-        format!("{:?}", existing.retention),
-        format!("{:?}", wanted.retention),
-    );
-    differs(
-        "max_age",
-        format!("{:?}", existing.max_age),
-        format!("{:?}", wanted.max_age),
-    );
-    differs(
-        "max_messages",
-        existing.max_messages.to_string(),
-        wanted.max_messages.to_string(),
-    );
-    differs(
-        "max_bytes",
-        existing.max_bytes.to_string(),
-        wanted.max_bytes.to_string(),
-    );
-    differs(
-        "max_messages_per_subject",
-        existing.max_messages_per_subject.to_string(),
-        wanted.max_messages_per_subject.to_string(),
-    );
-    differs(
-        "deny_delete",
-        existing.deny_delete.to_string(),
-        wanted.deny_delete.to_string(),
-    );
-    differs(
-        "deny_purge",
-        existing.deny_purge.to_string(),
-        wanted.deny_purge.to_string(),
-    );
-    differs(
-        "replicas",
-        existing.num_replicas.to_string(),
-        wanted.num_replicas.to_string(),
+    // Each field is compared through its Debug form, and named as in the stream config
+    // (`num_replicas` is the replicas setting).
+    macro_rules! compare {
+        ($($field:ident),*) => {$(
+            let (found, needed) = (format!("{:?}", existing.$field), format!("{:?}", wanted.$field));
+            if found != needed {
+                out.push(format!("{} is {found}, needs {needed}", stringify!($field)));
+            }
+        )*};
+    }
+    compare!(
+        storage,
+        retention,
+        max_age,
+        max_messages,
+        max_bytes,
+        max_messages_per_subject,
+        deny_delete,
+        deny_purge,
+        num_replicas
     );
     let subject = &wanted.subjects[0];
     if !existing.subjects.contains(subject) {
