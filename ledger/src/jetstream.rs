@@ -336,3 +336,100 @@ impl Blocks {
             .map_err(|e| nats(format!("purging block {cid} from the bucket"))(e.to_string()))
     }
 }
+
+/// Brings one stream from JetStream and the block bucket into a local store: reads the
+/// subject's last message, then walks back from its event through `prev`, fetching every
+/// block the local store lacks (CIDs re-derived on every read), and commits them with the new
+/// head in one step. Returns the head and its subject sequence (`None`: JetStream has no event
+/// for the stream).
+///
+/// The walk stops at the first event the local store already has, which must be its head: a
+/// local chain that went elsewhere is a conflict, and nothing is written.
+#[instrument(skip_all, fields(stream = %stream))]
+pub async fn fetch_stream<S: crate::BlockStore + ?Sized>(
+    js: &Context,
+    settings: &Settings,
+    blocks: &Blocks,
+    stream: &StreamId,
+    into: &S,
+) -> Result<Option<(crate::Head, u64)>> {
+    let subject = settings.subject(stream);
+    let context = || format!("reading the last message on {subject}");
+    let js_stream = js
+        .get_stream(&settings.stream)
+        .await
+        .map_err(|e| nats(context())(e.to_string()))?;
+    let last = match js_stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(m) => m,
+        Err(e)
+            if e.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(nats(context())(e.to_string())),
+    };
+    let notice = Notice::decode(&last.payload)?;
+    let local = into.head(stream)?;
+    let mut fetched = Vec::new();
+    let mut head = None;
+    let mut next = Some(notice.cid);
+    let mut met_local_head = false;
+    while let Some(cid) = next.take() {
+        if into.contains(&cid)? {
+            if local.map(|h| h.cid) != Some(cid) {
+                return Err(Error::Conflict {
+                    stream: stream.clone(),
+                    expected: local.map(|h| h.height),
+                    actual: None,
+                });
+            }
+            met_local_head = true;
+            break;
+        }
+        let block = blocks.get(&cid).await?.ok_or(Error::MissingBlock(cid))?;
+        let event = Event::decode(&block)?;
+        if event.stream() != stream {
+            return Err(Error::InvalidEvent(format!(
+                "event {cid} on the subject of {stream} belongs to {}",
+                event.stream()
+            )));
+        }
+        head.get_or_insert(crate::Head {
+            cid,
+            height: event.height(),
+        });
+        if let Some(payload) = event.payload() {
+            fetched.push(
+                blocks
+                    .get(&payload)
+                    .await?
+                    .ok_or(Error::MissingBlock(payload))?,
+            );
+        }
+        next = event.prev();
+        fetched.push(block);
+    }
+    let Some(head) = head else {
+        return Ok(local.map(|h| (h, last.sequence)));
+    };
+    if !met_local_head && local.is_some() {
+        // Walked to genesis without meeting the local head: the local chain is elsewhere.
+        return Err(Error::Conflict {
+            stream: stream.clone(),
+            expected: local.map(|h| h.height),
+            actual: Some(head.height),
+        });
+    }
+    let commit = crate::Commit {
+        blocks: fetched,
+        heads: vec![crate::HeadUpdate {
+            stream: stream.clone(),
+            expected: local,
+            new: head,
+        }],
+    };
+    into.commit(&commit)?;
+    tracing::debug!(height = head.height, "stream fetched");
+    Ok(Some((head, last.sequence)))
+}

@@ -287,3 +287,137 @@ async fn the_block_bucket_returns_blocks_only_under_their_own_cid() {
     let again = Blocks::open(&js, &settings).await.unwrap();
     assert_eq!(again.get(&a.cid).await.unwrap(), None);
 }
+
+/// Publishes every event of `ledger`'s stream that JetStream lacks, blocks first.
+async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    settings: &Settings,
+    blocks: &Blocks,
+    ledger: &Ledger<MemoryStore>,
+    stream: &StreamId,
+) {
+    let subject = settings.subject(stream);
+    let mut last = 0;
+    for event in ledger.walk_forward(stream).unwrap() {
+        let event = event.unwrap();
+        blocks
+            .put(&ledger.store().get(&event.cid()).unwrap().unwrap())
+            .await
+            .unwrap();
+        if let Some(p) = event.payload() {
+            blocks
+                .put(&ledger.store().get(&p).unwrap().unwrap())
+                .await
+                .unwrap();
+        }
+        last = publish(js, &subject, &Notice::of(&event), last)
+            .await
+            .unwrap()
+            .sequence;
+    }
+}
+
+#[tokio::test]
+async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_bucket() {
+    let server = NatsServer::start();
+    let js = jetstream(&server).await;
+    let settings = Settings::default();
+    ensure_stream(&js, &settings).await.unwrap();
+    let blocks = Blocks::open(&js, &settings).await.unwrap();
+    let writer = Ledger::new(MemoryStore::new());
+    let stream: StreamId = "person/p-7".parse().unwrap();
+    for i in 0..3 {
+        let d = Draft::new(stream.clone(), "Touched", 1)
+            .with_data(Ipld::Integer(i))
+            .unwrap();
+        writer.append(&fixture_signer(), d).unwrap();
+    }
+    publish_all(&js, &settings, &blocks, &writer, &stream).await;
+
+    // A reader with nothing: everything comes over, CIDs re-derived, and verifies.
+    let reader = MemoryStore::new();
+    let (head, sequence) =
+        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &stream, &reader)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(head, writer.store().head(&stream).unwrap().unwrap());
+    assert_eq!(sequence, 3);
+    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
+    let report = personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!((report.events, report.payloads), (3, 3));
+    assert_eq!(
+        Ledger::new(&reader).chain(&stream).unwrap(),
+        writer.chain(&stream).unwrap()
+    );
+
+    // The writer goes on; the reader fetches only what is new.
+    let d = Draft::new(stream.clone(), "Touched", 1)
+        .with_data(Ipld::Integer(9))
+        .unwrap();
+    writer.append(&fixture_signer(), d).unwrap();
+    let new_head = writer.store().head(&stream).unwrap().unwrap();
+    let last_seq = js
+        .get_stream(&settings.stream)
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&settings.subject(&stream))
+        .await
+        .unwrap()
+        .sequence;
+    publish(
+        &js,
+        &settings.subject(&stream),
+        &Notice::of(&writer.event(&new_head.cid).unwrap()),
+        last_seq,
+    )
+    .await
+    .unwrap();
+    blocks
+        .put(&writer.store().get(&new_head.cid).unwrap().unwrap())
+        .await
+        .unwrap();
+    let p = writer.event(&new_head.cid).unwrap().payload().unwrap();
+    blocks
+        .put(&writer.store().get(&p).unwrap().unwrap())
+        .await
+        .unwrap();
+    let (head, _) =
+        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &stream, &reader)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(head, new_head);
+    assert!(
+        personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {})
+            .unwrap()
+            .is_ok()
+    );
+
+    // A store whose own chain went elsewhere is a conflict, and nothing is written.
+    let diverged = Ledger::new(MemoryStore::new());
+    let d = Draft::new(stream.clone(), "Elsewhere", 1);
+    diverged.append(&fixture_signer(), d).unwrap();
+    let before = diverged.store().head(&stream).unwrap();
+    let err = personctl_ledger::jetstream::fetch_stream(
+        &js,
+        &settings,
+        &blocks,
+        &stream,
+        diverged.store(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert_eq!(diverged.store().head(&stream).unwrap(), before);
+
+    // A stream JetStream never saw.
+    let none: StreamId = "person/nobody".parse().unwrap();
+    assert_eq!(
+        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &none, &reader)
+            .await
+            .unwrap(),
+        None
+    );
+}
