@@ -4,38 +4,7 @@
 
 use crate::event::Event;
 use crate::lifecycle::Lifecycle;
-use crate::model::{
-    key_of, Address, Attribute, Certification, Email, Employment, Item, ItemKind, Person, Phone,
-    Relationship, Skill,
-};
-
-/// Something with a key within its kind.
-trait Keyed {
-    fn key(&self) -> String;
-}
-
-macro_rules! keyed {
-    ($t:ty, $kind:expr, |$x:ident| $raw:expr) => {
-        impl Keyed for $t {
-            fn key(&self) -> String {
-                let $x = self;
-                key_of($kind, &$raw)
-            }
-        }
-    };
-}
-
-keyed!(Email, ItemKind::Email, |x| x.address);
-keyed!(Phone, ItemKind::Phone, |x| x.number);
-keyed!(Address, ItemKind::Address, |x| x.label);
-keyed!(Skill, ItemKind::Skill, |x| x.name);
-keyed!(Employment, ItemKind::Employment, |x| x.id);
-keyed!(Certification, ItemKind::Certification, |x| x.name);
-keyed!(Relationship, ItemKind::Relationship, |x| format!(
-    "{}:{}",
-    x.other, x.kind
-));
-keyed!(Attribute, ItemKind::Attribute, |x| x.name);
+use crate::model::{key_of, Item, ItemKind, Keyed, Person};
 
 fn add<T: Keyed>(items: &mut Vec<T>, item: T) {
     let key = item.key();

@@ -273,7 +273,7 @@ fn decide_item(id: PersonId, p: &Person, op: ItemOp) -> Result<Vec<Event>, Domai
         ItemOp::Update(item) => {
             check_item(id, &item)?;
             let key = item.key();
-            match p.items(item.kind()).into_iter().find(|i| i.key() == key) {
+            match p.item(item.kind(), &key) {
                 None => Err(DomainError::Missing {
                     kind: item.kind(),
                     key,

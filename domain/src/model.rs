@@ -244,18 +244,51 @@ impl Item {
 
     /// The item's key within its kind (normalised: see [`key_of`]).
     pub fn key(&self) -> String {
-        let raw = match self {
-            Item::Email(x) => x.address.clone(),
-            Item::Phone(x) => x.number.clone(),
-            Item::Address(x) => x.label.clone(),
-            Item::Skill(x) => x.name.clone(),
-            Item::Employment(x) => x.id.clone(),
-            Item::Certification(x) => x.name.clone(),
-            Item::Relationship(x) => format!("{}:{}", x.other, x.kind),
-            Item::Attribute(x) => x.name.clone(),
-        };
-        key_of(self.kind(), &raw)
+        match self {
+            Item::Email(x) => x.key(),
+            Item::Phone(x) => x.key(),
+            Item::Address(x) => x.key(),
+            Item::Skill(x) => x.key(),
+            Item::Employment(x) => x.key(),
+            Item::Certification(x) => x.key(),
+            Item::Relationship(x) => x.key(),
+            Item::Attribute(x) => x.key(),
+        }
     }
+}
+
+/// A value with a key within its kind: the one place the key rules are written.
+pub(crate) trait Keyed {
+    /// The normalised key.
+    fn key(&self) -> String;
+}
+
+macro_rules! keyed {
+    ($t:ty, $kind:expr, |$x:ident| $raw:expr) => {
+        impl Keyed for $t {
+            fn key(&self) -> String {
+                let $x = self;
+                key_of($kind, &$raw)
+            }
+        }
+    };
+}
+
+keyed!(Email, ItemKind::Email, |x| x.address);
+keyed!(Phone, ItemKind::Phone, |x| x.number);
+keyed!(Address, ItemKind::Address, |x| x.label);
+keyed!(Skill, ItemKind::Skill, |x| x.name);
+keyed!(Employment, ItemKind::Employment, |x| x.id);
+keyed!(Certification, ItemKind::Certification, |x| x.name);
+keyed!(Relationship, ItemKind::Relationship, |x| format!(
+    "{}:{}",
+    x.other, x.kind
+));
+keyed!(Attribute, ItemKind::Attribute, |x| x.name);
+
+/// The item of `items` with `key`, copied (only the match is copied).
+fn find<T: Keyed + Clone>(items: Option<&Vec<T>>, key: &str, wrap: fn(T) -> Item) -> Option<Item> {
+    items?.iter().find(|i| i.key() == key).cloned().map(wrap)
 }
 
 /// Normalises a key as given in a command: trimmed; emails and skills case-insensitive; phone
@@ -361,48 +394,32 @@ impl Person {
         self.identity.id
     }
 
-    /// Every item of one kind (a copy).
-    pub fn items(&self, kind: ItemKind) -> Vec<Item> {
+    /// The item of `kind` with `key` (normalised), if there is one.
+    pub fn item(&self, kind: ItemKind, key: &str) -> Option<Item> {
         let c = self.contact.as_ref();
         let p = self.professional.as_ref();
         match kind {
-            ItemKind::Email => c.map(|c| c.emails.iter().cloned().map(Item::Email).collect()),
-            ItemKind::Phone => c.map(|c| c.phones.iter().cloned().map(Item::Phone).collect()),
-            ItemKind::Address => {
-                c.map(|c| c.addresses.iter().cloned().map(Item::Address).collect())
-            }
-            ItemKind::Skill => p.map(|p| p.skills.iter().cloned().map(Item::Skill).collect()),
-            ItemKind::Employment => p.map(|p| {
-                p.employments
-                    .iter()
-                    .cloned()
-                    .map(Item::Employment)
-                    .collect()
-            }),
-            ItemKind::Certification => p.map(|p| {
-                p.certifications
-                    .iter()
-                    .cloned()
-                    .map(Item::Certification)
-                    .collect()
-            }),
-            ItemKind::Relationship => self.social.as_ref().map(|s| {
-                s.relationships
-                    .iter()
-                    .cloned()
-                    .map(Item::Relationship)
-                    .collect()
-            }),
-            ItemKind::Attribute => self
-                .attributes
-                .as_ref()
-                .map(|a| a.items.iter().cloned().map(Item::Attribute).collect()),
+            ItemKind::Email => find(c.map(|c| &c.emails), key, Item::Email),
+            ItemKind::Phone => find(c.map(|c| &c.phones), key, Item::Phone),
+            ItemKind::Address => find(c.map(|c| &c.addresses), key, Item::Address),
+            ItemKind::Skill => find(p.map(|p| &p.skills), key, Item::Skill),
+            ItemKind::Employment => find(p.map(|p| &p.employments), key, Item::Employment),
+            ItemKind::Certification => find(p.map(|p| &p.certifications), key, Item::Certification),
+            ItemKind::Relationship => find(
+                self.social.as_ref().map(|s| &s.relationships),
+                key,
+                Item::Relationship,
+            ),
+            ItemKind::Attribute => find(
+                self.attributes.as_ref().map(|a| &a.items),
+                key,
+                Item::Attribute,
+            ),
         }
-        .unwrap_or_default()
     }
 
     /// Whether an item of `kind` with `key` (normalised) exists.
     pub fn has_item(&self, kind: ItemKind, key: &str) -> bool {
-        self.items(kind).iter().any(|i| i.key() == key)
+        self.item(kind, key).is_some()
     }
 }

@@ -389,11 +389,6 @@ impl Payload {
         &self.data
     }
 
-    /// The data, by value.
-    pub fn into_data(self) -> Ipld {
-        self.data
-    }
-
     /// The salt.
     pub fn salt(&self) -> &[u8] {
         &self.salt

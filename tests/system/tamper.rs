@@ -124,6 +124,14 @@ fn raw(f: &Fixture, cid: &Cid) -> Vec<u8> {
     f.ledger.store().get(cid).unwrap().unwrap().into_bytes()
 }
 
+/// Points stream a's head at `cid` and `height`, without any check.
+fn set_head(f: &Fixture, cid: Cid, height: u64) {
+    f.ledger
+        .store()
+        .set_head_unchecked(&f.a, Head { cid, height })
+        .unwrap();
+}
+
 /// Removes the block stored under `cid`; the damage to expect.
 fn remove_stored(f: &Fixture, cid: Cid) -> Vec<(&'static str, Cid)> {
     assert!(f.ledger.store().remove(&cid).unwrap());
@@ -223,16 +231,7 @@ fn head_swapped_for_the_head_of_another_chain() {
         "swapped head",
         |f| {
             let other = f.b_events[4];
-            f.ledger
-                .store()
-                .set_head_unchecked(
-                    &f.a,
-                    Head {
-                        cid: other,
-                        height: 4,
-                    },
-                )
-                .unwrap();
+            set_head(f, other, 4);
             vec![("wrong-stream", other), ("unreachable", f.a_events[4])]
         },
         false,
@@ -248,16 +247,7 @@ fn forged_signature() {
             let forged = Block::new(flip(&raw(f, &f.a_events[4]), 20));
             Event::decode(&forged).expect("still a well-formed event");
             f.ledger.store().put(&forged).unwrap();
-            f.ledger
-                .store()
-                .set_head_unchecked(
-                    &f.a,
-                    Head {
-                        cid: forged.cid(),
-                        height: 4,
-                    },
-                )
-                .unwrap();
+            set_head(f, forged.cid(), 4);
             vec![("bad-signature", forged.cid())]
         },
         true,
@@ -304,16 +294,7 @@ fn truncated_chain() {
     check(
         "truncated",
         |f| {
-            f.ledger
-                .store()
-                .set_head_unchecked(
-                    &f.a,
-                    Head {
-                        cid: f.a_events[2],
-                        height: 2,
-                    },
-                )
-                .unwrap();
+            set_head(f, f.a_events[2], 2);
             vec![("truncated", f.a_events[3]), ("truncated", f.a_events[4])]
         },
         false,
@@ -325,16 +306,7 @@ fn head_record_with_the_wrong_height() {
     check(
         "head height",
         |f| {
-            f.ledger
-                .store()
-                .set_head_unchecked(
-                    &f.a,
-                    Head {
-                        cid: f.a_events[4],
-                        height: 7,
-                    },
-                )
-                .unwrap();
+            set_head(f, f.a_events[4], 7);
             vec![("head-mismatch", f.a_events[4])]
         },
         true,
