@@ -121,6 +121,11 @@ impl<S: BlockStore> Ledger<S> {
         &self.store
     }
 
+    /// Unwraps the store.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// Appends one event. See [`Ledger::append_batch`].
     pub fn append(&self, signer: &Signer, draft: Draft) -> Result<Appended> {
         let mut out = self.append_batch(signer, vec![draft])?;

@@ -47,7 +47,7 @@ pub use crate::event::{
 };
 pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
-pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, SledStore};
+pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Published, SledStore};
 pub use crate::stream::StreamId;
 pub use crate::trust::TrustSet;
 pub use crate::verify::{verify, Finding, Problem, Report, Scope, VerifyOptions};

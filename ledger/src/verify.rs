@@ -125,6 +125,25 @@ pub enum Problem {
     },
     /// An event that no chain reaches, at a height its chain does not cover.
     Unreachable,
+    /// Cross-check with JetStream: a stored head that JetStream does not have as the subject's
+    /// last message (pending events, or a store ahead of the log).
+    Unpublished {
+        /// The height of the subject's last event in JetStream (`None`: no message at all).
+        published: Option<u64>,
+    },
+    /// Cross-check with JetStream: a message names an event that is not in the store.
+    NotStored {
+        /// The message's stream sequence.
+        sequence: u64,
+    },
+    /// Cross-check with JetStream: a message does not match the event it names, or is out of
+    /// order on its subject.
+    MessageMismatch {
+        /// The message's stream sequence.
+        sequence: u64,
+        /// What differs.
+        reason: String,
+    },
 }
 
 impl Problem {
@@ -145,6 +164,9 @@ impl Problem {
             Problem::Fork { .. } => "fork",
             Problem::Truncated { .. } => "truncated",
             Problem::Unreachable => "unreachable",
+            Problem::Unpublished { .. } => "unpublished",
+            Problem::NotStored { .. } => "not-stored",
+            Problem::MessageMismatch { .. } => "message-mismatch",
         }
     }
 }
@@ -186,6 +208,20 @@ impl fmt::Display for Problem {
                 write!(f, "its stream has no head: chain truncated")
             }
             Problem::Unreachable => write!(f, "not reachable from any stream head"),
+            Problem::Unpublished { published: Some(h) } => write!(
+                f,
+                "stored head not in JetStream (its subject ends at height {h}): pending, run `personctl sync`"
+            ),
+            Problem::Unpublished { published: None } => write!(
+                f,
+                "stored head not in JetStream (its subject has no message): pending, run `personctl sync`"
+            ),
+            Problem::NotStored { sequence } => {
+                write!(f, "JetStream message {sequence} names an event the store lacks")
+            }
+            Problem::MessageMismatch { sequence, reason } => {
+                write!(f, "JetStream message {sequence}: {reason}")
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{Config, StorageType};
-use personctl_ledger::jetstream::{ensure_stream, publish, Blocks, Notice, Settings};
+use personctl_ledger::jetstream::{ensure_stream, Backbone, Blocks, Notice, Settings};
 use personctl_ledger::{
     BlockStore, Draft, Error, Event, Expected, Ipld, Ledger, MemoryStore, StreamId,
 };
@@ -19,9 +19,18 @@ async fn jetstream(server: &NatsServer) -> async_nats::jetstream::Context {
     async_nats::jetstream::new(client)
 }
 
-/// A stream of three events, the genesis carrying a personal value in its payload, plus a
-/// competing event at height 1.
-fn events() -> (StreamId, Vec<Event>, Event) {
+/// Two writers' stores. The first holds a stream of three events, the genesis carrying a
+/// personal value in its payload; the rival holds the same genesis and a competing event at
+/// height 1.
+struct Writers {
+    stream: StreamId,
+    events: Vec<Event>,
+    store: MemoryStore,
+    rival: Event,
+    rival_store: MemoryStore,
+}
+
+fn writers() -> Writers {
     let ledger = Ledger::new(MemoryStore::new());
     let signer = fixture_signer();
     let stream: StreamId = "person/0192f000-0000-7000-8000-00000000c0de"
@@ -48,6 +57,11 @@ fn events() -> (StreamId, Vec<Event>, Event) {
     let rival_ledger = Ledger::new(MemoryStore::new());
     let genesis_block = ledger.store().get(&cids[0]).unwrap().unwrap();
     rival_ledger.store().put(&genesis_block).unwrap();
+    let genesis_payload = events[0].payload().unwrap();
+    rival_ledger
+        .store()
+        .put(&ledger.store().get(&genesis_payload).unwrap().unwrap())
+        .unwrap();
     let mut commit = personctl_ledger::Commit::default();
     commit.heads.push(personctl_ledger::HeadUpdate {
         stream: stream.clone(),
@@ -63,7 +77,13 @@ fn events() -> (StreamId, Vec<Event>, Event) {
     let rival = rival_ledger
         .event(&rival_ledger.append(&signer, d).unwrap().cid)
         .unwrap();
-    (stream, events, rival)
+    Writers {
+        stream,
+        events,
+        store: ledger.into_store(),
+        rival,
+        rival_store: rival_ledger.into_store(),
+    }
 }
 
 #[tokio::test]
@@ -115,52 +135,105 @@ async fn the_stream_is_created_as_the_ledger_needs_and_an_incompatible_one_is_re
     }
 }
 
+/// A copy of `from`'s blocks and heads, without its published marks: the same events, as a
+/// process that crashed before recording its acks would see them.
+fn copy_without_marks(from: &MemoryStore) -> MemoryStore {
+    let to = MemoryStore::new();
+    let mut commit = personctl_ledger::Commit::default();
+    from.scan(&mut |b| {
+        commit.blocks.push(b.unwrap());
+        true
+    })
+    .unwrap();
+    for (stream, head) in from.heads().unwrap() {
+        commit.heads.push(personctl_ledger::HeadUpdate {
+            stream,
+            expected: None,
+            new: head,
+        });
+    }
+    to.commit(&commit).unwrap();
+    to
+}
+
 #[tokio::test]
 async fn messages_carry_only_links_and_a_republish_is_deduplicated() {
     let server = NatsServer::start();
-    let js = jetstream(&server).await;
-    let settings = Settings::default();
-    ensure_stream(&js, &settings).await.unwrap();
-    let (stream, events, _) = events();
+    let backbone = Backbone::connect(&server.url(), Settings::default())
+        .await
+        .unwrap();
+    let settings = backbone.settings().clone();
+    let Writers {
+        stream,
+        events,
+        store,
+        ..
+    } = writers();
     let subject = settings.subject(&stream);
     assert_eq!(subject, format!("ledger.person.{}", stream.id()));
 
-    let notice = Notice::of(&events[0]);
-    let first = publish(&js, &subject, &notice, 0).await.unwrap();
-    assert!(!first.duplicate);
-    let again = publish(&js, &subject, &notice, 0).await.unwrap();
-    assert!(
-        again.duplicate,
-        "same Nats-Msg-Id: acknowledged as a duplicate"
+    let report = backbone.publish(&store, None).await.unwrap();
+    assert_eq!((report.published, report.duplicates), (3, 0));
+    assert!(report.conflicts.is_empty() && report.all_settled());
+    assert_eq!(
+        store.published(&stream).unwrap().unwrap().head,
+        store.head(&stream).unwrap().unwrap()
     );
-    assert_eq!(again.sequence, first.sequence);
-    let second = publish(&js, &subject, &Notice::of(&events[1]), first.sequence)
+    // Nothing pending: publishing again sends nothing.
+    let again = backbone.publish(&store, None).await.unwrap();
+    assert_eq!((again.published, again.duplicates), (0, 0));
+
+    // A writer that lost its acks offers the events again: acknowledged as duplicates, and
+    // not stored twice.
+    let amnesiac = copy_without_marks(&store);
+    let again = backbone.publish(&amnesiac, None).await.unwrap();
+    assert_eq!((again.published, again.duplicates), (0, 3), "{again:?}");
+    assert_eq!(
+        amnesiac.published(&stream).unwrap(),
+        store.published(&stream).unwrap()
+    );
+
+    let mut js_stream = backbone
+        .context()
+        .get_stream(&settings.stream)
         .await
         .unwrap();
-    assert_eq!(second.sequence, first.sequence + 1);
-
-    let mut js_stream = js.get_stream(&settings.stream).await.unwrap();
+    assert_eq!(js_stream.info().await.unwrap().state.messages, 3);
+    let first = js_stream.get_raw_message(1).await.unwrap();
     assert_eq!(
-        js_stream.info().await.unwrap().state.messages,
-        2,
-        "the duplicate was not stored"
+        Notice::decode(&first.payload).unwrap(),
+        Notice::of(&events[0])
     );
-    let raw = js_stream.get_raw_message(first.sequence).await.unwrap();
-    assert_eq!(Notice::decode(&raw.payload).unwrap(), notice);
     assert_eq!(
-        raw.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        first.headers.get("Nats-Msg-Id").unwrap().as_str(),
         events[0].cid().to_string()
     );
-    let second_raw = js_stream.get_raw_message(second.sequence).await.unwrap();
+    let second = js_stream.get_raw_message(2).await.unwrap();
     assert_eq!(
-        Notice::decode(&second_raw.payload).unwrap().prev,
+        Notice::decode(&second.payload).unwrap().prev,
         Some(events[0].cid())
     );
 
-    // No personal value in the message, nor anywhere in the server's store.
+    // No personal value in any message, nor anywhere in the server's store but the bucket's
+    // payload blocks (which erasure purges).
     drop(js_stream);
     let needle = b"grace.secret.4711";
-    assert!(!raw.payload.windows(needle.len()).any(|w| w == needle));
+    for seq in 1..=3 {
+        let raw = backbone
+            .context()
+            .get_stream(&settings.stream)
+            .await
+            .unwrap()
+            .get_raw_message(seq)
+            .await
+            .unwrap();
+        assert!(!raw.payload.windows(needle.len()).any(|w| w == needle));
+        for (name, values) in raw.headers.iter() {
+            for v in values {
+                assert!(!v.as_str().contains("grace"), "header {name}: {v:?}");
+            }
+        }
+    }
     let mut hits = Vec::new();
     for entry in walk(server.store_dir()) {
         let bytes = std::fs::read(&entry).unwrap();
@@ -168,7 +241,13 @@ async fn messages_carry_only_links_and_a_republish_is_deduplicated() {
             hits.push(entry);
         }
     }
-    assert!(hits.is_empty(), "personal value found in {hits:?}");
+    assert!(
+        !hits.is_empty()
+            && hits.iter().all(|h| h
+                .to_string_lossy()
+                .contains(&format!("KV_{}", settings.bucket))),
+        "personal value found outside the block bucket: {hits:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -185,71 +264,135 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
-async fn a_writer_with_a_stale_subject_sequence_loses_the_race() {
+async fn a_writer_that_loses_the_race_gets_a_conflict_and_follows_the_winner() {
     let server = NatsServer::start();
-    let js = jetstream(&server).await;
-    let settings = Settings::default();
-    ensure_stream(&js, &settings).await.unwrap();
-    let (stream, events, rival) = events();
-    let subject = settings.subject(&stream);
-    let genesis = publish(&js, &subject, &Notice::of(&events[0]), 0)
+    let backbone = Backbone::connect(&server.url(), Settings::default())
         .await
         .unwrap();
-    // Both writers built height 1 on the genesis; the first to publish wins.
-    publish(&js, &subject, &Notice::of(&events[1]), genesis.sequence)
-        .await
-        .unwrap();
-    let lost = publish(&js, &subject, &Notice::of(&rival), genesis.sequence)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&lost, Error::SubjectMoved { expected_sequence, .. } if *expected_sequence == genesis.sequence),
-        "{lost}"
+    let Writers {
+        stream,
+        events,
+        store,
+        rival,
+        rival_store,
+    } = writers();
+    // Both writers built height 1 on the same genesis; the first to publish wins.
+    backbone.publish(&store, None).await.unwrap();
+    let report = backbone.publish(&rival_store, None).await.unwrap();
+    assert_eq!(
+        report.duplicates, 1,
+        "the shared genesis is JetStream's already"
     );
-    assert!(lost.is_conflict());
-    // A first event for a subject that already has one loses too.
-    let lost = publish(&js, &subject, &Notice::of(&rival), 0)
-        .await
-        .unwrap_err();
-    assert!(lost.is_conflict(), "{lost}");
-    let mut js_stream = js.get_stream(&settings.stream).await.unwrap();
+    assert_eq!(report.published, 0);
+    assert_eq!(report.conflicts, vec![(stream.clone(), vec![rival.cid()])]);
+    assert_eq!(report.fetched, 2, "the winner's two events came over");
+    // The loser's event is gone; its store now holds the winner's chain, which verifies.
+    assert!(!rival_store.contains(&rival.cid()).unwrap());
+    assert_eq!(
+        rival_store.head(&stream).unwrap(),
+        store.head(&stream).unwrap()
+    );
+    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
+    let verdict =
+        personctl_ledger::verify(&rival_store, &trust, &Default::default(), &|_| {}).unwrap();
+    assert!(verdict.is_ok(), "{:?}", verdict.findings);
+    let mut js_stream = backbone.context().get_stream("PERSONCTL").await.unwrap();
     assert_eq!(
         js_stream.info().await.unwrap().state.messages,
-        2,
+        events.len() as u64,
         "no fork in JetStream"
     );
+    // The loser appends again on the winner's head: accepted.
+    let ledger = Ledger::new(&rival_store);
+    let mut d = Draft::new(stream.clone(), "Retried", 1);
+    d.expected = Expected::Height(2);
+    ledger.append(&fixture_signer(), d).unwrap();
+    let report = backbone.publish(&rival_store, None).await.unwrap();
+    assert_eq!((report.published, report.conflicts.len()), (1, 0));
+}
+
+#[tokio::test]
+async fn an_event_built_on_a_refused_cause_is_withdrawn_with_it() {
+    let server = NatsServer::start();
+    let backbone = Backbone::connect(&server.url(), Settings::default())
+        .await
+        .unwrap();
+    let Writers {
+        stream,
+        store,
+        rival_store,
+        ..
+    } = writers();
+    backbone.publish(&store, None).await.unwrap();
+    // The rival, unaware, also names its own height-1 event as a cause in another stream.
+    let other: StreamId = "order/o-1".parse().unwrap();
+    let ledger = Ledger::new(&rival_store);
+    ledger
+        .append(&fixture_signer(), Draft::new(other.clone(), "Opened", 1))
+        .unwrap();
+    let rival_head = rival_store.head(&stream).unwrap().unwrap();
+    let mut d = Draft::new(other.clone(), "Linked", 1);
+    d.causes = vec![rival_head.cid];
+    let linked = ledger.append(&fixture_signer(), d).unwrap();
+    let report = backbone.publish(&rival_store, None).await.unwrap();
+    assert!(report.all_settled(), "{:?}", report.failures);
+    assert_eq!(report.published, 1, "only order/o-1's first event");
+    let mut conflicts = report.conflicts.clone();
+    conflicts.sort();
+    assert_eq!(
+        conflicts,
+        vec![
+            (other.clone(), vec![linked.cid]),
+            (stream.clone(), vec![rival_head.cid]),
+        ]
+    );
+    assert_eq!(rival_store.head(&other).unwrap().unwrap().height, 0);
+    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
+    let verdict =
+        personctl_ledger::verify(&rival_store, &trust, &Default::default(), &|_| {}).unwrap();
+    assert!(verdict.is_ok(), "{:?}", verdict.findings);
 }
 
 #[tokio::test]
 async fn a_restarted_server_keeps_every_acknowledged_message() {
     let mut server = NatsServer::start();
+    let Writers {
+        stream,
+        events,
+        store,
+        ..
+    } = writers();
     let settings = Settings::default();
-    let (stream, events, _) = events();
-    let subject = settings.subject(&stream);
     {
-        let js = jetstream(&server).await;
-        ensure_stream(&js, &settings).await.unwrap();
-        let mut last = 0;
-        for e in &events {
-            last = publish(&js, &subject, &Notice::of(e), last)
-                .await
-                .unwrap()
-                .sequence;
-        }
+        let backbone = Backbone::connect(&server.url(), settings.clone())
+            .await
+            .unwrap();
+        let report = backbone.publish(&store, None).await.unwrap();
+        assert_eq!(report.published, 3);
     }
     server.restart();
-    let js = jetstream(&server).await;
-    ensure_stream(&js, &settings).await.unwrap();
-    let mut js_stream = js.get_stream(&settings.stream).await.unwrap();
+    let backbone = Backbone::connect(&server.url(), settings.clone())
+        .await
+        .unwrap();
+    let mut js_stream = backbone
+        .context()
+        .get_stream(&settings.stream)
+        .await
+        .unwrap();
     assert_eq!(
         js_stream.info().await.unwrap().state.messages,
         events.len() as u64
     );
     let last = js_stream
-        .get_last_raw_message_by_subject(&subject)
+        .get_last_raw_message_by_subject(&settings.subject(&stream))
         .await
         .unwrap();
     assert_eq!(Notice::decode(&last.payload).unwrap().cid, events[2].cid());
+    let check = personctl_ledger::jetstream::cross_check(&backbone, &store, None)
+        .await
+        .unwrap();
+    assert_eq!(check.messages, 3);
+    assert!(check.findings.is_empty(), "{:?}", check.findings);
 }
 
 #[tokio::test]
@@ -288,42 +431,12 @@ async fn the_block_bucket_returns_blocks_only_under_their_own_cid() {
     assert_eq!(again.get(&a.cid).await.unwrap(), None);
 }
 
-/// Publishes every event of `ledger`'s stream that JetStream lacks, blocks first.
-async fn publish_all(
-    js: &async_nats::jetstream::Context,
-    settings: &Settings,
-    blocks: &Blocks,
-    ledger: &Ledger<MemoryStore>,
-    stream: &StreamId,
-) {
-    let subject = settings.subject(stream);
-    let mut last = 0;
-    for event in ledger.walk_forward(stream).unwrap() {
-        let event = event.unwrap();
-        blocks
-            .put(&ledger.store().get(&event.cid()).unwrap().unwrap())
-            .await
-            .unwrap();
-        if let Some(p) = event.payload() {
-            blocks
-                .put(&ledger.store().get(&p).unwrap().unwrap())
-                .await
-                .unwrap();
-        }
-        last = publish(js, &subject, &Notice::of(&event), last)
-            .await
-            .unwrap()
-            .sequence;
-    }
-}
-
 #[tokio::test]
 async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_bucket() {
     let server = NatsServer::start();
-    let js = jetstream(&server).await;
-    let settings = Settings::default();
-    ensure_stream(&js, &settings).await.unwrap();
-    let blocks = Blocks::open(&js, &settings).await.unwrap();
+    let backbone = Backbone::connect(&server.url(), Settings::default())
+        .await
+        .unwrap();
     let writer = Ledger::new(MemoryStore::new());
     let stream: StreamId = "person/p-7".parse().unwrap();
     for i in 0..3 {
@@ -332,17 +445,17 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
             .unwrap();
         writer.append(&fixture_signer(), d).unwrap();
     }
-    publish_all(&js, &settings, &blocks, &writer, &stream).await;
+    backbone.publish(writer.store(), None).await.unwrap();
 
     // A reader with nothing: everything comes over, CIDs re-derived, and verifies.
     let reader = MemoryStore::new();
-    let (head, sequence) =
-        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &stream, &reader)
-            .await
-            .unwrap()
-            .unwrap();
-    assert_eq!(head, writer.store().head(&stream).unwrap().unwrap());
-    assert_eq!(sequence, 3);
+    let pulled = backbone.pull(&reader, &stream).await.unwrap();
+    assert_eq!(pulled.fetched, 3);
+    assert_eq!(
+        reader.head(&stream).unwrap(),
+        writer.store().head(&stream).unwrap()
+    );
+    assert_eq!(reader.published(&stream).unwrap().unwrap().sequence, 3);
     let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
     let report = personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {}).unwrap();
     assert!(report.is_ok(), "{:?}", report.findings);
@@ -357,67 +470,58 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
         .with_data(Ipld::Integer(9))
         .unwrap();
     writer.append(&fixture_signer(), d).unwrap();
-    let new_head = writer.store().head(&stream).unwrap().unwrap();
-    let last_seq = js
-        .get_stream(&settings.stream)
-        .await
-        .unwrap()
-        .get_last_raw_message_by_subject(&settings.subject(&stream))
-        .await
-        .unwrap()
-        .sequence;
-    publish(
-        &js,
-        &settings.subject(&stream),
-        &Notice::of(&writer.event(&new_head.cid).unwrap()),
-        last_seq,
-    )
-    .await
-    .unwrap();
-    blocks
-        .put(&writer.store().get(&new_head.cid).unwrap().unwrap())
-        .await
-        .unwrap();
-    let p = writer.event(&new_head.cid).unwrap().payload().unwrap();
-    blocks
-        .put(&writer.store().get(&p).unwrap().unwrap())
-        .await
-        .unwrap();
-    let (head, _) =
-        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &stream, &reader)
-            .await
-            .unwrap()
-            .unwrap();
-    assert_eq!(head, new_head);
+    backbone.publish(writer.store(), None).await.unwrap();
+    let pulled = backbone.pull(&reader, &stream).await.unwrap();
+    assert_eq!(pulled.fetched, 1);
+    assert_eq!(
+        reader.head(&stream).unwrap(),
+        writer.store().head(&stream).unwrap()
+    );
     assert!(
         personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {})
             .unwrap()
             .is_ok()
     );
+    assert_eq!(
+        backbone.pull(&reader, &stream).await.unwrap(),
+        Default::default()
+    );
 
-    // A store whose own chain went elsewhere is a conflict, and nothing is written.
+    // A store whose own, unpublished event went elsewhere: it is withdrawn.
     let diverged = Ledger::new(MemoryStore::new());
-    let d = Draft::new(stream.clone(), "Elsewhere", 1);
-    diverged.append(&fixture_signer(), d).unwrap();
-    let before = diverged.store().head(&stream).unwrap();
-    let err = personctl_ledger::jetstream::fetch_stream(
-        &js,
-        &settings,
-        &blocks,
-        &stream,
-        diverged.store(),
-    )
-    .await
-    .unwrap_err();
-    assert!(err.is_conflict(), "{err}");
-    assert_eq!(diverged.store().head(&stream).unwrap(), before);
+    let elsewhere = diverged
+        .append(
+            &fixture_signer(),
+            Draft::new(stream.clone(), "Elsewhere", 1),
+        )
+        .unwrap();
+    let pulled = backbone.pull(diverged.store(), &stream).await.unwrap();
+    assert_eq!(pulled.withdrawn, vec![elsewhere.cid]);
+    assert_eq!(
+        diverged.store().head(&stream).unwrap(),
+        writer.store().head(&stream).unwrap()
+    );
+
+    // A store that believes JetStream acknowledged a different chain: an error, nothing written.
+    let liar = Ledger::new(MemoryStore::new());
+    let a = liar
+        .append(
+            &fixture_signer(),
+            Draft::new(stream.clone(), "Elsewhere", 1),
+        )
+        .unwrap();
+    let head = liar.store().head(&stream).unwrap().unwrap();
+    liar.store()
+        .set_published(&stream, personctl_ledger::Published { head, sequence: 1 })
+        .unwrap();
+    let err = backbone.pull(liar.store(), &stream).await.unwrap_err();
+    assert!(err.to_string().contains("acknowledged"), "{err}");
+    assert_eq!(liar.store().head(&stream).unwrap().unwrap().cid, a.cid);
 
     // A stream JetStream never saw.
     let none: StreamId = "person/nobody".parse().unwrap();
     assert_eq!(
-        personctl_ledger::jetstream::fetch_stream(&js, &settings, &blocks, &none, &reader)
-            .await
-            .unwrap(),
-        None
+        backbone.pull(&reader, &none).await.unwrap(),
+        Default::default()
     );
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{check_heads, BlockStore, Commit, Head};
+use super::{check_heads, BlockStore, Commit, Head, Published};
 use crate::{Block, Cid, Result, StreamId};
 
 /// An in-memory block store. Not durable.
@@ -16,6 +16,7 @@ pub struct MemoryStore {
 struct Inner {
     blocks: HashMap<Cid, Vec<u8>>,
     heads: BTreeMap<StreamId, Head>,
+    published: HashMap<StreamId, Published>,
 }
 
 impl MemoryStore {
@@ -102,6 +103,15 @@ impl BlockStore for MemoryStore {
                 break;
             }
         }
+        Ok(())
+    }
+
+    fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
+        Ok(self.lock().published.get(stream).copied())
+    }
+
+    fn set_published(&self, stream: &StreamId, published: Published) -> Result<()> {
+        self.lock().published.insert(stream.clone(), published);
         Ok(())
     }
 }

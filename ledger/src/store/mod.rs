@@ -28,6 +28,17 @@ pub struct Head {
     pub height: u64,
 }
 
+/// Where a stream stands in an external log (JetStream): the newest event the log has
+/// acknowledged, and the log's sequence number for it. Events above it on the local chain are
+/// *pending*: stored durably here, not yet acknowledged there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The acknowledged event.
+    pub head: Head,
+    /// The log's sequence number of that event's message.
+    pub sequence: u64,
+}
+
 /// One head move inside a [`Commit`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeadUpdate {
@@ -73,6 +84,11 @@ pub trait BlockStore: Send + Sync {
     /// checking it ([`crate::Error::CidMismatch`], [`crate::Error::InvalidCid`] for a corrupt key).
     /// The visitor returns `false` to stop.
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()>;
+    /// How far the stream is acknowledged by the external log; `None`: nothing yet.
+    fn published(&self, stream: &StreamId) -> Result<Option<Published>>;
+    /// Records how far the stream is acknowledged. Need not be flushed at once: a lost mark
+    /// only means that acknowledged events are offered again, which the log deduplicates.
+    fn set_published(&self, stream: &StreamId, published: Published) -> Result<()>;
 }
 
 impl<S: BlockStore + ?Sized> BlockStore for &S {
@@ -99,6 +115,12 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     }
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
         (**self).scan(visit)
+    }
+    fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
+        (**self).published(stream)
+    }
+    fn set_published(&self, stream: &StreamId, published: Published) -> Result<()> {
+        (**self).set_published(stream, published)
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `index/` (sled) `meta/format` | store layout version, `1` |
 //! | `index/` (sled) tree `commits` | sequence number (u64 BE) to the CID (36 bytes) and location (16 bytes) of a commit record |
 //! | `index/` (sled) tree `trust` | trusted author key (32 bytes) to a UTF-8 label |
+//! | `index/` (sled) tree `published` | stream key to how far JetStream acknowledged it: CID (36 bytes), height (u64 BE), sequence (u64 BE) |
 //!
 //! A commit record lists the blocks the commit wrote (CID and location), the heads it moved and
 //! the blocks it removed. It is written to the segment right after the commit's blocks, in the
@@ -34,7 +35,7 @@ use std::sync::{Mutex, RwLock};
 use tracing::instrument;
 
 use super::segments::{checked, Loc, Segments};
-use super::{check_heads, BlockStore, Commit, Head};
+use super::{check_heads, BlockStore, Commit, Head, Published};
 use crate::{Author, Block, Cid, Error, Result, StreamId, CID_LEN};
 
 const META_FORMAT: &[u8] = b"meta/format";
@@ -46,6 +47,7 @@ pub struct SledStore {
     db: ::sled::Db,
     commits: ::sled::Tree,
     trust: ::sled::Tree,
+    published: ::sled::Tree,
     segments: Segments,
     state: RwLock<State>,
     /// Serialises writers, so that the head check, the writes and the map updates are one step.
@@ -191,6 +193,7 @@ impl SledStore {
         }
         let commits = db.open_tree("commits")?;
         let trust = db.open_tree("trust")?;
+        let published = db.open_tree("published")?;
         let segments = Segments::open(path.join("blocks"))?;
         let mut state = State::default();
         let mut next = 0;
@@ -222,6 +225,7 @@ impl SledStore {
             db,
             commits,
             trust,
+            published,
             segments,
             state: RwLock::new(state),
             writer: Mutex::new(next),
@@ -390,6 +394,33 @@ impl BlockStore for SledStore {
             .collect();
         self.segments
             .read_sorted(locs, &mut |cid, bytes| visit(checked(cid, bytes)));
+        Ok(())
+    }
+
+    fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
+        let Some(v) = self.published.get(stream.key())? else {
+            return Ok(None);
+        };
+        let bad = || corrupt(format!("the published mark of {stream} is malformed"));
+        if v.len() != CID_LEN + 16 {
+            return Err(bad());
+        }
+        let number = |at: usize| u64::from_be_bytes(v[at..at + 8].try_into().expect("8 bytes"));
+        Ok(Some(Published {
+            head: Head {
+                cid: Cid::from_bytes(&v[..CID_LEN])?,
+                height: number(CID_LEN),
+            },
+            sequence: number(CID_LEN + 8),
+        }))
+    }
+
+    fn set_published(&self, stream: &StreamId, published: Published) -> Result<()> {
+        let mut v = Vec::with_capacity(CID_LEN + 16);
+        v.extend_from_slice(&published.head.cid.to_bytes());
+        v.extend_from_slice(&published.head.height.to_be_bytes());
+        v.extend_from_slice(&published.sequence.to_be_bytes());
+        self.published.insert(stream.key(), v)?;
         Ok(())
     }
 }

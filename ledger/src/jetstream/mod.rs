@@ -4,11 +4,16 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::context::{Context, PublishErrorKind};
-use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::context::Context;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
+
+mod backbone;
+mod check;
+
+pub use self::backbone::{Backbone, Pulled, Report};
+pub use self::check::{cross_check, follow, CrossCheck, Seen};
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
 
@@ -176,96 +181,11 @@ fn is_stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bo
     matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
-/// The outcome of one publish.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Published {
-    /// The stream sequence of the message (of the original, for a duplicate).
-    pub sequence: u64,
-    /// Whether JetStream had it already (same `Nats-Msg-Id` within the duplicate window).
-    pub duplicate: bool,
-}
-
-/// Publishes a notice on `subject`, expecting `expected_sequence` to be the subject's last
-/// message (0: the subject has none), and waits for the ack. A lost race is
-/// [`Error::SubjectMoved`].
-///
-/// JetStream checks the expected sequence before it looks for duplicates, so re-publishing a
-/// message it already stored (after a crash, say) is refused as a lost race. When that
-/// happens and the subject's last message is this very event (same `Nats-Msg-Id`), the publish
-/// is reported as a duplicate instead.
-pub async fn publish(
-    js: &Context,
-    subject: &str,
-    notice: &Notice,
-    expected_sequence: u64,
-) -> Result<Published> {
-    match publish_once(js, subject, notice, expected_sequence).await {
-        Err(Error::SubjectMoved { .. })
-            if let Some(sequence) = last_is(js, subject, &notice.cid).await? =>
-        {
-            Ok(Published {
-                sequence,
-                duplicate: true,
-            })
-        }
-        other => other,
-    }
-}
-
-/// The sequence of the subject's last message, if that message is the event `cid`.
-async fn last_is(js: &Context, subject: &str, cid: &Cid) -> Result<Option<u64>> {
-    let context = || format!("reading the last message on {subject}");
-    let name = js
-        .stream_by_subject(subject.to_string())
-        .await
-        .map_err(|e| nats(context())(e.to_string()))?;
-    let stream = js
-        .get_stream(&name)
-        .await
-        .map_err(|e| nats(context())(e.to_string()))?;
-    let last = stream
-        .get_last_raw_message_by_subject(subject)
-        .await
-        .map_err(|e| nats(context())(e.to_string()))?;
-    let id = last
-        .headers
-        .get("Nats-Msg-Id")
-        .map(|v| v.as_str().to_string());
-    Ok((id.as_deref() == Some(cid.to_string().as_str())).then_some(last.sequence))
-}
-
-async fn publish_once(
-    js: &Context,
-    subject: &str,
-    notice: &Notice,
-    expected_sequence: u64,
-) -> Result<Published> {
-    let message = PublishMessage::build()
-        .payload(notice.encode()?.into())
-        .message_id(notice.cid.to_string())
-        .expected_last_subject_sequence(expected_sequence);
-    let context = || format!("publishing {} on {subject}", notice.cid);
-    let ack = js
-        .send_publish(subject.to_string(), message)
-        .await
-        .map_err(|e| nats(context())(e.to_string()))?;
-    match ack.await {
-        Ok(ack) => Ok(Published {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
-        }),
-        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Error::SubjectMoved {
-            subject: subject.to_string(),
-            expected_sequence,
-        }),
-        Err(e) => Err(nats(context())(e.to_string())),
-    }
-}
-
 /// The shared block bucket: every block by CID, for readers on other machines. Reading a block
 /// re-derives its CID (invariant 4), here as everywhere.
 pub struct Blocks {
     kv: async_nats::jetstream::kv::Store,
+    name: String,
 }
 
 impl Blocks {
@@ -302,7 +222,15 @@ impl Blocks {
             .get_key_value(&settings.bucket)
             .await
             .map_err(|e| nats(context())(e.to_string()))?;
-        Ok(Blocks { kv })
+        Ok(Blocks {
+            kv,
+            name: settings.bucket.clone(),
+        })
+    }
+
+    /// The bucket subject that holds the block `cid`.
+    pub(crate) fn subject(&self, cid: &Cid) -> String {
+        format!("$KV.{}.{cid}", self.name)
     }
 
     /// Stores a block under its CID (idempotent).
@@ -335,101 +263,4 @@ impl Blocks {
             .await
             .map_err(|e| nats(format!("purging block {cid} from the bucket"))(e.to_string()))
     }
-}
-
-/// Brings one stream from JetStream and the block bucket into a local store: reads the
-/// subject's last message, then walks back from its event through `prev`, fetching every
-/// block the local store lacks (CIDs re-derived on every read), and commits them with the new
-/// head in one step. Returns the head and its subject sequence (`None`: JetStream has no event
-/// for the stream).
-///
-/// The walk stops at the first event the local store already has, which must be its head: a
-/// local chain that went elsewhere is a conflict, and nothing is written.
-#[instrument(skip_all, fields(stream = %stream))]
-pub async fn fetch_stream<S: crate::BlockStore + ?Sized>(
-    js: &Context,
-    settings: &Settings,
-    blocks: &Blocks,
-    stream: &StreamId,
-    into: &S,
-) -> Result<Option<(crate::Head, u64)>> {
-    let subject = settings.subject(stream);
-    let context = || format!("reading the last message on {subject}");
-    let js_stream = js
-        .get_stream(&settings.stream)
-        .await
-        .map_err(|e| nats(context())(e.to_string()))?;
-    let last = match js_stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => m,
-        Err(e)
-            if e.kind()
-                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(nats(context())(e.to_string())),
-    };
-    let notice = Notice::decode(&last.payload)?;
-    let local = into.head(stream)?;
-    let mut fetched = Vec::new();
-    let mut head = None;
-    let mut next = Some(notice.cid);
-    let mut met_local_head = false;
-    while let Some(cid) = next.take() {
-        if into.contains(&cid)? {
-            if local.map(|h| h.cid) != Some(cid) {
-                return Err(Error::Conflict {
-                    stream: stream.clone(),
-                    expected: local.map(|h| h.height),
-                    actual: None,
-                });
-            }
-            met_local_head = true;
-            break;
-        }
-        let block = blocks.get(&cid).await?.ok_or(Error::MissingBlock(cid))?;
-        let event = Event::decode(&block)?;
-        if event.stream() != stream {
-            return Err(Error::InvalidEvent(format!(
-                "event {cid} on the subject of {stream} belongs to {}",
-                event.stream()
-            )));
-        }
-        head.get_or_insert(crate::Head {
-            cid,
-            height: event.height(),
-        });
-        if let Some(payload) = event.payload() {
-            fetched.push(
-                blocks
-                    .get(&payload)
-                    .await?
-                    .ok_or(Error::MissingBlock(payload))?,
-            );
-        }
-        next = event.prev();
-        fetched.push(block);
-    }
-    let Some(head) = head else {
-        return Ok(local.map(|h| (h, last.sequence)));
-    };
-    if !met_local_head && local.is_some() {
-        // Walked to genesis without meeting the local head: the local chain is elsewhere.
-        return Err(Error::Conflict {
-            stream: stream.clone(),
-            expected: local.map(|h| h.height),
-            actual: Some(head.height),
-        });
-    }
-    let commit = crate::Commit {
-        blocks: fetched,
-        heads: vec![crate::HeadUpdate {
-            stream: stream.clone(),
-            expected: local,
-            new: head,
-        }],
-    };
-    into.commit(&commit)?;
-    tracing::debug!(height = head.height, "stream fetched");
-    Ok(Some((head, last.sequence)))
 }

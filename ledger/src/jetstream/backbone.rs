@@ -1,0 +1,669 @@
+//! [`Backbone`]: a store kept level with JetStream. Publishing pending events (pipelined across
+//! streams, in order within one), pulling what other writers published, and withdrawing local
+//! events that lost a race.
+//!
+//! The local head may run ahead of JetStream: events above the stream's [`Published`] mark are
+//! *pending*, durable locally and not yet acknowledged. Publishing moves the mark; a lost race
+//! moves the head back onto JetStream's chain (see `docs/JETSTREAM.md`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::watch;
+use tracing::instrument;
+
+use super::{nats, Blocks, Notice, Settings};
+use crate::store::{BlockStore, Commit, Head, HeadUpdate, Published};
+use crate::{Block, Cid, Error, Event, Result, StreamId};
+
+/// Bounded exponential backoff for connecting and for re-publishing after a transient failure:
+/// 50 ms doubling up to 1.6 s, 7 tries (about 3 s in all).
+const TRIES: u32 = 7;
+const FIRST_DELAY: Duration = Duration::from_millis(50);
+const MAX_DELAY: Duration = Duration::from_millis(1600);
+
+fn delay(attempt: u32) -> Duration {
+    FIRST_DELAY
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_DELAY)
+}
+
+/// How many bucket writes are in flight at once.
+const BLOCK_WINDOW: usize = 2048;
+
+/// A connection to JetStream: the event stream and the block bucket.
+pub struct Backbone {
+    js: Context,
+    settings: Settings,
+    blocks: Blocks,
+}
+
+/// What [`Backbone::publish`] did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Events JetStream acknowledged (as new messages).
+    pub published: u64,
+    /// Events JetStream had already (a re-publish after a crash or a lost ack).
+    pub duplicates: u64,
+    /// Events pulled from JetStream that other writers published.
+    pub fetched: u64,
+    /// Streams whose pending events lost a race: the events named were withdrawn from the local
+    /// store (never acknowledged), and the local head now follows JetStream.
+    pub conflicts: Vec<(StreamId, Vec<Cid>)>,
+    /// Streams whose pending events could not be published (server unreachable, timeouts); they
+    /// stay pending for the next [`Backbone::publish`].
+    pub failures: Vec<(StreamId, Error)>,
+}
+
+impl Report {
+    /// Every pending event was acknowledged or withdrawn after a lost race.
+    pub fn all_settled(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// What [`Backbone::pull`] did to one stream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pulled {
+    /// Events fetched from JetStream and the bucket.
+    pub fetched: u64,
+    /// Local pending events that JetStream had already (their mark moved up).
+    pub acknowledged: u64,
+    /// Local pending events withdrawn because JetStream has other events at their heights.
+    pub withdrawn: Vec<Cid>,
+}
+
+/// One pending event, ready to publish.
+struct Pending {
+    head: Head,
+    notice: Notice,
+    blocks: Vec<Block>,
+}
+
+/// How a pending event ended, for events of other streams that name it as a cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Accepted,
+    Withdrawn,
+    Unsettled,
+}
+
+impl Backbone {
+    /// Connects to NATS at `url` (several servers: comma-separated), retrying with bounded
+    /// exponential backoff, then creates or checks the stream and opens the block bucket.
+    /// Reconnects after a lost connection happen in the background with the same backoff.
+    #[instrument(skip(settings))]
+    pub async fn connect(url: &str, settings: Settings) -> Result<Backbone> {
+        let mut attempt = 0;
+        let client = loop {
+            let options = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(2))
+                .reconnect_delay_callback(|attempts| delay(attempts as u32))
+                .max_reconnects(None);
+            match options.connect(url).await {
+                Ok(client) => break client,
+                Err(e) if attempt + 1 < TRIES => {
+                    tracing::debug!(attempt, error = %e, "connecting to NATS; retrying");
+                    tokio::time::sleep(delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Nats {
+                        context: format!("connecting to NATS at {url} ({TRIES} tries)"),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        };
+        let js = async_nats::jetstream::new(client);
+        super::ensure_stream(&js, &settings).await?;
+        let blocks = Blocks::open(&js, &settings).await?;
+        Ok(Backbone {
+            js,
+            settings,
+            blocks,
+        })
+    }
+
+    /// The JetStream context.
+    pub fn context(&self) -> &Context {
+        &self.js
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The block bucket.
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
+    }
+
+    /// Publishes every pending event of `streams` (all streams when `None`): their blocks to
+    /// the bucket first, then their notices, one at a time per subject (each carries the
+    /// sequence of the previous one's ack) and all subjects at once. Returns when every ack is
+    /// in. A stream that lost a race is pulled level with JetStream and its losing events are
+    /// withdrawn ([`Report::conflicts`]); an event naming a withdrawn cause is withdrawn too.
+    #[instrument(skip_all)]
+    pub async fn publish<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        streams: Option<&[StreamId]>,
+    ) -> Result<Report> {
+        let heads: Vec<(StreamId, Head)> = match streams {
+            None => store.heads()?,
+            Some(list) => {
+                let mut out = Vec::new();
+                for s in list {
+                    if let Some(h) = store.head(s)? {
+                        out.push((s.clone(), h));
+                    }
+                }
+                out
+            }
+        };
+        let mut work = Vec::new();
+        for (stream, head) in heads {
+            let mark = store.published(&stream)?;
+            if mark.map(|m| m.head) != Some(head) {
+                let pending = pending(store, &stream, head, mark)?;
+                work.push((stream, mark, pending));
+            }
+        }
+        let mut report = Report::default();
+        if work.is_empty() {
+            return Ok(report);
+        }
+        // Blocks first, so that a reader who sees a notice finds its blocks.
+        let blocks: Vec<&Block> = work
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().flat_map(|e| e.blocks.iter()))
+            .collect();
+        self.put_blocks(&blocks).await?;
+        // A gate for every pending event that another pending event names as a cause.
+        let pending_cids: HashMap<Cid, ()> = work
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|e| (e.notice.cid, ())))
+            .collect();
+        let gates: HashMap<Cid, watch::Sender<Option<Fate>>> = work
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().flat_map(|e| e.notice.causes.iter()))
+            .filter(|c| pending_cids.contains_key(c))
+            .map(|c| (*c, watch::channel(None).0))
+            .collect();
+        let tasks = work.into_iter().map(|(stream, mark, pending)| {
+            let gates = &gates;
+            async move {
+                let outcome = self
+                    .publish_stream(store, &stream, mark, &pending, gates)
+                    .await;
+                // Whatever was not settled stays pending; tell any event waiting on it.
+                for e in &pending {
+                    if let Some(g) = gates.get(&e.notice.cid) {
+                        g.send_if_modified(|fate| {
+                            let open = fate.is_none();
+                            if open {
+                                *fate = Some(Fate::Unsettled);
+                            }
+                            open
+                        });
+                    }
+                }
+                (stream, outcome)
+            }
+        });
+        for (stream, outcome) in futures_util::future::join_all(tasks).await {
+            match outcome {
+                Ok(o) => {
+                    report.published += o.published;
+                    report.duplicates += o.duplicates;
+                    report.fetched += o.fetched;
+                    if !o.withdrawn.is_empty() {
+                        report.conflicts.push((stream, o.withdrawn));
+                    }
+                }
+                Err(e) => report.failures.push((stream, e)),
+            }
+        }
+        report.conflicts.sort_by(|a, b| a.0.cmp(&b.0));
+        tracing::debug!(
+            published = report.published,
+            duplicates = report.duplicates,
+            conflicts = report.conflicts.len(),
+            failures = report.failures.len(),
+            "published"
+        );
+        Ok(report)
+    }
+
+    /// Publishes one stream's pending events in order.
+    async fn publish_stream<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        stream: &StreamId,
+        mut mark: Option<Published>,
+        pending: &[Pending],
+        gates: &HashMap<Cid, watch::Sender<Option<Fate>>>,
+    ) -> Result<StreamOutcome> {
+        let subject = self.settings.subject(stream);
+        let mut out = StreamOutcome::default();
+        let settle = |cid: &Cid, fate: Fate| {
+            if let Some(g) = gates.get(cid) {
+                g.send_replace(Some(fate));
+            }
+        };
+        let mut i = 0;
+        while i < pending.len() {
+            let event = &pending[i];
+            for cause in &event.notice.causes {
+                let Some(gate) = gates.get(cause) else {
+                    continue;
+                };
+                let fate = *gate
+                    .subscribe()
+                    .wait_for(Option::is_some)
+                    .await
+                    .expect("the gate's sender outlives every waiter");
+                match fate {
+                    Some(Fate::Accepted) => {}
+                    Some(Fate::Withdrawn) => {
+                        // Built on a cause that lost its race: withdraw it and what follows.
+                        let back_to = if i == 0 {
+                            mark.map(|m| m.head)
+                        } else {
+                            Some(pending[i - 1].head)
+                        };
+                        let withdrawn = withdraw(store, stream, &pending[i..], back_to)?;
+                        for e in &pending[i..] {
+                            settle(&e.notice.cid, Fate::Withdrawn);
+                        }
+                        out.withdrawn.extend(withdrawn);
+                        return Ok(out);
+                    }
+                    _ => {
+                        return Err(Error::Nats {
+                            context: format!("publishing {} on {subject}", event.notice.cid),
+                            reason: format!("its cause {cause} is not published yet"),
+                        })
+                    }
+                }
+            }
+            let expected = mark.map_or(0, |m| m.sequence);
+            match self.publish_one(&subject, &event.notice, expected).await {
+                Ok((sequence, duplicate)) => {
+                    let m = Published {
+                        head: event.head,
+                        sequence,
+                    };
+                    store.set_published(stream, m)?;
+                    mark = Some(m);
+                    settle(&event.notice.cid, Fate::Accepted);
+                    if duplicate {
+                        out.duplicates += 1;
+                    } else {
+                        out.published += 1;
+                    }
+                    i += 1;
+                }
+                Err(Error::SubjectMoved { .. }) => {
+                    let before = mark.map(|m| m.head.height);
+                    let pulled = self.pull(store, stream).await?;
+                    out.fetched += pulled.fetched;
+                    out.duplicates += pulled.acknowledged;
+                    mark = store.published(stream)?;
+                    let reached = mark.map(|m| m.head.height);
+                    for e in &pending[i..] {
+                        if pulled.withdrawn.contains(&e.notice.cid) {
+                            settle(&e.notice.cid, Fate::Withdrawn);
+                        } else if reached.is_some_and(|h| e.head.height <= h) {
+                            settle(&e.notice.cid, Fate::Accepted);
+                        }
+                    }
+                    if !pulled.withdrawn.is_empty() {
+                        out.withdrawn = pulled.withdrawn;
+                        return Ok(out);
+                    }
+                    if reached <= before {
+                        return Err(Error::Nats {
+                            context: format!("publishing {} on {subject}", event.notice.cid),
+                            reason: format!(
+                                "JetStream refused sequence {expected} as stale, yet its chain ends where the local mark does"
+                            ),
+                        });
+                    }
+                    // JetStream had some of ours already: carry on above them.
+                    while i < pending.len() && reached.is_some_and(|h| pending[i].head.height <= h)
+                    {
+                        i += 1;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes one notice and waits for its ack, retrying transient failures (timeouts, a
+    /// lost connection) with bounded backoff. A retry is safe: the message id deduplicates, and
+    /// the expected sequence refuses a second copy.
+    async fn publish_one(
+        &self,
+        subject: &str,
+        notice: &Notice,
+        expected: u64,
+    ) -> Result<(u64, bool)> {
+        let body = notice.encode()?;
+        let mut attempt = 0;
+        loop {
+            let message = PublishMessage::build()
+                .payload(body.clone().into())
+                .message_id(notice.cid.to_string())
+                .expected_last_subject_sequence(expected);
+            let result = match self.js.send_publish(subject.to_string(), message).await {
+                Ok(ack) => ack.await.map(|a| (a.sequence, a.duplicate)).map_err(|e| {
+                    if e.kind() == PublishErrorKind::WrongLastSequence {
+                        Error::SubjectMoved {
+                            subject: subject.to_string(),
+                            expected_sequence: expected,
+                        }
+                    } else {
+                        nats(format!("publishing {} on {subject}", notice.cid))(e.to_string())
+                    }
+                }),
+                Err(e) => Err(nats(format!("publishing {} on {subject}", notice.cid))(
+                    e.to_string(),
+                )),
+            };
+            match result {
+                Err(Error::Nats { context, reason }) if attempt + 1 < TRIES => {
+                    tracing::debug!(attempt, %context, %reason, "publish failed; retrying");
+                    tokio::time::sleep(delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Error::Nats { context, reason }) => {
+                    return Err(Error::Nats {
+                        context: format!("{context} ({TRIES} tries)"),
+                        reason,
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes blocks to the bucket, many in flight, each retried like a notice.
+    async fn put_blocks(&self, blocks: &[&Block]) -> Result<()> {
+        stream::iter(blocks.iter().map(|b| self.put_block(b)))
+            .buffer_unordered(BLOCK_WINDOW)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn put_block(&self, block: &Block) -> Result<()> {
+        let subject = self.blocks.subject(&block.cid());
+        let mut attempt = 0;
+        loop {
+            let message = PublishMessage::build()
+                .payload(block.bytes().to_vec().into())
+                .message_id(block.cid().to_string());
+            let result = match self.js.send_publish(subject.clone(), message).await {
+                Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(reason) if attempt + 1 < TRIES => {
+                    tracing::debug!(attempt, %reason, "bucket write failed; retrying");
+                    tokio::time::sleep(delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(reason) => {
+                    return Err(nats(format!(
+                        "storing block {} in the bucket ({TRIES} tries)",
+                        block.cid()
+                    ))(reason))
+                }
+            }
+        }
+    }
+
+    /// Brings the local copy of `stream` level with JetStream: fetches the events other
+    /// writers published (from the subject's last message back, through the bucket, every CID
+    /// re-derived) and commits them with the new head in one step. Local pending events that
+    /// JetStream already has count as acknowledged; local pending events at heights JetStream
+    /// filled with other events are withdrawn (removed from the store: never acknowledged,
+    /// never linked). An acknowledged local event missing from JetStream is an error, and
+    /// nothing is written.
+    #[instrument(skip_all, fields(stream = %stream))]
+    pub async fn pull<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        stream: &StreamId,
+    ) -> Result<Pulled> {
+        let mut out = Pulled::default();
+        let Some((last, sequence)) = self.last_notice(stream).await? else {
+            return Ok(out);
+        };
+        let mark = store.published(stream)?;
+        if mark.map(|m| m.head.cid) == Some(last.cid) && mark.map(|m| m.sequence) == Some(sequence)
+        {
+            return Ok(out);
+        }
+        // Walk JetStream's chain back to the first event the store has.
+        let mut fetched = Vec::new();
+        let mut js_head = None;
+        let mut join = None;
+        let mut next = Some(last.cid);
+        while let Some(cid) = next.take() {
+            if store.contains(&cid)? {
+                join = Some(cid);
+                break;
+            }
+            let block = self
+                .blocks
+                .get(&cid)
+                .await?
+                .ok_or(Error::MissingBlock(cid))?;
+            let event = Event::decode(&block)?;
+            if event.stream() != stream {
+                return Err(Error::InvalidEvent(format!(
+                    "event {cid} on the subject of {stream} belongs to {}",
+                    event.stream()
+                )));
+            }
+            js_head.get_or_insert(Head {
+                cid,
+                height: event.height(),
+            });
+            if let Some(payload) = event.payload() {
+                let block = self
+                    .blocks
+                    .get(&payload)
+                    .await?
+                    .ok_or(Error::MissingBlock(payload))?;
+                fetched.push(block);
+            }
+            next = event.prev();
+            fetched.push(block);
+            out.fetched += 1;
+        }
+        // The local events above the join point: JetStream does not have them.
+        let local_head = store.head(stream)?;
+        let mut local_only = Vec::new();
+        let mut at = local_head.map(|h| h.cid);
+        let mut join_head = None;
+        while let Some(cid) = at {
+            let event = crate::Ledger::new(store).event(&cid)?;
+            if Some(cid) == join {
+                join_head = Some(Head {
+                    cid,
+                    height: event.height(),
+                });
+                break;
+            }
+            local_only.push((cid, event.height(), event.payload()));
+            at = event.prev();
+        }
+        if let (Some(join), None) = (join, join_head) {
+            return Err(Error::InvalidEvent(format!(
+                "JetStream's chain of {stream} meets the local store at {join}, which is not on the local chain"
+            )));
+        }
+        if let (Some(m), Some((cid, height, _))) = (mark, local_only.last()) {
+            if *height <= m.head.height {
+                return Err(Error::InvalidEvent(format!(
+                    "event {cid} of {stream} was acknowledged by JetStream (height {height}), but JetStream's chain does not hold it"
+                )));
+            }
+        }
+        out.acknowledged = match (join_head, mark) {
+            (None, _) => 0,
+            (Some(j), None) => j.height + 1,
+            (Some(j), Some(m)) => j.height.saturating_sub(m.head.height),
+        };
+        let new_mark_head = match js_head {
+            // JetStream's last event is one of ours: everything up to it is acknowledged.
+            None => join_head.expect("a walk that fetched nothing stopped at a stored event"),
+            Some(head) => {
+                store.commit(&Commit {
+                    blocks: fetched,
+                    heads: vec![HeadUpdate {
+                        stream: stream.clone(),
+                        expected: local_head,
+                        new: head,
+                    }],
+                })?;
+                for (cid, _, payload) in &local_only {
+                    store.remove(cid)?;
+                    if let Some(p) = payload {
+                        store.remove(p)?;
+                    }
+                }
+                out.withdrawn = local_only.iter().rev().map(|(c, _, _)| *c).collect();
+                head
+            }
+        };
+        store.set_published(
+            stream,
+            Published {
+                head: new_mark_head,
+                sequence,
+            },
+        )?;
+        tracing::debug!(
+            fetched = out.fetched,
+            withdrawn = out.withdrawn.len(),
+            "pulled"
+        );
+        Ok(out)
+    }
+
+    /// The subject's last notice and its stream sequence; `None` when the subject is empty.
+    pub(crate) async fn last_notice(&self, stream: &StreamId) -> Result<Option<(Notice, u64)>> {
+        let subject = self.settings.subject(stream);
+        let context = || format!("reading the last message on {subject}");
+        let js_stream = self
+            .js
+            .get_stream(&self.settings.stream)
+            .await
+            .map_err(|e| nats(context())(e.to_string()))?;
+        match js_stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => Ok(Some((Notice::decode(&m.payload)?, m.sequence))),
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(nats(context())(e.to_string())),
+        }
+    }
+}
+
+#[derive(Default)]
+struct StreamOutcome {
+    published: u64,
+    duplicates: u64,
+    fetched: u64,
+    withdrawn: Vec<Cid>,
+}
+
+/// The pending events of a stream, oldest first: from its head back to the mark.
+fn pending<S: BlockStore + ?Sized>(
+    store: &S,
+    stream: &StreamId,
+    head: Head,
+    mark: Option<Published>,
+) -> Result<Vec<Pending>> {
+    let stop = mark.map(|m| m.head.cid);
+    let mut out = Vec::new();
+    let mut at = Some(head.cid);
+    while let Some(cid) = at {
+        if Some(cid) == stop {
+            break;
+        }
+        let block = store.get(&cid)?.ok_or(Error::MissingBlock(cid))?;
+        let event = Event::decode(&block)?;
+        if event.stream() != stream {
+            return Err(Error::InvalidEvent(format!(
+                "event {cid} on the chain of {stream} belongs to {}",
+                event.stream()
+            )));
+        }
+        if let Some(m) = mark {
+            if event.height() <= m.head.height {
+                return Err(Error::InvalidEvent(format!(
+                    "the local chain of {stream} does not hold {}, the event JetStream acknowledged at height {}",
+                    m.head.cid, m.head.height
+                )));
+            }
+        }
+        let mut blocks = vec![block];
+        if let Some(p) = event.payload() {
+            blocks.push(store.get(&p)?.ok_or(Error::MissingBlock(p))?);
+        }
+        out.push(Pending {
+            head: Head {
+                cid,
+                height: event.height(),
+            },
+            notice: Notice::of(&event),
+            blocks,
+        });
+        at = event.prev();
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Moves a stream's head back to `back_to` and removes the withdrawn events' blocks.
+fn withdraw<S: BlockStore + ?Sized>(
+    store: &S,
+    stream: &StreamId,
+    events: &[Pending],
+    back_to: Option<Head>,
+) -> Result<Vec<Cid>> {
+    let Some(back_to) = back_to else {
+        return Err(Error::InvalidEvent(format!(
+            "the first event of {stream} names a cause JetStream refused; it stays pending (a stream cannot be emptied)"
+        )));
+    };
+    store.commit(&Commit {
+        blocks: Vec::new(),
+        heads: vec![HeadUpdate {
+            stream: stream.clone(),
+            expected: events.last().map(|e| e.head),
+            new: back_to,
+        }],
+    })?;
+    for e in events {
+        for b in &e.blocks {
+            store.remove(&b.cid())?;
+        }
+    }
+    Ok(events.iter().map(|e| e.notice.cid).collect())
+}

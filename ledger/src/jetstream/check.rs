@@ -1,0 +1,229 @@
+//! Reading the event stream back: [`follow`] (new events, live) and [`cross_check`] (every
+//! message against the store, and every stored head against JetStream).
+
+use std::collections::HashMap;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use futures_util::{Stream, StreamExt};
+
+use super::{nats, Backbone, Notice};
+use crate::{BlockStore, Cid, Event, Finding, Problem, Result, StreamId};
+
+/// One message read from the event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The ledger stream, from the message's subject.
+    pub stream: StreamId,
+    /// The message's stream sequence.
+    pub sequence: u64,
+    /// The message body.
+    pub notice: Notice,
+}
+
+impl Backbone {
+    /// The ledger stream a subject names (`<prefix>.<type>.<id>`), if it is one.
+    fn stream_of(&self, subject: &str) -> Option<StreamId> {
+        let rest = subject
+            .strip_prefix(self.settings().prefix.as_str())?
+            .strip_prefix('.')?;
+        let (aggregate, id) = rest.split_once('.')?;
+        StreamId::new(aggregate, id).ok()
+    }
+
+    /// An ordered consumer on one ledger stream's subject, or on all of them.
+    async fn messages(
+        &self,
+        stream: Option<&StreamId>,
+        deliver: DeliverPolicy,
+    ) -> Result<impl Stream<Item = Result<Seen>> + '_> {
+        let filter = match stream {
+            Some(s) => self.settings().subject(s),
+            None => format!("{}.>", self.settings().prefix),
+        };
+        let context = format!("following {filter}");
+        let js_stream = self
+            .context()
+            .get_stream(&self.settings().stream)
+            .await
+            .map_err(|e| nats(context.clone())(e.to_string()))?;
+        let consumer = js_stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.clone(),
+                deliver_policy: deliver,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats(context.clone())(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| nats(context.clone())(e.to_string()))?;
+        Ok(messages.map(move |m| {
+            let m = m.map_err(|e| nats(context.clone())(e.to_string()))?;
+            let sequence = m
+                .info()
+                .map_err(|e| nats(context.clone())(e.to_string()))?
+                .stream_sequence;
+            let stream = self.stream_of(&m.subject).ok_or_else(|| {
+                nats(context.clone())(format!(
+                    "message {sequence} on {} is not on a ledger subject",
+                    m.subject
+                ))
+            })?;
+            Ok(Seen {
+                stream,
+                sequence,
+                notice: Notice::decode(&m.payload)?,
+            })
+        }))
+    }
+}
+
+/// Follows events as they are published (only new ones), on one stream's subject or on all.
+pub async fn follow<'a>(
+    backbone: &'a Backbone,
+    stream: Option<&StreamId>,
+) -> Result<impl Stream<Item = Result<Seen>> + 'a> {
+    backbone.messages(stream, DeliverPolicy::New).await
+}
+
+/// The outcome of [`cross_check`].
+#[derive(Clone, Debug, Default)]
+pub struct CrossCheck {
+    /// Messages read.
+    pub messages: u64,
+    /// What failed, in message order, then the unpublished heads by stream.
+    pub findings: Vec<Finding>,
+}
+
+/// Checks JetStream against the store (one stream, or all): every message names an event the
+/// store holds, its links match the event's, and on each subject the events follow their chain
+/// one height at a time; and every stored head is its subject's last message. Signatures and
+/// blocks are the store verification's part (`crate::verify`).
+pub async fn cross_check<S: BlockStore + ?Sized>(
+    backbone: &Backbone,
+    store: &S,
+    stream: Option<&StreamId>,
+) -> Result<CrossCheck> {
+    let mut out = CrossCheck::default();
+    // Read up to the last message there is now.
+    let target = match stream {
+        Some(s) => backbone.last_notice(s).await?.map(|(_, sequence)| sequence),
+        None => {
+            let mut js_stream = backbone
+                .context()
+                .get_stream(&backbone.settings().stream)
+                .await
+                .map_err(|e| nats("reading the event stream")(e.to_string()))?;
+            let state = js_stream
+                .info()
+                .await
+                .map_err(|e| nats("reading the event stream")(e.to_string()))?
+                .state
+                .clone();
+            (state.messages > 0).then_some(state.last_sequence)
+        }
+    };
+    let mut last: HashMap<StreamId, (Cid, u64)> = HashMap::new();
+    if let Some(target) = target {
+        let messages = backbone.messages(stream, DeliverPolicy::All).await?;
+        futures_util::pin_mut!(messages);
+        while let Some(seen) = messages.next().await {
+            let seen = seen?;
+            out.messages += 1;
+            check_message(store, &seen, &mut last, &mut out.findings)?;
+            if seen.sequence >= target {
+                break;
+            }
+        }
+    }
+    let heads = match stream {
+        Some(s) => store.head(s)?.map(|h| (s.clone(), h)).into_iter().collect(),
+        None => store.heads()?,
+    };
+    for (s, head) in heads {
+        let published = last.get(&s).copied();
+        if published.map(|(c, _)| c) != Some(head.cid) {
+            out.findings.push(Finding {
+                cid: Some(head.cid),
+                stream: Some(s),
+                height: Some(head.height),
+                problem: Problem::Unpublished {
+                    published: published.map(|(_, h)| h),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one message against the store and the subject's previous message.
+fn check_message<S: BlockStore + ?Sized>(
+    store: &S,
+    seen: &Seen,
+    last: &mut HashMap<StreamId, (Cid, u64)>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let cid = seen.notice.cid;
+    let mismatch = |height: Option<u64>, reason: String| Finding {
+        cid: Some(cid),
+        stream: Some(seen.stream.clone()),
+        height,
+        problem: Problem::MessageMismatch {
+            sequence: seen.sequence,
+            reason,
+        },
+    };
+    let previous = last.get(&seen.stream).copied();
+    let Some(block) = store.get(&cid)? else {
+        findings.push(Finding {
+            cid: Some(cid),
+            stream: Some(seen.stream.clone()),
+            height: None,
+            problem: Problem::NotStored {
+                sequence: seen.sequence,
+            },
+        });
+        // Keep following the subject from this message on.
+        last.insert(
+            seen.stream.clone(),
+            (cid, previous.map_or(0, |(_, h)| h + 1)),
+        );
+        return Ok(());
+    };
+    let event = match Event::decode(&block) {
+        Ok(e) => e,
+        Err(e) => {
+            findings.push(mismatch(
+                None,
+                format!("names a block that is not an event: {e}"),
+            ));
+            return Ok(());
+        }
+    };
+    let height = event.height();
+    if event.stream() != &seen.stream {
+        findings.push(mismatch(
+            Some(height),
+            format!("the event belongs to {}", event.stream()),
+        ));
+    }
+    if event.prev() != seen.notice.prev || event.causes() != seen.notice.causes.as_slice() {
+        findings.push(mismatch(
+            Some(height),
+            "its links differ from the event's".into(),
+        ));
+    }
+    let (want_prev, want_height) = match previous {
+        Some((c, h)) => (Some(c), h + 1),
+        None => (None, 0),
+    };
+    if event.prev() != want_prev || height != want_height {
+        findings.push(mismatch(
+            Some(height),
+            format!("out of order: the subject's previous message leads to height {want_height}"),
+        ));
+    }
+    last.insert(seen.stream.clone(), (cid, height));
+    Ok(())
+}
