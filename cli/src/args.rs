@@ -19,6 +19,28 @@ pub(crate) struct Args {
     /// Print JSON Lines on stdout: one {"type": ..., "data": ...} object per line.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Publish to and read from NATS JetStream at this URL (several servers: comma-separated).
+    /// Without it, personctl works on the local store alone.
+    #[arg(long, env = "PERSONCTL_NATS", global = true, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+    /// JetStream subject prefix: events go to <prefix>.<type>.<id>.
+    #[arg(
+        long,
+        env = "PERSONCTL_NATS_PREFIX",
+        global = true,
+        default_value = "ledger",
+        value_name = "PREFIX"
+    )]
+    pub(crate) nats_prefix: String,
+    /// Replicas of the JetStream stream and block bucket when personctl creates them.
+    #[arg(
+        long,
+        env = "PERSONCTL_NATS_REPLICAS",
+        global = true,
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    pub(crate) nats_replicas: usize,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -50,6 +72,11 @@ pub(crate) enum Command {
     Log(StreamArgs),
     /// List every stream with its head.
     Streams,
+    /// With --nats: publish pending events (stored here, not yet acknowledged by JetStream),
+    /// then bring every stream (or one) level with JetStream.
+    Sync(StreamArgs),
+    /// With --nats: follow new events live, printing stream, height, type and CID.
+    Tail(TailArgs),
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
     Bench(BenchArgs),
     /// Create a fresh sample ledger, append events to a few chains, verify and show them.
@@ -207,6 +234,15 @@ pub(crate) struct VerifyArgs {
     /// Check each signature on its own instead of in batches (slower; same verdicts).
     #[arg(long)]
     pub(crate) exact: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct TailArgs {
+    #[command(flatten)]
+    pub(crate) select: StreamSelector,
+    /// Stop after this many events (default: follow until interrupted).
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
 }
 
 #[derive(ClapArgs, Debug)]

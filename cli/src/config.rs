@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use personctl_ledger::jetstream::Settings;
 use personctl_ledger::{Signer, SledStore, StreamId, TrustSet};
 
 use crate::args::{Args, StreamSelector};
@@ -16,6 +17,8 @@ pub(crate) struct Config {
     pub(crate) home: PathBuf,
     pub(crate) key: PathBuf,
     pub(crate) json: bool,
+    /// `--nats`: the JetStream URL and settings; `None`: the local store alone.
+    pub(crate) nats: Option<(String, Settings)>,
 }
 
 impl Config {
@@ -31,10 +34,38 @@ impl Config {
             .key
             .clone()
             .unwrap_or_else(|| home.join("keys").join("default.pem"));
+        let nats = match args.nats.as_deref().map(str::trim) {
+            None => None,
+            Some("") => None,
+            Some(url) => {
+                if args.nats_replicas == 0 || args.nats_replicas > 5 {
+                    bail!(
+                        "--nats-replicas {} must be 1 to 5 (JetStream's limit)",
+                        args.nats_replicas
+                    );
+                }
+                let prefix = &args.nats_prefix;
+                let token_ok = |t: &str| {
+                    !t.is_empty()
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                };
+                if !prefix.split('.').all(token_ok) {
+                    bail!("--nats-prefix {prefix:?} must be dot-separated tokens of letters, digits, _ and -");
+                }
+                let settings = Settings {
+                    prefix: prefix.clone(),
+                    replicas: args.nats_replicas,
+                    ..Settings::default()
+                };
+                Some((url.to_string(), settings))
+            }
+        };
         Ok(Config {
             home,
             key,
             json: args.json,
+            nats,
         })
     }
 

@@ -8,6 +8,7 @@ mod alloc;
 mod args;
 mod cmd;
 mod config;
+mod nats;
 mod output;
 
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 //! The binary is built once per run (`cargo build -p personctl`), so these tests never run a
 //! stale one.
 
+mod backbone;
 mod cli;
 mod jetstream;
 mod nats;
@@ -119,13 +120,21 @@ impl Home {
 
     /// Runs `personctl` with this home and the given arguments.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(personctl())
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// `personctl` with this home and the given arguments, not yet started; no personctl
+    /// setting comes from the test's environment.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(personctl());
+        command
             .args(args)
             .env("PERSONCTL_HOME", self.path())
             .env_remove("PERSONCTL_KEY")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        Run::from(out)
+            .env_remove("PERSONCTL_NATS")
+            .env_remove("PERSONCTL_NATS_PREFIX")
+            .env_remove("PERSONCTL_NATS_REPLICAS")
+            .env_remove("RUST_LOG");
+        command
     }
 }

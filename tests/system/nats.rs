@@ -36,6 +36,8 @@ pub(crate) struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    /// Cluster arguments, for a member of a [`Cluster`].
+    cluster: Vec<String>,
 }
 
 impl NatsServer {
@@ -45,6 +47,7 @@ impl NatsServer {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().unwrap(),
+            cluster: Vec::new(),
         };
         server.spawn();
         server
@@ -61,6 +64,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.cluster)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -108,5 +112,48 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A JetStream cluster of servers on loopback, routed to each other.
+pub(crate) struct Cluster {
+    pub(crate) servers: Vec<NatsServer>,
+}
+
+impl Cluster {
+    /// Starts `n` servers named `n0`, `n1`, ... in the cluster `personctl-test`.
+    pub(crate) fn start(n: usize) -> Cluster {
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let mut servers = Vec::new();
+        for (i, port) in route_ports.iter().enumerate() {
+            let mut server = NatsServer {
+                child: None,
+                port: free_port(),
+                store: tempfile::tempdir().unwrap(),
+                cluster: vec![
+                    "-n".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "personctl-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{port}"),
+                    "--routes".into(),
+                    routes.join(","),
+                ],
+            };
+            server.spawn();
+            servers.push(server);
+        }
+        Cluster { servers }
+    }
+
+    /// Every member's client URL, comma-separated.
+    pub(crate) fn urls(&self) -> String {
+        let urls: Vec<String> = self.servers.iter().map(NatsServer::url).collect();
+        urls.join(",")
     }
 }

@@ -11,11 +11,14 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use personctl_domain::{Command, PersonId, Persons};
-use personctl_ledger::{Appended, Ledger};
+use std::collections::HashSet;
+
+use personctl_domain::{Command, Error as DomainError, PersonId, Persons};
+use personctl_ledger::{Appended, Cid, Ledger, Signer, SledStore, StreamId};
 
 use crate::args::AppendArgs;
 use crate::config::Config;
+use crate::nats::Link;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -105,21 +108,25 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         }
     };
     let signer = config.signer()?;
-    let persons = Persons::new(Ledger::new(config.open_or_create_store()?));
+    let store = config.open_or_create_store()?;
+    let link = Link::connect_and_recover(config, &store)?;
+    let persons = Persons::new(Ledger::new(&store));
     let lines: Vec<usize> = commands.iter().map(|(line, _)| *line).collect();
     let batch: Vec<(PersonId, Command)> = commands.into_iter().map(|(_, c)| c).collect();
-    let result = persons.execute_batch(&signer, &batch);
-    let (appended, failure) = match result {
-        Ok(appended) => (appended, None),
-        Err(f) => (f.appended, Some((f.index, f.error))),
-    };
-    for ((id, command), events) in batch.iter().zip(&appended) {
-        report(out, *id, command, events)?;
-    }
     let location = |i: usize| match &args.file {
         Some(path) => format!("{}:{}", path.display(), lines[i]),
         None => format!("append {}", batch[i].1.name()),
     };
+    let (appended, failure) = match &link {
+        None => match persons.execute_batch(&signer, &batch) {
+            Ok(appended) => (appended, None),
+            Err(f) => (f.appended, Some((f.index, f.error))),
+        },
+        Some(link) => execute_published(link, &persons, &signer, &batch, &location)?,
+    };
+    for ((id, command), events) in batch.iter().zip(&appended) {
+        report(out, *id, command, events)?;
+    }
     if let Some((index, error)) = failure {
         out.flush()?;
         let what = if error.is_conflict() {
@@ -143,6 +150,97 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         bail!("{path}:{line}: {error:#}; the lines before it were appended, nothing of it");
     }
     Ok(EXIT_OK)
+}
+
+/// How many times commands whose events lost a race on JetStream are decided again.
+const ROUNDS: usize = 10_000;
+
+/// Executes the batch and publishes its events. Commands whose events lost a race on JetStream
+/// (withdrawn, and the store pulled level with the winner) are decided again on the new state,
+/// in their order, until every command is acknowledged or fails.
+#[allow(clippy::type_complexity)]
+fn execute_published(
+    link: &Link,
+    persons: &Persons<&SledStore>,
+    signer: &Signer,
+    batch: &[(PersonId, Command)],
+    location: &dyn Fn(usize) -> String,
+) -> Result<(Vec<Vec<Appended>>, Option<(usize, DomainError)>)> {
+    let store = *persons.ledger().store();
+    // Decide on the newest state: bring every person of the batch level with JetStream.
+    let mut seen = HashSet::new();
+    for (id, _) in batch {
+        if seen.insert(*id) {
+            link.pull(store, &id.stream())?;
+        }
+    }
+    let mut results: Vec<Option<Vec<Appended>>> = vec![None; batch.len()];
+    let mut todo: Vec<usize> = (0..batch.len()).collect();
+    let mut failure = None;
+    for round in 0.. {
+        let commands: Vec<(PersonId, Command)> = todo.iter().map(|&i| batch[i].clone()).collect();
+        let (appended, failed) = match persons.execute_batch(signer, &commands) {
+            Ok(appended) => (appended, None),
+            Err(f) => (f.appended, Some((f.index, f.error))),
+        };
+        let mut streams: Vec<StreamId> = appended
+            .iter()
+            .flatten()
+            .map(|a| a.stream.clone())
+            .collect();
+        streams.sort();
+        streams.dedup();
+        let report = link.publish(store, Some(&streams))?;
+        let withdrawn: HashSet<Cid> = report
+            .conflicts
+            .iter()
+            .flat_map(|(_, cids)| cids.iter().copied())
+            .collect();
+        let mut retry = Vec::new();
+        for (k, events) in appended.iter().enumerate() {
+            let i = todo[k];
+            let lost = events.iter().filter(|a| withdrawn.contains(&a.cid)).count();
+            if lost == 0 {
+                results[i] = Some(events.clone());
+            } else if lost == events.len() {
+                retry.push(i);
+            } else {
+                bail!(
+                    "{}: JetStream accepted only some of its events (another writer changed one of the persons at the same time); check it with `personctl replay`",
+                    location(i)
+                );
+            }
+        }
+        match failed {
+            Some((k, error)) if retry.is_empty() => {
+                failure = Some((todo[k], error));
+                break;
+            }
+            // Commands after a failed one were never run: they run again with the retried ones.
+            Some((k, _)) => retry.extend_from_slice(&todo[k..]),
+            None if retry.is_empty() => break,
+            None => {}
+        }
+        if round + 1 >= ROUNDS {
+            bail!(
+                "{}: still losing races on JetStream after {ROUNDS} rounds",
+                location(retry[0])
+            );
+        }
+        tracing::debug!(
+            round,
+            retry = retry.len(),
+            "lost races on JetStream; deciding again"
+        );
+        retry.sort_unstable();
+        retry.dedup();
+        todo = retry;
+    }
+    let done = results.iter().take_while(|r| r.is_some()).count();
+    Ok((
+        results.into_iter().take(done).map(Option::unwrap).collect(),
+        failure,
+    ))
 }
 
 fn report(out: &mut Out, id: PersonId, command: &Command, events: &[Appended]) -> Result<()> {

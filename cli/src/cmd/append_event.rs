@@ -1,12 +1,13 @@
 //! `personctl append-event`: one raw, domain-agnostic event.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use personctl_ledger::{Cid, Draft, Expected, Ipld, Ledger, StreamId};
+use personctl_ledger::{BlockStore, Cid, Draft, Expected, Ipld, Ledger, StreamId};
 
 use crate::args::AppendEventArgs;
 use crate::config::Config;
+use crate::nats::Link;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -29,6 +30,10 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
     }
     let signer = config.signer()?;
     let ledger = Ledger::new(config.open_or_create_store()?);
+    let link = Link::connect_and_recover(config, ledger.store())?;
+    if let Some(link) = &link {
+        link.pull(ledger.store(), &stream)?;
+    }
     let mut draft = Draft::new(stream, args.event_type.clone(), args.schema);
     if let Some(data) = data {
         draft = draft.with_data(data)?;
@@ -39,7 +44,24 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
         (false, Some(h)) => Expected::Height(h),
         (false, None) => Expected::Any,
     };
-    let a = ledger.append(&signer, draft)?;
+    let a = loop {
+        let a = ledger.append(&signer, draft.clone())?;
+        let Some(link) = &link else { break a };
+        let report = link.publish(ledger.store(), Some(std::slice::from_ref(&a.stream)))?;
+        if report.conflicts.is_empty() {
+            break a;
+        }
+        // Lost the race on JetStream: the event was withdrawn and the stream pulled level.
+        if draft.expected != Expected::Any {
+            let now = ledger.store().head(&a.stream)?.map(|h| h.height);
+            bail!(
+                "conflict on stream {}: another writer appended at height {} first (the stream is now at height {}); nothing was appended",
+                a.stream,
+                a.height,
+                now.map_or("none".into(), |h| h.to_string())
+            );
+        }
+    };
     out.record(
         "appended",
         json!({

@@ -179,6 +179,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
         key: home.join("keys/default.pem"),
         home: home.clone(),
         json: out.is_json(),
+        nats: None,
     };
     let signer = Signer::generate()?;
     write_key(&config.key, &signer)?;

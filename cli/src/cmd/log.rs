@@ -10,6 +10,7 @@ use personctl_ledger::{BlockStore, Event, Ledger, TrustSet};
 
 use crate::args::StreamArgs;
 use crate::config::{stream_of, Config};
+use crate::nats::store_for_reading;
 use crate::output::{time, Out};
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
@@ -17,7 +18,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
     let Some(stream) = stream_of(&args.select)? else {
         bail!("log needs --stream TYPE/ID or --person ID")
     };
-    let store = config.open_existing_store()?;
+    let store = store_for_reading(config, Some(&stream))?;
     let trust = config.trust(&store)?;
     let ledger = Ledger::new(store);
     if ledger.store().head(&stream)?.is_none() {

@@ -7,6 +7,7 @@ mod demo;
 mod keygen;
 mod log;
 mod replay;
+mod sync;
 mod trust;
 mod verify;
 
@@ -32,6 +33,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Verify(a) => verify::run(&config, &a, &mut out)?,
         Command::Log(a) => log::run(&config, &a, &mut out)?,
         Command::Streams => streams(&config, &mut out)?,
+        Command::Sync(a) => sync::sync(&config, &a, &mut out)?,
+        Command::Tail(a) => sync::tail(&config, &a, &mut out)?,
         Command::Bench(a) => bench::run(&a, &mut out)?,
         Command::Demo(a) => demo::run(&a, &mut out)?,
     };

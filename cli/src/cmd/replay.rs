@@ -11,6 +11,7 @@ use personctl_ledger::{Cid, Ledger, SledStore};
 
 use crate::args::{ReplayArgs, ShowArgs};
 use crate::config::Config;
+use crate::nats::store_for_reading;
 use crate::output::{person_json, person_text, Out};
 use crate::EXIT_OK;
 
@@ -19,12 +20,17 @@ fn person_id(text: &str) -> Result<PersonId> {
         .with_context(|| format!("--person {text:?} is not a person id (a UUID)"))
 }
 
-fn persons(config: &Config) -> Result<Persons<SledStore>> {
-    Ok(Persons::new(Ledger::new(config.open_existing_store()?)))
+/// The persons of the store; with `--nats`, `person` (or everyone) first pulled from JetStream.
+fn persons(config: &Config, person: Option<PersonId>) -> Result<Persons<SledStore>> {
+    let stream = person.map(|p| p.stream());
+    Ok(Persons::new(Ledger::new(store_for_reading(
+        config,
+        stream.as_ref(),
+    )?)))
 }
 
 pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Result<u8> {
-    let persons = persons(config)?;
+    let persons = persons(config, args.person.as_deref().map(person_id).transpose()?)?;
     let Some(person) = &args.person else {
         let started = Instant::now();
         let (mut world, events) = persons.replay_all()?;
@@ -89,7 +95,7 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
 }
 
 pub(crate) fn show(config: &Config, args: &ShowArgs, out: &mut Out) -> Result<u8> {
-    let persons = persons(config)?;
+    let persons = persons(config, args.person.as_deref().map(person_id).transpose()?)?;
     // Both lookups run against a World: of one replayed person, or of everyone.
     let (world, ids) = match (&args.person, &args.email) {
         (Some(person), _) => {

@@ -3,14 +3,16 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use personctl_ledger::jetstream::cross_check;
 use personctl_ledger::{verify, BlockStore, Finding, Scope, VerifyOptions};
 
 use crate::args::VerifyArgs;
 use crate::config::{stream_of, Config};
+use crate::nats::Link;
 use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
@@ -34,8 +36,22 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
         scope,
         exact: args.exact,
     };
-    let report = verify(&store, &trust, &options, &|n| bar.set_position(n))?;
+    let mut report = verify(&store, &trust, &options, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
+    // With --nats, JetStream is cross-checked against the store (read-only: nothing is
+    // published or pulled).
+    let mut messages = None;
+    if let Some(link) = Link::connect(config)? {
+        let stream = match &options.scope {
+            Scope::Stream(s) => Some(s),
+            Scope::All => None,
+        };
+        let check = link
+            .block_on(cross_check(link.backbone(), &store, stream))
+            .context("cross-checking JetStream against the store")?;
+        messages = Some(check.messages);
+        report.findings.extend(check.findings);
+    }
     let seconds = started.elapsed().as_secs_f64();
 
     for f in &report.findings {
@@ -51,13 +67,17 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             "payloads": report.payloads,
             "streams": report.streams,
             "failures": failures,
+            "messages": messages,
             "seconds": seconds,
             "events_per_second": rate.round(),
         }),
         || {
             let verdict = if report.is_ok() { "OK" } else { "FAILED" };
+            let messages = messages
+                .map(|m| format!(", {m} JetStream messages"))
+                .unwrap_or_default();
             format!(
-                "{verdict}: {} events, {} payloads, {} streams checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures",
+                "{verdict}: {} events, {} payloads, {} streams{messages} checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures",
                 report.events, report.payloads, report.streams
             )
         },

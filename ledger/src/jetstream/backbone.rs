@@ -15,21 +15,12 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tracing::instrument;
 
-use super::{nats, Blocks, Notice, Settings};
+use super::{delay, nats, retry, Blocks, Notice, Settings};
 use crate::store::{BlockStore, Commit, Head, HeadUpdate, Published};
 use crate::{Block, Cid, Error, Event, Result, StreamId};
 
-/// Bounded exponential backoff for connecting and for re-publishing after a transient failure:
-/// 50 ms doubling up to 1.6 s, 7 tries (about 3 s in all).
-const TRIES: u32 = 7;
-const FIRST_DELAY: Duration = Duration::from_millis(50);
-const MAX_DELAY: Duration = Duration::from_millis(1600);
-
-fn delay(attempt: u32) -> Duration {
-    FIRST_DELAY
-        .saturating_mul(1 << attempt.min(10))
-        .min(MAX_DELAY)
-}
+/// Connecting at start gives up sooner than a request: 6 tries, about 1.5 s.
+const CONNECT_TRIES: u32 = 6;
 
 /// How many bucket writes are in flight at once.
 const BLOCK_WINDOW: usize = 2048;
@@ -97,22 +88,30 @@ impl Backbone {
     /// Reconnects after a lost connection happen in the background with the same backoff.
     #[instrument(skip(settings))]
     pub async fn connect(url: &str, settings: Settings) -> Result<Backbone> {
+        let servers = url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Nats {
+                context: format!("the NATS URL {url:?}"),
+                reason: e.to_string(),
+            })?;
         let mut attempt = 0;
         let client = loop {
             let options = async_nats::ConnectOptions::new()
                 .connection_timeout(Duration::from_secs(2))
                 .reconnect_delay_callback(|attempts| delay(attempts as u32))
                 .max_reconnects(None);
-            match options.connect(url).await {
+            match options.connect(servers.as_slice()).await {
                 Ok(client) => break client,
-                Err(e) if attempt + 1 < TRIES => {
+                Err(e) if attempt + 1 < CONNECT_TRIES => {
                     tracing::debug!(attempt, error = %e, "connecting to NATS; retrying");
                     tokio::time::sleep(delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(e) => {
                     return Err(Error::Nats {
-                        context: format!("connecting to NATS at {url} ({TRIES} tries)"),
+                        context: format!("connecting to NATS at {url} ({CONNECT_TRIES} tries)"),
                         reason: e.to_string(),
                     })
                 }
@@ -357,42 +356,29 @@ impl Backbone {
         expected: u64,
     ) -> Result<(u64, bool)> {
         let body = notice.encode()?;
-        let mut attempt = 0;
-        loop {
+        let context = || format!("publishing {} on {subject}", notice.cid);
+        retry(|| async {
             let message = PublishMessage::build()
                 .payload(body.clone().into())
                 .message_id(notice.cid.to_string())
                 .expected_last_subject_sequence(expected);
-            let result = match self.js.send_publish(subject.to_string(), message).await {
-                Ok(ack) => ack.await.map(|a| (a.sequence, a.duplicate)).map_err(|e| {
-                    if e.kind() == PublishErrorKind::WrongLastSequence {
-                        Error::SubjectMoved {
-                            subject: subject.to_string(),
-                            expected_sequence: expected,
-                        }
-                    } else {
-                        nats(format!("publishing {} on {subject}", notice.cid))(e.to_string())
-                    }
-                }),
-                Err(e) => Err(nats(format!("publishing {} on {subject}", notice.cid))(
-                    e.to_string(),
-                )),
-            };
-            match result {
-                Err(Error::Nats { context, reason }) if attempt + 1 < TRIES => {
-                    tracing::debug!(attempt, %context, %reason, "publish failed; retrying");
-                    tokio::time::sleep(delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(Error::Nats { context, reason }) => {
-                    return Err(Error::Nats {
-                        context: format!("{context} ({TRIES} tries)"),
-                        reason,
+            let ack = self
+                .js
+                .send_publish(subject.to_string(), message)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
+            match ack.await {
+                Ok(a) => Ok((a.sequence, a.duplicate)),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    Err(Error::SubjectMoved {
+                        subject: subject.to_string(),
+                        expected_sequence: expected,
                     })
                 }
-                other => return other,
+                Err(e) => Err(nats(context())(e.to_string())),
             }
-        }
+        })
+        .await
     }
 
     /// Writes blocks to the bucket, many in flight, each retried like a notice.
@@ -405,30 +391,21 @@ impl Backbone {
 
     async fn put_block(&self, block: &Block) -> Result<()> {
         let subject = self.blocks.subject(&block.cid());
-        let mut attempt = 0;
-        loop {
+        let context = || format!("storing block {} in the bucket", block.cid());
+        retry(|| async {
             let message = PublishMessage::build()
                 .payload(block.bytes().to_vec().into())
                 .message_id(block.cid().to_string());
-            let result = match self.js.send_publish(subject.clone(), message).await {
-                Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match result {
-                Ok(()) => return Ok(()),
-                Err(reason) if attempt + 1 < TRIES => {
-                    tracing::debug!(attempt, %reason, "bucket write failed; retrying");
-                    tokio::time::sleep(delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(reason) => {
-                    return Err(nats(format!(
-                        "storing block {} in the bucket ({TRIES} tries)",
-                        block.cid()
-                    ))(reason))
-                }
-            }
-        }
+            let ack = self
+                .js
+                .send_publish(subject.clone(), message)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
+            ack.await
+                .map(drop)
+                .map_err(|e| nats(context())(e.to_string()))
+        })
+        .await
     }
 
     /// Brings the local copy of `stream` level with JetStream: fetches the events other
@@ -566,21 +543,24 @@ impl Backbone {
     pub(crate) async fn last_notice(&self, stream: &StreamId) -> Result<Option<(Notice, u64)>> {
         let subject = self.settings.subject(stream);
         let context = || format!("reading the last message on {subject}");
-        let js_stream = self
-            .js
-            .get_stream(&self.settings.stream)
-            .await
-            .map_err(|e| nats(context())(e.to_string()))?;
-        match js_stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => Ok(Some((Notice::decode(&m.payload)?, m.sequence))),
-            Err(e)
-                if e.kind()
-                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-            {
-                Ok(None)
+        retry(|| async {
+            let js_stream = self
+                .js
+                .get_stream(&self.settings.stream)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
+            match js_stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => Ok(Some((Notice::decode(&m.payload)?, m.sequence))),
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(nats(context())(e.to_string())),
             }
-            Err(e) => Err(nats(context())(e.to_string())),
-        }
+        })
+        .await
     }
 }
 

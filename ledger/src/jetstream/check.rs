@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures_util::{Stream, StreamExt};
 
-use super::{nats, Backbone, Notice};
+use super::{nats, retry, Backbone, Notice};
 use crate::{BlockStore, Cid, Event, Finding, Problem, Result, StreamId};
 
 /// One message read from the event stream.
@@ -18,6 +18,8 @@ pub struct Seen {
     pub sequence: u64,
     /// The message body.
     pub notice: Notice,
+    /// Messages the consumer has yet to deliver after this one (when this message was sent).
+    pub pending: u64,
 }
 
 impl Backbone {
@@ -41,29 +43,32 @@ impl Backbone {
             None => format!("{}.>", self.settings().prefix),
         };
         let context = format!("following {filter}");
-        let js_stream = self
-            .context()
-            .get_stream(&self.settings().stream)
-            .await
-            .map_err(|e| nats(context.clone())(e.to_string()))?;
-        let consumer = js_stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: filter.clone(),
-                deliver_policy: deliver,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats(context.clone())(e.to_string()))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| nats(context.clone())(e.to_string()))?;
+        // Creating a consumer is a cluster operation: a cluster that just lost a node may be
+        // electing a leader, so it is retried like every request.
+        let messages = retry(|| async {
+            let failed = |e: String| nats(context.clone())(e);
+            let js_stream = self
+                .context()
+                .get_stream(&self.settings().stream)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            js_stream
+                .create_consumer(pull::OrderedConfig {
+                    filter_subject: filter.clone(),
+                    deliver_policy: deliver,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .messages()
+                .await
+                .map_err(|e| failed(e.to_string()))
+        })
+        .await?;
         Ok(messages.map(move |m| {
             let m = m.map_err(|e| nats(context.clone())(e.to_string()))?;
-            let sequence = m
-                .info()
-                .map_err(|e| nats(context.clone())(e.to_string()))?
-                .stream_sequence;
+            let info = m.info().map_err(|e| nats(context.clone())(e.to_string()))?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
             let stream = self.stream_of(&m.subject).ok_or_else(|| {
                 nats(context.clone())(format!(
                     "message {sequence} on {} is not on a ledger subject",
@@ -74,8 +79,49 @@ impl Backbone {
                 stream,
                 sequence,
                 notice: Notice::decode(&m.payload)?,
+                pending,
             })
         }))
+    }
+}
+
+impl Backbone {
+    /// The event stream's last sequence; `None` when it holds no message.
+    async fn last_sequence(&self) -> Result<Option<u64>> {
+        retry(|| async {
+            let failed = |e: String| nats("reading the event stream")(e);
+            let mut js_stream = self
+                .context()
+                .get_stream(&self.settings().stream)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let state = &js_stream
+                .info()
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .state;
+            Ok((state.messages > 0).then_some(state.last_sequence))
+        })
+        .await
+    }
+
+    /// Every ledger stream that has events in JetStream, in subject order of their last
+    /// messages.
+    pub async fn streams(&self) -> Result<Vec<StreamId>> {
+        let mut out = Vec::new();
+        if self.last_sequence().await?.is_none() {
+            return Ok(out);
+        }
+        let seen = self.messages(None, DeliverPolicy::LastPerSubject).await?;
+        futures_util::pin_mut!(seen);
+        while let Some(s) = seen.next().await {
+            let s = s?;
+            out.push(s.stream);
+            if s.pending == 0 {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -109,20 +155,7 @@ pub async fn cross_check<S: BlockStore + ?Sized>(
     // Read up to the last message there is now.
     let target = match stream {
         Some(s) => backbone.last_notice(s).await?.map(|(_, sequence)| sequence),
-        None => {
-            let mut js_stream = backbone
-                .context()
-                .get_stream(&backbone.settings().stream)
-                .await
-                .map_err(|e| nats("reading the event stream")(e.to_string()))?;
-            let state = js_stream
-                .info()
-                .await
-                .map_err(|e| nats("reading the event stream")(e.to_string()))?
-                .state
-                .clone();
-            (state.messages > 0).then_some(state.last_sequence)
-        }
+        None => backbone.last_sequence().await?,
     };
     let mut last: HashMap<StreamId, (Cid, u64)> = HashMap::new();
     if let Some(target) = target {

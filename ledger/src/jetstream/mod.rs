@@ -99,6 +99,44 @@ impl Settings {
     }
 }
 
+/// Bounded exponential backoff for re-trying a JetStream request after a transient failure (a
+/// lost connection, a cluster electing a new leader): 50 ms doubling up to 2 s, 10 tries
+/// (about 11 s of waiting in all).
+const TRIES: u32 = 10;
+
+fn delay(attempt: u32) -> Duration {
+    Duration::from_millis(50)
+        .saturating_mul(1 << attempt.min(10))
+        .min(Duration::from_secs(2))
+}
+
+/// Runs `request` until it succeeds or fails for good. Only [`Error::Nats`] (the transport or
+/// the server failed) is retried; a retried publish is safe because every message carries its
+/// CID as message id and the expected subject sequence.
+async fn retry<T, F, Fut>(mut request: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match request().await {
+            Err(Error::Nats { context, reason }) if attempt + 1 < TRIES => {
+                tracing::debug!(attempt, %context, %reason, "JetStream request failed; retrying");
+                tokio::time::sleep(delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(Error::Nats { context, reason }) => {
+                return Err(Error::Nats {
+                    context: format!("{context} ({TRIES} tries)"),
+                    reason,
+                })
+            }
+            other => return other,
+        }
+    }
+}
+
 fn nats(context: impl Into<String>) -> impl FnOnce(String) -> Error {
     let context = context.into();
     move |reason| Error::Nats { context, reason }
@@ -246,11 +284,13 @@ impl Blocks {
 
     /// The block stored under `cid`, checked against it; `None` if absent.
     pub async fn get(&self, cid: &Cid) -> Result<Option<Block>> {
-        let value = self
-            .kv
-            .get(cid.to_string())
-            .await
-            .map_err(|e| nats(format!("reading block {cid} from the bucket"))(e.to_string()))?;
+        let value = retry(|| async {
+            self.kv
+                .get(cid.to_string())
+                .await
+                .map_err(|e| nats(format!("reading block {cid} from the bucket"))(e.to_string()))
+        })
+        .await?;
         value
             .map(|bytes| Block::verified(*cid, bytes.to_vec()))
             .transpose()

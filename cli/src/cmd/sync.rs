@@ -1,0 +1,111 @@
+//! `personctl sync` and `personctl tail`: the JetStream side on demand.
+
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use personctl_ledger::{BlockStore, Event};
+
+use crate::args::{StreamArgs, TailArgs};
+use crate::config::{stream_of, Config};
+use crate::nats::Link;
+use crate::output::Out;
+use crate::EXIT_OK;
+
+fn link(config: &Config, command: &str) -> Result<()> {
+    if config.nats.is_none() {
+        bail!("{command} needs JetStream: give --nats URL (or set PERSONCTL_NATS)");
+    }
+    Ok(())
+}
+
+/// Publishes pending events, then pulls every stream (or one) from JetStream.
+pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u8> {
+    link(config, "sync")?;
+    let only = stream_of(&args.select)?;
+    let store = config.open_or_create_store()?;
+    let link = Link::connect(config)?.expect("checked above");
+    let streams = only.as_ref().map(std::slice::from_ref);
+    let report = link.publish(&store, streams)?;
+    for (stream, withdrawn) in &report.conflicts {
+        for cid in withdrawn {
+            out.record(
+                "withdrawn",
+                json!({"stream": stream.to_string(), "cid": cid.to_string()}),
+                || format!("withdrawn {stream} {cid}: another writer's event holds its height on JetStream"),
+            )?;
+        }
+    }
+    let (streams, fetched) = match &only {
+        Some(s) => (1, link.pull(&store, s)?.fetched),
+        None => link.pull_all(&store)?,
+    };
+    out.record(
+        "synced",
+        json!({
+            "published": report.published,
+            "duplicates": report.duplicates,
+            "withdrawn": report.conflicts.iter().map(|(_, c)| c.len()).sum::<usize>(),
+            "streams": streams,
+            "fetched": fetched + report.fetched,
+        }),
+        || {
+            format!(
+                "published {} pending events ({} JetStream had already); fetched {} events over {streams} streams",
+                report.published,
+                report.duplicates,
+                fetched + report.fetched
+            )
+        },
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// Follows new events live: stream, height, type, CID.
+pub(crate) fn tail(config: &Config, args: &TailArgs, out: &mut Out) -> Result<u8> {
+    link(config, "tail")?;
+    let only = stream_of(&args.select)?;
+    let link = Link::connect(config)?.expect("checked above");
+    // The local store, if there is one, saves a bucket read per event.
+    let store = config.open_existing_store().ok();
+    let backbone = link.backbone();
+    link.block_on(async {
+        let seen = personctl_ledger::jetstream::follow(backbone, only.as_ref()).await?;
+        futures_util::pin_mut!(seen);
+        let mut count = 0;
+        while args.count.is_none_or(|n| count < n) {
+            let Some(seen) = seen.next().await else { break };
+            let seen = seen?;
+            let cid = seen.notice.cid;
+            let block = match store.as_ref().map(|s| s.get(&cid)).transpose()?.flatten() {
+                Some(b) => Some(b),
+                None => backbone.blocks().get(&cid).await?,
+            };
+            let event = block
+                .map(|b| Event::decode(&b))
+                .transpose()
+                .with_context(|| format!("event {cid} of message {}", seen.sequence))?;
+            let height = event.as_ref().map(Event::height);
+            let ty = event.as_ref().map(|e| e.event_type().to_string());
+            out.record(
+                "event",
+                json!({
+                    "stream": seen.stream.to_string(),
+                    "height": height,
+                    "type": ty,
+                    "cid": cid.to_string(),
+                    "sequence": seen.sequence,
+                }),
+                || {
+                    let height = height.map_or("?".into(), |h| h.to_string());
+                    let ty = ty.clone().unwrap_or_else(|| "(block not found)".into());
+                    format!("{}  {height:>4}  {ty:<22} {cid}", seen.stream)
+                },
+            )?;
+            out.flush()?;
+            count += 1;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(EXIT_OK)
+}

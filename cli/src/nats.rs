@@ -1,0 +1,135 @@
+//! `--nats`: the JetStream link of a command. Connecting (which first publishes whatever an
+//! earlier run left pending), publishing after appends, pulling before reads. The async
+//! backbone runs on a single-threaded tokio runtime owned here; everything else stays sync.
+
+use std::future::Future;
+
+use anyhow::{bail, Context, Result};
+use personctl_ledger::jetstream::{Backbone, Pulled, Report};
+use personctl_ledger::{BlockStore, StreamId};
+
+use crate::config::Config;
+
+/// A connected backbone and the runtime it runs on.
+pub(crate) struct Link {
+    runtime: tokio::runtime::Runtime,
+    backbone: Backbone,
+    url: String,
+}
+
+impl Link {
+    /// Connects when `--nats` is given.
+    pub(crate) fn connect(config: &Config) -> Result<Option<Link>> {
+        let Some((url, settings)) = &config.nats else {
+            return Ok(None);
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let backbone = runtime
+            .block_on(Backbone::connect(url, settings.clone()))
+            .with_context(|| format!("--nats {url}"))?;
+        Ok(Some(Link {
+            runtime,
+            backbone,
+            url: url.clone(),
+        }))
+    }
+
+    /// Connects when `--nats` is given, then publishes every event an earlier run left pending
+    /// in `store` (the recovery step of every command that writes).
+    pub(crate) fn connect_and_recover(
+        config: &Config,
+        store: &dyn BlockStore,
+    ) -> Result<Option<Link>> {
+        let Some(link) = Link::connect(config)? else {
+            return Ok(None);
+        };
+        let report = link.publish(store, None)?;
+        if report.published + report.duplicates > 0 {
+            tracing::info!(
+                published = report.published,
+                duplicates = report.duplicates,
+                "published events an earlier run left pending"
+            );
+        }
+        for (stream, withdrawn) in &report.conflicts {
+            tracing::warn!(
+                %stream,
+                withdrawn = withdrawn.len(),
+                "events an earlier run left pending lost a race on JetStream and were withdrawn"
+            );
+        }
+        Ok(Some(link))
+    }
+
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    pub(crate) fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// Publishes the pending events of `streams` (all when `None`). Events that could not be
+    /// published are an error that says they are kept pending.
+    pub(crate) fn publish(
+        &self,
+        store: &dyn BlockStore,
+        streams: Option<&[StreamId]>,
+    ) -> Result<Report> {
+        let report = self
+            .block_on(self.backbone.publish(store, streams))
+            .with_context(|| format!("publishing to JetStream at {}", self.url))?;
+        if let Some((stream, error)) = report.failures.first() {
+            bail!(
+                "JetStream at {} did not acknowledge the events of {} stream(s), for example {stream}: {error}. \
+                 They are stored here and kept pending: `personctl sync` (or any later command with --nats) publishes them",
+                self.url,
+                report.failures.len()
+            );
+        }
+        Ok(report)
+    }
+
+    /// Brings one stream level with JetStream.
+    pub(crate) fn pull(&self, store: &dyn BlockStore, stream: &StreamId) -> Result<Pulled> {
+        self.block_on(self.backbone.pull(store, stream))
+            .with_context(|| format!("reading {stream} from JetStream at {}", self.url))
+    }
+
+    /// Brings every stream JetStream has level with it; returns (streams, events fetched).
+    pub(crate) fn pull_all(&self, store: &dyn BlockStore) -> Result<(u64, u64)> {
+        let streams = self
+            .block_on(self.backbone.streams())
+            .with_context(|| format!("listing streams on JetStream at {}", self.url))?;
+        let mut fetched = 0;
+        for stream in &streams {
+            fetched += self.pull(store, stream)?.fetched;
+        }
+        Ok((streams.len() as u64, fetched))
+    }
+}
+
+/// The store for a command that reads. With `--nats`, the stream read (or every stream, for
+/// `None`) is first brought level with JetStream, so a machine with an empty store reads what
+/// others published; without it, the local store must exist.
+pub(crate) fn store_for_reading(
+    config: &Config,
+    stream: Option<&StreamId>,
+) -> Result<personctl_ledger::SledStore> {
+    let Some(link) = Link::connect(config)? else {
+        return config.open_existing_store();
+    };
+    let store = config.open_or_create_store()?;
+    match stream {
+        Some(s) => {
+            link.pull(&store, s)?;
+        }
+        None => {
+            link.pull_all(&store)?;
+        }
+    }
+    Ok(store)
+}
