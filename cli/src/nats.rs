@@ -81,7 +81,12 @@ impl Link {
     ) -> Result<Report> {
         let report = self
             .block_on(self.backbone.publish(store, streams))
-            .with_context(|| format!("publishing to JetStream at {}", self.url))?;
+            .with_context(|| {
+                format!(
+                    "publishing to JetStream at {} failed; the events are stored here and kept pending: `personctl sync` (or any later command with --nats) publishes them",
+                    self.url
+                )
+            })?;
         if let Some((stream, error)) = report.failures.first() {
             bail!(
                 "JetStream at {} did not acknowledge the events of {} stream(s), for example {stream}: {error}. \

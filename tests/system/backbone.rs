@@ -294,7 +294,7 @@ fn a_server_killed_mid_batch_loses_nothing_and_sync_publishes_every_event_exactl
     let mut server = NatsServer::start();
     let url = server.url();
     let (a, _) = keyed();
-    const PERSONS: usize = 20_000;
+    const PERSONS: usize = 5_000;
     let lines: Vec<_> = (0..PERSONS)
         .map(|i| serde_json::json!({"command": "register", "legal_name": format!("P {i}")}))
         .collect();

@@ -39,7 +39,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, t.elapsed().as_secs_f64())
 }
 
-fn sample_data(i: u64) -> Ipld {
+pub(super) fn sample_data(i: u64) -> Ipld {
     Ipld::Map(
         [
             (

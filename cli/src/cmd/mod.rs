@@ -3,6 +3,7 @@
 mod append;
 mod append_event;
 mod bench;
+mod bench_nats;
 mod demo;
 mod keygen;
 mod log;
@@ -35,7 +36,10 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Streams => streams(&config, &mut out)?,
         Command::Sync(a) => sync::sync(&config, &a, &mut out)?,
         Command::Tail(a) => sync::tail(&config, &a, &mut out)?,
-        Command::Bench(a) => bench::run(&a, &mut out)?,
+        Command::Bench(a) => match &config.nats {
+            Some((url, settings)) => bench_nats::run(url, settings, &a, &mut out)?,
+            None => bench::run(&a, &mut out)?,
+        },
         Command::Demo(a) => demo::run(&a, &mut out)?,
     };
     out.flush()?;

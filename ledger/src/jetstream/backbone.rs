@@ -383,7 +383,10 @@ impl Backbone {
 
     /// Writes blocks to the bucket, many in flight, each retried like a notice.
     async fn put_blocks(&self, blocks: &[&Block]) -> Result<()> {
-        stream::iter(blocks.iter().map(|b| self.put_block(b)))
+        // The futures are made up front (not polled yet): a closure here would make the
+        // publish future not `Send` for every lifetime, and so not spawnable.
+        let puts: Vec<_> = blocks.iter().map(|b| self.put_block(b)).collect();
+        stream::iter(puts)
             .buffer_unordered(BLOCK_WINDOW)
             .try_collect::<()>()
             .await

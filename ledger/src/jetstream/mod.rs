@@ -100,9 +100,11 @@ impl Settings {
 }
 
 /// Bounded exponential backoff for re-trying a JetStream request after a transient failure (a
-/// lost connection, a cluster electing a new leader): 50 ms doubling up to 2 s, 10 tries
-/// (about 11 s of waiting in all).
+/// lost connection, a cluster electing a new leader): 50 ms doubling up to 2 s, at most 10
+/// tries, and no new try once 15 s have passed since the first (a try waits up to 5 s for its
+/// reply, so a request gives up within about 20 s).
 const TRIES: u32 = 10;
+const RETRY_FOR: Duration = Duration::from_secs(15);
 
 fn delay(attempt: u32) -> Duration {
     Duration::from_millis(50)
@@ -119,16 +121,23 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let mut attempt = 0;
+    let started = std::time::Instant::now();
     loop {
         match request().await {
-            Err(Error::Nats { context, reason }) if attempt + 1 < TRIES => {
+            Err(Error::Nats { context, reason })
+                if attempt + 1 < TRIES && started.elapsed() < RETRY_FOR =>
+            {
                 tracing::debug!(attempt, %context, %reason, "JetStream request failed; retrying");
                 tokio::time::sleep(delay(attempt)).await;
                 attempt += 1;
             }
             Err(Error::Nats { context, reason }) => {
                 return Err(Error::Nats {
-                    context: format!("{context} ({TRIES} tries)"),
+                    context: format!(
+                        "{context} ({} tries in {:.1} s)",
+                        attempt + 1,
+                        started.elapsed().as_secs_f64()
+                    ),
                     reason,
                 })
             }

@@ -1,0 +1,333 @@
+//! `personctl --nats URL bench`: JetStream throughput, personctl next to its raw ceiling, in one
+//! run against the same server, on streams of its own (deleted afterwards).
+//!
+//! - raw ceiling: async publish of messages of a notice's size, many acks in flight, one per
+//!   event; and the same with three messages per event (notice and two blocks, of their sizes),
+//!   which is what personctl sends;
+//! - personctl append with JetStream: signed events with salted payloads, appended in batches to
+//!   a fresh sled store (durable), blocks to the bucket, notices to the stream, every ack awaited;
+//! - append-to-visible latency: events appended at a steady 5,000/s (a batch every 10 ms) while
+//!   an ordered consumer (what `tail` uses) follows the stream; p50/p95/p99 from append start to
+//!   delivery.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+
+use personctl_ledger::jetstream::{follow, Backbone, Notice, Settings};
+use personctl_ledger::{BlockStore, Cid, Draft, Ledger, Signer, SledStore, StreamId};
+
+use crate::args::BenchArgs;
+use crate::output::Out;
+use crate::EXIT_OK;
+
+fn rate(events: u64, seconds: f64) -> f64 {
+    events as f64 / seconds.max(1e-9)
+}
+
+pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -> Result<u8> {
+    let tag = format!("{:08x}", rand_tag());
+    let settings = Settings {
+        stream: format!("PERSONCTL_BENCH_{tag}"),
+        prefix: format!("bench_{tag}"),
+        bucket: format!("PERSONCTL_BENCH_{tag}_BLOCKS"),
+        replicas: base.replicas,
+    };
+    // One worker thread runs the consumer while the main thread signs and commits.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let backbone = Arc::new(
+        runtime
+            .block_on(Backbone::connect(url, settings.clone()))
+            .with_context(|| format!("--nats {url}"))?,
+    );
+    let result = stages(&runtime, &backbone, args, out);
+    // Clean up the bench streams whatever happened.
+    runtime.block_on(async {
+        let js = backbone.context();
+        let _ = js.delete_stream(&settings.stream).await;
+        let _ = js.delete_stream(format!("KV_{}", settings.bucket)).await;
+        let _ = js.delete_stream(format!("{}_RAW", settings.stream)).await;
+    });
+    result
+}
+
+fn rand_tag() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+fn stages(
+    runtime: &tokio::runtime::Runtime,
+    backbone: &Arc<Backbone>,
+    args: &BenchArgs,
+    out: &mut Out,
+) -> Result<u8> {
+    let signer = Signer::from_seed([7; 32]);
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open(dir.path().join("store"))?;
+    let streams: Vec<StreamId> = (0..args.streams)
+        .map(|i| StreamId::new("bench", format!("s{i}")).expect("valid"))
+        .collect();
+
+    // personctl append with JetStream, end to end: batch k+1 is signed and committed while
+    // batch k is published (at most one publish in flight, so a stream's events go out in order).
+    let started = Instant::now();
+    let mut done = 0;
+    let mut sizes = (0u64, 0u64, 0u64);
+    let mut in_flight: Option<tokio::task::JoinHandle<personctl_ledger::Result<_>>> = None;
+    let store = Arc::new(store);
+    let ledger = Ledger::new(&*store);
+    let (mut append_s, mut wait_s) = (0.0, 0.0);
+    while done < args.events {
+        let t = Instant::now();
+        let n = args.batch.min(args.events - done);
+        let drafts: Vec<Draft> = (done..done + n)
+            .map(|i| {
+                Draft::new(
+                    streams[(i % args.streams) as usize].clone(),
+                    "PersonRenamed",
+                    1,
+                )
+                .with_data(super::bench::sample_data(i))
+            })
+            .collect::<Result<_, _>>()?;
+        let appended = ledger.append_batch(&signer, drafts)?;
+        if done == 0 {
+            // Message sizes, from the first event.
+            let a = &appended[0];
+            let event = ledger.event(&a.cid)?;
+            sizes.0 = Notice::of(&event).encode()?.len() as u64;
+            sizes.1 = store.get(&a.cid)?.map_or(0, |b| b.bytes().len() as u64);
+            sizes.2 = a
+                .payload
+                .and_then(|p| store.get(&p).ok().flatten())
+                .map_or(0, |b| b.bytes().len() as u64);
+        }
+        append_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        if let Some(previous) = in_flight.take() {
+            settle(runtime.block_on(previous)??)?;
+        }
+        wait_s += t.elapsed().as_secs_f64();
+        let mut touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
+        touched.sort();
+        touched.dedup();
+        let (b, s) = (Arc::clone(backbone), Arc::clone(&store));
+        in_flight = Some(runtime.spawn(async move { b.publish(&*s, Some(&touched)).await }));
+        done += n;
+    }
+    if let Some(previous) = in_flight.take() {
+        settle(runtime.block_on(previous)??)?;
+    }
+    let personctl_s = started.elapsed().as_secs_f64();
+
+    // The raw ceilings, on the same server, with messages of the same sizes.
+    let raw_subject = |i: u64| format!("{}_raw.s{}", backbone.settings().prefix, i % args.streams);
+    runtime.block_on(async {
+        backbone
+            .context()
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: format!("{}_RAW", backbone.settings().stream),
+                subjects: vec![format!("{}_raw.>", backbone.settings().prefix)],
+                storage: async_nats::jetstream::stream::StorageType::File,
+                num_replicas: backbone.settings().replicas,
+                ..Default::default()
+            })
+            .await
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("creating the raw bench stream: {e}"))
+    })?;
+    let raw = |per_event: &[u64]| -> Result<f64> {
+        let messages: Vec<(String, Vec<u8>)> = (0..args.events)
+            .flat_map(|i| {
+                per_event
+                    .iter()
+                    .map(move |&len| (raw_subject(i), vec![7u8; len as usize]))
+            })
+            .collect();
+        let started = Instant::now();
+        runtime
+            .block_on(async {
+                let js = backbone.context();
+                let results: Vec<_> =
+                    stream::iter(messages.into_iter().map(|(subject, body)| async move {
+                        js.send_publish(
+                            subject,
+                            async_nats::jetstream::message::PublishMessage::build()
+                                .payload(body.into()),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                    }))
+                    .buffer_unordered(4096)
+                    .collect()
+                    .await;
+                results.into_iter().collect::<Result<Vec<()>, String>>()
+            })
+            .map_err(|e| anyhow::anyhow!("raw publish: {e}"))?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let raw1_s = raw(&[sizes.0])?;
+    let raw3_s = raw(&[sizes.0, sizes.1, sizes.2])?;
+
+    // Append-to-visible latency at 5,000 events/s.
+    let latencies = latency(runtime, backbone, &Ledger::new(&*store), &signer, &streams)?;
+
+    let rows = [
+        (
+            "raw publish, 1 message/event",
+            args.events,
+            raw1_s,
+            format!("ceiling: {} B messages, 4096 acks in flight", sizes.0),
+        ),
+        (
+            "raw publish, 3 messages/event",
+            args.events,
+            raw3_s,
+            format!(
+                "ceiling: {} + {} + {} B (notice, event, payload)",
+                sizes.0, sizes.1, sizes.2
+            ),
+        ),
+        (
+            "personctl append + JetStream",
+            args.events,
+            personctl_s,
+            format!(
+                "batches of {}, signing+committing one while the last is published: {append_s:.2}s appending, {wait_s:.2}s waiting for publishes",
+                args.batch
+            ),
+        ),
+    ];
+    for (stage, events, seconds, note) in &rows {
+        out.record(
+            "bench",
+            json!({"stage": stage, "events": events, "seconds": seconds, "events_per_second": rate(*events, *seconds).round(), "note": note}),
+            || format!("{stage:<32} {:>10.0} events/s   ({events} in {seconds:.3}s; {note})", rate(*events, *seconds)),
+        )?;
+    }
+    let share1 = rate(args.events, personctl_s) / rate(args.events, raw1_s) * 100.0;
+    let share3 = rate(args.events, personctl_s) / rate(args.events, raw3_s) * 100.0;
+    out.record(
+        "ratio",
+        json!({"of_raw_1_message": share1.round(), "of_raw_3_messages": share3.round()}),
+        || format!("personctl reaches {share1:.0} % of the 1-message raw ceiling, {share3:.0} % of the 3-message one"),
+    )?;
+    let pct = |p: f64| -> f64 {
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(i).copied().unwrap_or(f64::NAN)
+    };
+    out.record(
+        "latency",
+        json!({"events": latencies.len(), "rate": 5000, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0)}),
+        || {
+            format!(
+                "append-to-visible at 5000 events/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events)",
+                pct(0.5),
+                pct(0.95),
+                pct(0.99),
+                pct(1.0),
+                latencies.len()
+            )
+        },
+    )?;
+    Ok(EXIT_OK)
+}
+
+fn settle(report: personctl_ledger::jetstream::Report) -> Result<()> {
+    if let Some((s, e)) = report.failures.first() {
+        anyhow::bail!("publishing {s}: {e}");
+    }
+    Ok(())
+}
+
+/// Appends 15,000 events at 5,000/s (50 every 10 ms) while a consumer follows; returns the
+/// sorted latencies in milliseconds from the start of each event's append to its delivery.
+fn latency(
+    runtime: &tokio::runtime::Runtime,
+    backbone: &Arc<Backbone>,
+    ledger: &Ledger<&SledStore>,
+    signer: &Signer,
+    streams: &[StreamId],
+) -> Result<Vec<f64>> {
+    const TOTAL: usize = 15_000;
+    const PER_TICK: usize = 50;
+    let started: Arc<Mutex<HashMap<Cid, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(Cid, Instant)>>> = Arc::default();
+    let follower = {
+        let backbone = Arc::clone(backbone);
+        let seen = Arc::clone(&seen);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let task = runtime.spawn(async move {
+            let messages = follow(&backbone, None).await;
+            let _ = ready_tx.send(());
+            let messages = messages?;
+            futures_util::pin_mut!(messages);
+            let mut n = 0;
+            while let Some(m) = messages.next().await {
+                let m = m?;
+                seen.lock()
+                    .expect("not poisoned")
+                    .push((m.notice.cid, Instant::now()));
+                n += 1;
+                if n == TOTAL {
+                    break;
+                }
+            }
+            Ok::<_, personctl_ledger::Error>(())
+        });
+        ready_rx.recv().ok();
+        task
+    };
+    let tick = Duration::from_millis(10);
+    let begin = Instant::now();
+    for k in 0..TOTAL / PER_TICK {
+        let due = begin + tick * k as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        let drafts: Vec<Draft> = (0..PER_TICK)
+            .map(|i| {
+                let stream = streams[(k * PER_TICK + i) % streams.len()].clone();
+                Draft::new(stream, "PersonRenamed", 1)
+                    .with_data(super::bench::sample_data(i as u64))
+            })
+            .collect::<Result<_, _>>()?;
+        let appended = ledger.append_batch(signer, drafts)?;
+        {
+            let mut started = started.lock().expect("not poisoned");
+            for a in &appended {
+                started.insert(a.cid, t);
+            }
+        }
+        let mut touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
+        touched.sort();
+        touched.dedup();
+        runtime.block_on(backbone.publish(*ledger.store(), Some(&touched)))?;
+    }
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), follower).await })
+        .context("the follower did not see every event within 30 s")???;
+    let started = started.lock().expect("not poisoned");
+    let mut out: Vec<f64> = seen
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter_map(|(cid, at)| Some(at.duration_since(*started.get(cid)?).as_secs_f64() * 1e3))
+        .collect();
+    out.sort_by(f64::total_cmp);
+    Ok(out)
+}
