@@ -4,22 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use personctl_ledger::jetstream::Notice;
 
 use crate::nats::{Cluster, NatsServer};
-use crate::{Home, Run};
-
-/// A home with a key made by `keygen`; returns the did:key too.
-fn keyed() -> (Home, String) {
-    let home = Home::new();
-    let run = home.run(&["keygen"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    (home, run.stdout.trim().to_string())
-}
+use crate::{keyed, walk, Home, Run};
 
 /// Writes JSON Lines commands to a file in `home`.
 fn commands(home: &Home, name: &str, lines: &[serde_json::Value]) -> PathBuf {
@@ -50,8 +42,11 @@ fn appended(run: &Run) -> Vec<String> {
         .collect()
 }
 
-/// Every message of the PERSONCTL stream: (sequence, subject, body, header values).
-fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
+/// Runs `f` with a JetStream context on the servers `urls` (comma-separated).
+fn with_jetstream<T, Fut: std::future::Future<Output = T>>(
+    urls: &str,
+    f: impl FnOnce(async_nats::jetstream::Context) -> Fut,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -60,7 +55,13 @@ fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
         let servers: Vec<async_nats::ServerAddr> =
             urls.split(',').map(|u| u.parse().unwrap()).collect();
         let client = async_nats::connect(servers.as_slice()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
+        f(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// Every message of the PERSONCTL stream: (sequence, subject, body, header values).
+fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
+    with_jetstream(urls, |js| async move {
         let mut stream = js.get_stream("PERSONCTL").await.unwrap();
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
@@ -87,13 +88,7 @@ fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
 
 /// Waits until the PERSONCTL stream holds at least one message.
 fn wait_for_first_message(url: &str, within: Duration) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
+    with_jetstream(url, |js| async move {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(mut s) = js.get_stream("PERSONCTL").await {
@@ -107,17 +102,16 @@ fn wait_for_first_message(url: &str, within: Duration) {
     })
 }
 
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// `personctl --nats URL --json append --file FILE` in `home`, not yet started.
+fn append_file(home: &Home, url: &str, file: &Path) -> std::process::Command {
+    home.command(&[
+        "--nats",
+        url,
+        "--json",
+        "append",
+        "--file",
+        file.to_str().unwrap(),
+    ])
 }
 
 #[test]
@@ -140,14 +134,7 @@ fn a_fresh_reader_rebuilds_every_person_from_jetstream_and_no_message_carries_pe
     }
     lines.push(serde_json::json!({"person": ids[1], "command": "merge", "into": ids[0]}));
     let file = commands(&writer, "people.jsonl", &lines);
-    let run = writer.run(&[
-        "--nats",
-        &url,
-        "--json",
-        "append",
-        "--file",
-        file.to_str().unwrap(),
-    ]);
+    let run = Run::from(append_file(&writer, &url, &file).output().unwrap());
     ok(&run);
     let events = appended(&run).len();
     assert!(events >= lines.len(), "{events} events");
@@ -226,15 +213,7 @@ fn two_processes_racing_on_one_person_never_fork_nor_lose_an_acknowledged_event(
             .map(|i| serde_json::json!({"person": id, "command": "add-attribute", "name": format!("{tag}-{i}"), "value": "v"}))
             .collect();
         let file = commands(home, "race.jsonl", &lines);
-        let child = home
-            .command(&[
-                "--nats",
-                &url,
-                "--json",
-                "append",
-                "--file",
-                file.to_str().unwrap(),
-            ])
+        let child = append_file(home, &url, &file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -2,17 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::Home;
-
-/// A home with a key made by `personctl keygen`; returns the did:key.
-fn keyed() -> (Home, String) {
-    let home = Home::new();
-    let run = home.run(&["keygen"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let did = run.stdout.trim().to_string();
-    assert!(did.starts_with("did:key:z6Mk"), "{did}");
-    (home, did)
-}
+use crate::{keyed, Home};
 
 #[test]
 fn keygen_writes_an_owner_only_key_trusts_it_and_never_overwrites() {

@@ -9,8 +9,8 @@ use personctl_ledger::{
     BlockStore, Draft, Error, Event, Expected, Ipld, Ledger, MemoryStore, StreamId,
 };
 
-use crate::fixture_signer;
 use crate::nats::NatsServer;
+use crate::{fixture_signer, walk};
 
 async fn jetstream(server: &NatsServer) -> async_nats::jetstream::Context {
     let client = async_nats::connect(server.url())
@@ -250,17 +250,13 @@ async fn messages_carry_only_links_and_a_republish_is_deduplicated() {
     );
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// Verifies a store that the fixture key signed, and requires it to be clean.
+#[track_caller]
+fn verifies(store: &MemoryStore) -> personctl_ledger::Report {
+    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
+    let report = personctl_ledger::verify(store, &trust, &Default::default(), &|_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    report
 }
 
 #[tokio::test]
@@ -292,10 +288,7 @@ async fn a_writer_that_loses_the_race_gets_a_conflict_and_follows_the_winner() {
         rival_store.head(&stream).unwrap(),
         store.head(&stream).unwrap()
     );
-    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
-    let verdict =
-        personctl_ledger::verify(&rival_store, &trust, &Default::default(), &|_| {}).unwrap();
-    assert!(verdict.is_ok(), "{:?}", verdict.findings);
+    verifies(&rival_store);
     let mut js_stream = backbone.context().get_stream("PERSONCTL").await.unwrap();
     assert_eq!(
         js_stream.info().await.unwrap().state.messages,
@@ -347,10 +340,7 @@ async fn an_event_built_on_a_refused_cause_is_withdrawn_with_it() {
         ]
     );
     assert_eq!(rival_store.head(&other).unwrap().unwrap().height, 0);
-    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
-    let verdict =
-        personctl_ledger::verify(&rival_store, &trust, &Default::default(), &|_| {}).unwrap();
-    assert!(verdict.is_ok(), "{:?}", verdict.findings);
+    verifies(&rival_store);
 }
 
 #[tokio::test]
@@ -456,9 +446,7 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
         writer.store().head(&stream).unwrap()
     );
     assert_eq!(reader.published(&stream).unwrap().unwrap().sequence, 3);
-    let trust: personctl_ledger::TrustSet = [fixture_signer().author()].into_iter().collect();
-    let report = personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {}).unwrap();
-    assert!(report.is_ok(), "{:?}", report.findings);
+    let report = verifies(&reader);
     assert_eq!((report.events, report.payloads), (3, 3));
     assert_eq!(
         Ledger::new(&reader).chain(&stream).unwrap(),
@@ -477,11 +465,7 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
         reader.head(&stream).unwrap(),
         writer.store().head(&stream).unwrap()
     );
-    assert!(
-        personctl_ledger::verify(&reader, &trust, &Default::default(), &|_| {})
-            .unwrap()
-            .is_ok()
-    );
+    verifies(&reader);
     assert_eq!(
         backbone.pull(&reader, &stream).await.unwrap(),
         Default::default()

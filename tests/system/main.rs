@@ -43,6 +43,30 @@ pub(crate) fn fixture_signer() -> Signer {
     Signer::from_seed(seed)
 }
 
+/// A home with a key made by `personctl keygen`; returns the did:key.
+pub(crate) fn keyed() -> (Home, String) {
+    let home = Home::new();
+    let run = home.run(&["keygen"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let did = run.stdout.trim().to_string();
+    assert!(did.starts_with("did:key:z6Mk"), "{did}");
+    (home, did)
+}
+
+/// Every file below `dir`.
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A temporary data directory.
 pub(crate) struct Home {
     pub(crate) dir: tempfile::TempDir,

@@ -183,13 +183,11 @@ fn execute_published(
             Ok(appended) => (appended, None),
             Err(f) => (f.appended, Some((f.index, f.error))),
         };
-        let mut streams: Vec<StreamId> = appended
+        let streams: Vec<StreamId> = appended
             .iter()
             .flatten()
             .map(|a| a.stream.clone())
             .collect();
-        streams.sort();
-        streams.dedup();
         let report = link.publish(store, Some(&streams))?;
         let withdrawn: HashSet<Cid> = report
             .conflicts

@@ -30,7 +30,8 @@ fn rate(events: u64, seconds: f64) -> f64 {
 }
 
 pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -> Result<u8> {
-    let tag = format!("{:08x}", rand_tag());
+    // The random tail of a UUIDv7 keeps concurrent bench runs apart.
+    let tag = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
     let settings = Settings {
         stream: format!("PERSONCTL_BENCH_{tag}"),
         prefix: format!("bench_{tag}"),
@@ -56,13 +57,6 @@ pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -
         let _ = js.delete_stream(format!("{}_RAW", settings.stream)).await;
     });
     result
-}
-
-fn rand_tag() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
 }
 
 fn stages(
@@ -118,9 +112,7 @@ fn stages(
             settle(runtime.block_on(previous)??)?;
         }
         wait_s += t.elapsed().as_secs_f64();
-        let mut touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
-        touched.sort();
-        touched.dedup();
+        let touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
         let (b, s) = (Arc::clone(backbone), Arc::clone(&store));
         in_flight = Some(runtime.spawn(async move { b.publish(&*s, Some(&touched)).await }));
         done += n;
@@ -313,9 +305,7 @@ fn latency(
                 started.insert(a.cid, t);
             }
         }
-        let mut touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
-        touched.sort();
-        touched.dedup();
+        let touched: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
         runtime.block_on(backbone.publish(*ledger.store(), Some(&touched)))?;
     }
     runtime

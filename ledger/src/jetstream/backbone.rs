@@ -6,7 +6,7 @@
 //! *pending*, durable locally and not yet acknowledged. Publishing moves the mark; a lost race
 //! moves the head back onto JetStream's chain (see `docs/JETSTREAM.md`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, PublishErrorKind};
@@ -142,7 +142,8 @@ impl Backbone {
         &self.blocks
     }
 
-    /// Publishes every pending event of `streams` (all streams when `None`): their blocks to
+    /// Publishes every pending event of `streams` (all streams when `None`; a stream may be
+    /// named more than once): their blocks to
     /// the bucket first, then their notices, one at a time per subject (each carries the
     /// sequence of the previous one's ack) and all subjects at once. Returns when every ack is
     /// in. A stream that lost a race is pulled level with JetStream and its losing events are
@@ -156,10 +157,14 @@ impl Backbone {
         let heads: Vec<(StreamId, Head)> = match streams {
             None => store.heads()?,
             Some(list) => {
+                // A stream named twice is published once.
+                let mut list = list.to_vec();
+                list.sort();
+                list.dedup();
                 let mut out = Vec::new();
                 for s in list {
-                    if let Some(h) = store.head(s)? {
-                        out.push((s.clone(), h));
+                    if let Some(h) = store.head(&s)? {
+                        out.push((s, h));
                     }
                 }
                 out
@@ -184,14 +189,14 @@ impl Backbone {
             .collect();
         self.put_blocks(&blocks).await?;
         // A gate for every pending event that another pending event names as a cause.
-        let pending_cids: HashMap<Cid, ()> = work
+        let pending_cids: HashSet<Cid> = work
             .iter()
-            .flat_map(|(_, _, p)| p.iter().map(|e| (e.notice.cid, ())))
+            .flat_map(|(_, _, p)| p.iter().map(|e| e.notice.cid))
             .collect();
         let gates: HashMap<Cid, watch::Sender<Option<Fate>>> = work
             .iter()
             .flat_map(|(_, _, p)| p.iter().flat_map(|e| e.notice.causes.iter()))
-            .filter(|c| pending_cids.contains_key(c))
+            .filter(|c| pending_cids.contains(c))
             .map(|c| (*c, watch::channel(None).0))
             .collect();
         let tasks = work.into_iter().map(|(stream, mark, pending)| {
@@ -239,12 +244,31 @@ impl Backbone {
         Ok(report)
     }
 
-    /// Publishes one stream's pending events in order.
+    /// Publishes one stream's pending events in order, then records how far JetStream
+    /// acknowledged them (once: a mark lost in a crash only makes events pending again).
     async fn publish_stream<S: BlockStore + ?Sized>(
         &self,
         store: &S,
         stream: &StreamId,
-        mut mark: Option<Published>,
+        start: Option<Published>,
+        pending: &[Pending],
+        gates: &HashMap<Cid, watch::Sender<Option<Fate>>>,
+    ) -> Result<StreamOutcome> {
+        let mut mark = start;
+        let outcome = self
+            .publish_events(store, stream, &mut mark, pending, gates)
+            .await;
+        if let Some(m) = mark.filter(|_| mark != start) {
+            store.set_published(stream, m)?;
+        }
+        outcome
+    }
+
+    async fn publish_events<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        stream: &StreamId,
+        mark: &mut Option<Published>,
         pending: &[Pending],
         gates: &HashMap<Cid, watch::Sender<Option<Fate>>>,
     ) -> Result<StreamOutcome> {
@@ -294,12 +318,10 @@ impl Backbone {
             let expected = mark.map_or(0, |m| m.sequence);
             match self.publish_one(&subject, &event.notice, expected).await {
                 Ok((sequence, duplicate)) => {
-                    let m = Published {
+                    *mark = Some(Published {
                         head: event.head,
                         sequence,
-                    };
-                    store.set_published(stream, m)?;
-                    mark = Some(m);
+                    });
                     settle(&event.notice.cid, Fate::Accepted);
                     if duplicate {
                         out.duplicates += 1;
@@ -310,10 +332,14 @@ impl Backbone {
                 }
                 Err(Error::SubjectMoved { .. }) => {
                     let before = mark.map(|m| m.head.height);
+                    // `pull` starts from the stored mark.
+                    if let Some(m) = *mark {
+                        store.set_published(stream, m)?;
+                    }
                     let pulled = self.pull(store, stream).await?;
                     out.fetched += pulled.fetched;
                     out.duplicates += pulled.acknowledged;
-                    mark = store.published(stream)?;
+                    *mark = store.published(stream)?;
                     let reached = mark.map(|m| m.head.height);
                     for e in &pending[i..] {
                         if pulled.withdrawn.contains(&e.notice.cid) {
@@ -381,34 +407,15 @@ impl Backbone {
         .await
     }
 
-    /// Writes blocks to the bucket, many in flight, each retried like a notice.
+    /// Writes blocks to the bucket, many in flight.
     async fn put_blocks(&self, blocks: &[&Block]) -> Result<()> {
         // The futures are made up front (not polled yet): a closure here would make the
         // publish future not `Send` for every lifetime, and so not spawnable.
-        let puts: Vec<_> = blocks.iter().map(|b| self.put_block(b)).collect();
+        let puts: Vec<_> = blocks.iter().map(|b| self.blocks.put(b)).collect();
         stream::iter(puts)
             .buffer_unordered(BLOCK_WINDOW)
             .try_collect::<()>()
             .await
-    }
-
-    async fn put_block(&self, block: &Block) -> Result<()> {
-        let subject = self.blocks.subject(&block.cid());
-        let context = || format!("storing block {} in the bucket", block.cid());
-        retry(|| async {
-            let message = PublishMessage::build()
-                .payload(block.bytes().to_vec().into())
-                .message_id(block.cid().to_string());
-            let ack = self
-                .js
-                .send_publish(subject.clone(), message)
-                .await
-                .map_err(|e| nats(context())(e.to_string()))?;
-            ack.await
-                .map(drop)
-                .map_err(|e| nats(context())(e.to_string()))
-        })
-        .await
     }
 
     /// Brings the local copy of `stream` level with JetStream: fetches the events other
@@ -474,19 +481,17 @@ impl Backbone {
         // The local events above the join point: JetStream does not have them.
         let local_head = store.head(stream)?;
         let mut local_only = Vec::new();
-        let mut at = local_head.map(|h| h.cid);
         let mut join_head = None;
-        while let Some(cid) = at {
-            let event = crate::Ledger::new(store).event(&cid)?;
-            if Some(cid) == join {
+        for event in crate::Ledger::new(store).walk_back(stream)? {
+            let event = event?;
+            if Some(event.cid()) == join {
                 join_head = Some(Head {
-                    cid,
+                    cid: event.cid(),
                     height: event.height(),
                 });
                 break;
             }
-            local_only.push((cid, event.height(), event.payload()));
-            at = event.prev();
+            local_only.push((event.cid(), event.height(), event.payload()));
         }
         if let (Some(join), None) = (join, join_head) {
             return Err(Error::InvalidEvent(format!(

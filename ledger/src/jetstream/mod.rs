@@ -1,10 +1,12 @@
-//! JetStream backbone pieces (feature `jetstream`): the CID-only message ([`Notice`]), subjects,
-//! stream set-up with a compatibility check, and publishing with deduplication and optimistic
-//! concurrency. The design, including what is still to come, is in `docs/JETSTREAM.md`.
+//! The JetStream backbone (feature `jetstream`): the CID-only message ([`Notice`]), subjects,
+//! stream set-up with a compatibility check, the block bucket ([`Blocks`]), the retry policy,
+//! and in submodules [`Backbone`] (publish, pull) and the readers ([`follow`], [`cross_check`]).
+//! The design is in `docs/JETSTREAM.md`.
 
 use std::time::Duration;
 
 use async_nats::jetstream::context::Context;
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -231,6 +233,7 @@ fn is_stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bo
 /// The shared block bucket: every block by CID, for readers on other machines. Reading a block
 /// re-derives its CID (invariant 4), here as everywhere.
 pub struct Blocks {
+    js: Context,
     kv: async_nats::jetstream::kv::Store,
     name: String,
 }
@@ -270,25 +273,32 @@ impl Blocks {
             .await
             .map_err(|e| nats(context())(e.to_string()))?;
         Ok(Blocks {
+            js: js.clone(),
             kv,
             name: settings.bucket.clone(),
         })
     }
 
-    /// The bucket subject that holds the block `cid`.
-    pub(crate) fn subject(&self, cid: &Cid) -> String {
-        format!("$KV.{}.{cid}", self.name)
-    }
-
-    /// Stores a block under its CID (idempotent).
+    /// Stores a block under its CID and waits for the ack (idempotent: the CID is also the
+    /// message id). Retried like every request.
     pub async fn put(&self, block: &Block) -> Result<()> {
-        self.kv
-            .put(block.cid().to_string(), block.bytes().to_vec().into())
-            .await
-            .map_err(|e| {
-                nats(format!("storing block {} in the bucket", block.cid()))(e.to_string())
-            })?;
-        Ok(())
+        // The key-value put, written out so that it can carry a message id.
+        let subject = format!("$KV.{}.{}", self.name, block.cid());
+        let context = || format!("storing block {} in the bucket", block.cid());
+        retry(|| async {
+            let message = PublishMessage::build()
+                .payload(block.bytes().to_vec().into())
+                .message_id(block.cid().to_string());
+            let ack = self
+                .js
+                .send_publish(subject.clone(), message)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
+            ack.await
+                .map(drop)
+                .map_err(|e| nats(context())(e.to_string()))
+        })
+        .await
     }
 
     /// The block stored under `cid`, checked against it; `None` if absent.
