@@ -2,7 +2,7 @@
 //! checked everything, and an event that does not fit (which only a foreign writer could make)
 //! changes nothing.
 
-use crate::event::Event;
+use crate::event::{ErasedScope, Event};
 use crate::lifecycle::Lifecycle;
 use crate::model::{key_of, Item, ItemKind, Keyed, Person};
 
@@ -136,11 +136,24 @@ fn remove_item(p: &mut Person, kind: ItemKind, key: &str) {
     }
 }
 
+/// What a masked value reads as.
+pub const MASKED: &str = "[masked]";
+
 /// Folds `event` into `person` (`None`: not registered yet).
+///
+/// A masked event ([`Event::Masked`]) still moves the lifecycle as its type says, with
+/// [`MASKED`] or nothing in place of its values; masked items are left out. An erasure of the
+/// whole person clears every value and ends in [`Lifecycle::Erased`]. An erasure of a
+/// component changes nothing by itself: the events it masks are read as masked from then on,
+/// so the component's values are absent from every fold of the chain (a live state held
+/// across the erasure must be folded again from the chain).
 pub fn apply(person: Option<Person>, event: &Event) -> Option<Person> {
     let mut p = match (person, event) {
         (None, Event::Registered { person, legal_name }) => {
             return Some(Person::new(*person, legal_name.clone()))
+        }
+        (None, Event::Masked { person, event_type }) if event_type == "PersonRegistered" => {
+            return Some(Person::new(*person, MASKED.into()))
         }
         (None, _) => return None,
         (Some(p), _) => p,
@@ -170,6 +183,31 @@ pub fn apply(person: Option<Person>, event: &Event) -> Option<Person> {
         }
         Event::PreferencesSet(prefs) => p.preferences = Some(prefs.clone()),
         Event::PreferencesCleared => p.preferences = None,
+        Event::Erased {
+            scope: ErasedScope::Person,
+            ..
+        } => {
+            let id = p.id();
+            p = Person::new(id, MASKED.into());
+            p.lifecycle = Lifecycle::Erased;
+        }
+        Event::Erased {
+            scope: ErasedScope::Component(_),
+            ..
+        } => {}
+        Event::Masked { event_type, .. } => match event_type.as_str() {
+            "PersonRenamed" => p.identity.legal_name = MASKED.into(),
+            "BirthDateSet" => p.identity.birth_date = None,
+            "DeathRecorded" => {
+                p.identity.death_date = None;
+                p.lifecycle = Lifecycle::Deceased;
+            }
+            "PersonSuspended" => p.lifecycle = Lifecycle::Suspended,
+            "PersonReactivated" => p.lifecycle = Lifecycle::Active,
+            "PersonArchived" => p.lifecycle = Lifecycle::Archived,
+            // Items, email verifications, preferences: their values are gone.
+            _ => {}
+        },
     }
     Some(p)
 }

@@ -2,10 +2,11 @@
 
 use crate::command::{Command, ItemOp};
 use crate::error::DomainError;
-use crate::event::Event;
+use crate::event::{ErasedScope, Event};
 use crate::lifecycle::{self, State};
 use crate::model::{key_of, Date, Item, ItemKind, Person, Preferences};
 use crate::PersonId;
+use personctl_ledger::Cid;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> DomainError {
     DomainError::Invalid {
@@ -308,4 +309,113 @@ pub fn decide_merge_target(
         return Err(DomainError::MergeIntoSelf);
     }
     Ok(vec![Event::MergeReceived { from }])
+}
+
+/// What to erase: the whole person, or one component (every item of a kind, or the one with
+/// this key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// Every personal value of the person.
+    Person,
+    /// Items of one kind: all of them (`key: None`) or the one with this key (normalised as
+    /// commands normalise keys).
+    Component {
+        /// The kind.
+        kind: ItemKind,
+        /// The item's key, if only one.
+        key: Option<String>,
+    },
+}
+
+/// One event of a person's chain as erasure sees it: the event as read, and its payload block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The event's payload block, if it has one.
+    pub payload: Option<Cid>,
+    /// The event (masked if a tombstone masks its payload already).
+    pub event: Event,
+}
+
+/// Decides an erasure of person `person` (its current state) whose chain is `history`
+/// (genesis first). Pure, like [`decide`]: the payloads to mask are read off the history.
+///
+/// - The whole person: every payload but those of tombstones (which hold no personal value and
+///   make the masking checkable) and of merges (which hold only person ids, already in every
+///   event block); the person ends Erased.
+/// - A component: the payloads of every event that carries a value of it (added, updated,
+///   removed, and for emails verified).
+///
+/// Erasing what is already erased, or a component no unmasked event mentions, decides nothing
+/// (an empty result): erasing twice is harmless.
+pub fn decide_erasure(
+    person: Option<&Person>,
+    history: &[Recorded],
+    erasure: &Erasure,
+    reason: &str,
+) -> Result<Vec<Event>, DomainError> {
+    let state = person.map_or(State::Unregistered, |p| p.lifecycle.state());
+    let (action, name) = match erasure {
+        Erasure::Person => (lifecycle::Action::Erase, "erase"),
+        Erasure::Component { .. } => (lifecycle::Action::EraseComponent, "erase --component"),
+    };
+    if state == State::Erased {
+        return Ok(vec![]);
+    }
+    if lifecycle::next(state, action).is_none() {
+        return Err(DomainError::InvalidTransition {
+            state,
+            command: name.into(),
+        });
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(invalid(
+            "reason",
+            "an erasure needs a reason (it is the audit trail)",
+        ));
+    }
+    let wanted = |event: &Event| -> bool {
+        match erasure {
+            Erasure::Person => !matches!(
+                event,
+                Event::Erased { .. }
+                    | Event::Masked { .. }
+                    | Event::MergedInto { .. }
+                    | Event::MergeReceived { .. }
+            ),
+            Erasure::Component { kind, key } => {
+                let want = key.as_deref().map(|k| key_of(*kind, k));
+                let matches = |k: ItemKind, item_key: &str| {
+                    k == *kind && want.as_deref().is_none_or(|w| w == item_key)
+                };
+                match event {
+                    Event::ItemAdded(item) | Event::ItemUpdated(item) => {
+                        matches(item.kind(), &item.key())
+                    }
+                    Event::ItemRemoved { kind, key } => matches(*kind, key),
+                    Event::EmailVerified { address } => {
+                        matches(ItemKind::Email, &key_of(ItemKind::Email, address))
+                    }
+                    _ => false,
+                }
+            }
+        }
+    };
+    let mut masks: Vec<Cid> = history
+        .iter()
+        .filter(|r| wanted(&r.event))
+        .filter_map(|r| r.payload)
+        .collect();
+    masks.sort();
+    masks.dedup();
+    let scope = match erasure {
+        Erasure::Person => ErasedScope::Person,
+        Erasure::Component { .. } if masks.is_empty() => return Ok(vec![]),
+        Erasure::Component { kind, .. } => ErasedScope::Component(*kind),
+    };
+    Ok(vec![Event::Erased {
+        scope,
+        reason: reason.to_string(),
+        masks,
+    }])
 }

@@ -21,9 +21,13 @@
 //! | `EmailVerified` | 1 | `address` |
 //! | `PreferencesSet` | 1 | `language`, `channels` |
 //! | `PreferencesCleared` | 1 | none |
+//! | `Tombstone` | 1 | the ledger's tombstone: `masks`, `reason`, `scope` (`person` or `component:<kind>`) |
+//!
+//! An event whose payload a later tombstone masks is read as [`Event::Masked`]: its type and
+//! height stay known, its values are gone.
 
 use ipld_core::ipld::Ipld;
-use personctl_ledger::{Block, Payload};
+use personctl_ledger::{Block, Cid, Payload, Tombstone, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +78,49 @@ pub enum Event {
     PreferencesSet(Preferences),
     /// Preferences were removed.
     PreferencesCleared,
+    /// Personal data was erased (a ledger tombstone): the payloads named are masked from now
+    /// on. Carries no personal value: only what kind of data, why, and which blocks.
+    Erased {
+        scope: ErasedScope,
+        reason: String,
+        masks: Vec<Cid>,
+    },
+    /// An event whose payload a later tombstone masks: its type is known, its values are not.
+    /// Only ever read, never appended.
+    Masked {
+        person: PersonId,
+        event_type: String,
+    },
+}
+
+/// What an erasure covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErasedScope {
+    /// Every personal value of the person.
+    Person,
+    /// The values of one component (one item, or every item of the kind).
+    Component(ItemKind),
+}
+
+impl ErasedScope {
+    /// The tombstone's `scope` text: `person` or `component:<kind>`.
+    pub fn label(&self) -> String {
+        match self {
+            ErasedScope::Person => "person".into(),
+            ErasedScope::Component(kind) => format!("component:{}", kind.command_name()),
+        }
+    }
+
+    fn parse(label: &str) -> Option<ErasedScope> {
+        if label == "person" {
+            return Some(ErasedScope::Person);
+        }
+        let kind = label.strip_prefix("component:")?;
+        ItemKind::ALL
+            .into_iter()
+            .find(|k| k.command_name() == kind)
+            .map(ErasedScope::Component)
+    }
 }
 
 /// The current schema version of every event type, for printing and tests.
@@ -89,11 +136,13 @@ pub fn schemas() -> Vec<(String, u64)> {
             out.push((name, schema));
         }
     }
+    out.push((TOMBSTONE_TYPE.into(), TOMBSTONE_SCHEMA));
     out
 }
 
 fn is_known_type(event_type: &str) -> bool {
     FIXED_TYPES.contains(&event_type)
+        || event_type == TOMBSTONE_TYPE
         || ItemKind::ALL.iter().any(|k| {
             event_type
                 .strip_prefix(k.name())
@@ -120,6 +169,7 @@ const FIXED_TYPES: [&str; 12] = [
 fn current_schema(event_type: &str) -> u64 {
     match event_type {
         "PersonRegistered" | "EmailAdded" => 2,
+        TOMBSTONE_TYPE => TOMBSTONE_SCHEMA,
         _ => 1,
     }
 }
@@ -143,6 +193,8 @@ impl Event {
             Event::EmailVerified { .. } => "EmailVerified".into(),
             Event::PreferencesSet(_) => "PreferencesSet".into(),
             Event::PreferencesCleared => "PreferencesCleared".into(),
+            Event::Erased { .. } => TOMBSTONE_TYPE.into(),
+            Event::Masked { event_type, .. } => event_type.clone(),
         }
     }
 
@@ -290,7 +342,17 @@ pub fn encode_payload(event: &Event) -> Option<Ipld> {
             address: address.clone(),
         }),
         Event::PreferencesSet(p) => to_ipld(p),
-        Event::PreferencesCleared => return None,
+        Event::Erased {
+            scope,
+            reason,
+            masks,
+        } => to_ipld(&Tombstone {
+            masks: masks.clone(),
+            reason: reason.clone(),
+            scope: scope.label(),
+        }),
+        // Never appended: a masked event is what reading finds, not what a command decides.
+        Event::PreferencesCleared | Event::Masked { .. } => return None,
     })
 }
 
@@ -410,6 +472,19 @@ pub fn decode(event_type: &str, schema: u64, data: Option<&Block>) -> Result<Eve
                 });
             }
             Event::PreferencesCleared
+        }
+        (TOMBSTONE_TYPE, _) => {
+            let tombstone: Tombstone = from(t, data)?;
+            let scope =
+                ErasedScope::parse(&tombstone.scope).ok_or_else(|| DecodeError::Payload {
+                    event_type: t.into(),
+                    reason: format!("unknown erasure scope {:?}", tombstone.scope),
+                })?;
+            Event::Erased {
+                scope,
+                reason: tombstone.reason,
+                masks: tombstone.masks,
+            }
         }
         _ => {
             let kind = ItemKind::ALL.into_iter().find(|k| t.starts_with(k.name()));

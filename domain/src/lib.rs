@@ -22,12 +22,12 @@ pub mod lifecycle;
 pub mod model;
 mod service;
 
-pub use crate::apply::apply;
+pub use crate::apply::{apply, MASKED};
 pub use crate::command::Command;
-pub use crate::decide::{decide, decide_merge_target};
+pub use crate::decide::{decide, decide_erasure, decide_merge_target, Erasure, Recorded};
 pub use crate::ecs::PersonWorld;
 pub use crate::error::{DomainError, Error};
-pub use crate::event::Event;
+pub use crate::event::{ErasedScope, Event};
 pub use crate::ids::{PersonId, AGGREGATE};
 pub use crate::model::Person;
 pub use crate::service::{At, BatchFailure, Persons, Replayed};

@@ -21,6 +21,9 @@ pub enum Lifecycle {
     Deceased,
     /// Merged into another person (terminal); read-only.
     MergedInto(PersonId),
+    /// Every personal value erased by a tombstone (GDPR); terminal. Nothing may follow but
+    /// another erasure, which changes nothing.
+    Erased,
 }
 
 impl Lifecycle {
@@ -32,6 +35,7 @@ impl Lifecycle {
             Lifecycle::Archived => State::Archived,
             Lifecycle::Deceased => State::Deceased,
             Lifecycle::MergedInto(_) => State::MergedInto,
+            Lifecycle::Erased => State::Erased,
         }
     }
 }
@@ -61,17 +65,20 @@ pub enum State {
     Deceased,
     /// See [`Lifecycle::MergedInto`].
     MergedInto,
+    /// See [`Lifecycle::Erased`].
+    Erased,
 }
 
 impl State {
     /// Every state, in table order.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Unregistered,
         State::Active,
         State::Suspended,
         State::Archived,
         State::Deceased,
         State::MergedInto,
+        State::Erased,
     ];
 }
 
@@ -100,6 +107,10 @@ pub enum Action {
     ReceiveMerge,
     /// Any change of data: rename, birth date, components, email verification, preferences.
     Edit,
+    /// `erase` of the whole person: every personal value masked.
+    Erase,
+    /// `erase --component`: the values of one component masked; the state stays.
+    EraseComponent,
 }
 
 impl fmt::Display for Action {
@@ -124,6 +135,10 @@ const fn t(from: State, action: Action, to: State) -> Transition {
 }
 
 /// The lifecycle, complete: any (state, action) pair not listed is rejected.
+///
+/// Erasure is a right that outlives every other state: each registered state may be erased
+/// (whole, or one component), even the read-only ones. An erased person is terminal; erasing
+/// it again is accepted by `decide_erasure` as a no-op before the table is consulted.
 pub const TRANSITIONS: &[Transition] = &[
     t(State::Unregistered, Action::Register, State::Active),
     t(State::Active, Action::Edit, State::Active),
@@ -136,6 +151,16 @@ pub const TRANSITIONS: &[Transition] = &[
     t(State::Suspended, Action::Reactivate, State::Active),
     t(State::Suspended, Action::Archive, State::Archived),
     t(State::Suspended, Action::RecordDeath, State::Deceased),
+    t(State::Active, Action::Erase, State::Erased),
+    t(State::Suspended, Action::Erase, State::Erased),
+    t(State::Archived, Action::Erase, State::Erased),
+    t(State::Deceased, Action::Erase, State::Erased),
+    t(State::MergedInto, Action::Erase, State::Erased),
+    t(State::Active, Action::EraseComponent, State::Active),
+    t(State::Suspended, Action::EraseComponent, State::Suspended),
+    t(State::Archived, Action::EraseComponent, State::Archived),
+    t(State::Deceased, Action::EraseComponent, State::Deceased),
+    t(State::MergedInto, Action::EraseComponent, State::MergedInto),
 ];
 
 /// The state after `action` from `from`, if the table allows it.
@@ -160,12 +185,15 @@ mod tests {
                 );
             }
         }
+        // Read-only states are left only by erasure; Erased is left by nothing.
+        let erasure = |t: &Transition| matches!(t.action, Action::Erase | Action::EraseComponent);
         for terminal in [State::Archived, State::Deceased, State::MergedInto] {
             assert!(
-                TRANSITIONS.iter().all(|t| t.from != terminal),
-                "{terminal} must be terminal"
+                TRANSITIONS.iter().all(|t| t.from != terminal || erasure(t)),
+                "{terminal} must be terminal but for erasure"
             );
         }
+        assert!(TRANSITIONS.iter().all(|t| t.from != State::Erased));
         // Every state but Unregistered is reachable from Unregistered.
         let mut reached = vec![State::Unregistered];
         loop {

@@ -4,14 +4,17 @@
 
 use std::collections::HashMap;
 
-use personctl_ledger::{Appended, BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Signer};
+use personctl_ledger::{
+    Appended, BlockStore, Cid, Draft, Expected, Head, Ledger, Masks, Payload, Signer,
+};
 use rayon::prelude::*;
 use tracing::instrument;
 use uuid::Uuid;
 
 use crate::event::{self, encode_payload, Event};
 use crate::{
-    apply, decide, decide_merge_target, Command, Error, Person, PersonId, PersonWorld, AGGREGATE,
+    apply, decide, decide_erasure, decide_merge_target, Command, Erasure, Error, Person, PersonId,
+    PersonWorld, Recorded, AGGREGATE,
 };
 
 /// Where a replay stops: after the event at this height, or with this CID.
@@ -89,8 +92,14 @@ impl<S: BlockStore> Persons<S> {
                 }
                 Ok(())
             });
-            let decoded: Result<Vec<(Head, Event)>, Error> =
-                receiver.iter().map(|stored| self.decode(&stored)).collect();
+            let mut masks = Masks::new();
+            let decoded: Result<Vec<(Head, Event)>, Error> = receiver
+                .iter()
+                .map(|stored| {
+                    self.read(id, &stored, &mut masks)
+                        .map(|(h, r)| (h, r.event))
+                })
+                .collect();
             (
                 walker.join().expect("the chain walker does not panic"),
                 decoded,
@@ -102,20 +111,51 @@ impl<S: BlockStore> Persons<S> {
         fold_until(id, decoded, at)
     }
 
+    /// Reads a person's chain, genesis first: each event as the domain sees it (masked where
+    /// a tombstone masks its payload) with its payload's CID.
+    pub fn history(&self, id: PersonId) -> Result<Vec<(Head, Recorded)>, Error> {
+        let mut masks = Masks::new();
+        let mut out = Vec::new();
+        for stored in self.ledger.walk_back(&id.stream())? {
+            out.push(self.read(id, &stored?, &mut masks)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Replays one person's chain on the calling thread only (for callers that already run
     /// many replays in parallel).
     fn replay_here(&self, id: PersonId) -> Result<Replayed, Error> {
-        let mut decoded = Vec::new();
-        for stored in self.ledger.walk_back(&id.stream())? {
-            decoded.push(self.decode(&stored?)?);
-        }
-        decoded.reverse();
+        let decoded = self
+            .history(id)?
+            .into_iter()
+            .map(|(h, r)| (h, r.event))
+            .collect();
         fold_until(id, decoded, None)
     }
 
-    /// Loads an event's payload block (its CID re-derived) and decodes it into a domain event.
-    fn decode(&self, stored: &personctl_ledger::Event) -> Result<(Head, Event), Error> {
-        let block = match stored.payload() {
+    /// Reads one event of person `id`'s chain, walking back from the head: `masks` holds the
+    /// masks of the tombstones met so far (all later on the chain) and takes this event's if
+    /// it is one. A masked payload is not read, even if it is still stored.
+    fn read(
+        &self,
+        id: PersonId,
+        stored: &personctl_ledger::Event,
+        masks: &mut Masks,
+    ) -> Result<(Head, Recorded), Error> {
+        let head = Head {
+            cid: stored.cid(),
+            height: stored.height(),
+        };
+        let payload = stored.payload();
+        if payload.is_some_and(|p| masks.contains_key(&p)) {
+            let event = Event::Masked {
+                person: id,
+                event_type: stored.event_type().to_string(),
+            };
+            return Ok((head, Recorded { payload, event }));
+        }
+        let block = match payload {
             Some(cid) => Some(
                 self.ledger
                     .store()
@@ -133,13 +173,46 @@ impl<S: BlockStore> Persons<S> {
                 error,
             },
         )?;
-        Ok((
-            Head {
-                cid: stored.cid(),
-                height: stored.height(),
-            },
-            event,
-        ))
+        if let Event::Erased { masks: m, .. } = &event {
+            for cid in m {
+                masks.entry(*cid).or_insert(stored.cid());
+            }
+        }
+        Ok((head, Recorded { payload, event }))
+    }
+
+    /// Erases personal data of person `id`: decides the erasure on its chain
+    /// ([`decide_erasure`]), appends the tombstone (at the head it read: a concurrent append
+    /// is a conflict, reported), then removes every masked block from the store. Returns the
+    /// tombstone appended (`None`: nothing was left to erase) and the blocks removed; run again
+    /// after a crash, it finishes the removal.
+    #[instrument(skip_all, fields(person = %id))]
+    pub fn erase(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+    ) -> Result<(Option<Appended>, Vec<Cid>), Error> {
+        let history = self.history(id)?;
+        let stored = history.last().map(|(h, _)| *h);
+        let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
+        let recorded: Vec<Recorded> = history.into_iter().map(|(_, r)| r).collect();
+        let events = decide_erasure(person.as_ref(), &recorded, erasure, reason)
+            .map_err(|error| Error::Rule { person: id, error })?;
+        let mut appended = None;
+        if let Some(event) = events.first() {
+            let mut w = Working {
+                person,
+                stored,
+                drafted: false,
+            };
+            let command_id = Uuid::now_v7();
+            let d = draft(id, &mut w, event, Vec::new(), command_id)?;
+            appended = Some(self.ledger.append(signer, d)?);
+        }
+        let purged = self.ledger.purge_masked(Some(&[id.stream()]))?;
+        Ok((appended, purged))
     }
 
     /// Every person stream in the store.

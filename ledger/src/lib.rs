@@ -35,6 +35,7 @@ mod keys;
 mod ledger;
 pub mod store;
 mod stream;
+mod tombstone;
 mod trust;
 mod verify;
 
@@ -49,8 +50,9 @@ pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
 pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Published, SledStore};
 pub use crate::stream::StreamId;
+pub use crate::tombstone::{Masks, Tombstone, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 pub use crate::trust::TrustSet;
-pub use crate::verify::{verify, Finding, Problem, Report, Scope, VerifyOptions};
+pub use crate::verify::{verify, Finding, Masked, Problem, Report, Scope, VerifyOptions};
 
 /// Re-exported so that users build payload data without naming the crate version.
 pub use ipld_core::ipld::Ipld;

@@ -4,7 +4,10 @@
 //! strict canonical DAG-CBOR of the right shape, the signature is valid (strict Ed25519) and its
 //! author trusted; along every chain from its head: heights are contiguous, `prev` links the
 //! previous height of the same stream, genesis has no parent, the head record matches its block,
-//! every payload and every `causes` link resolves. With [`Scope::All`] the whole store is scanned,
+//! every payload and every `causes` link resolves, unless a tombstone later on the same chain
+//! masks it (then it is reported as [`Masked`], and a masked block still stored is a finding:
+//! the erasure was not finished); every tombstone masks only payloads of earlier events of its
+//! own chain. With [`Scope::All`] the whole store is scanned,
 //! so it also finds forks (two blocks claiming one stream height) and events beyond a head
 //! (a truncated chain).
 //!
@@ -20,7 +23,7 @@ use crate::keys::{verify_many, SigCheck};
 use crate::store::{BlockStore, Head};
 use crate::{
     event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result,
-    Signature, StreamId, TrustSet,
+    Signature, StreamId, Tombstone, TrustSet, TOMBSTONE_TYPE,
 };
 
 /// Which part of the store to verify.
@@ -125,6 +128,19 @@ pub enum Problem {
     },
     /// An event that no chain reaches, at a height its chain does not cover.
     Unreachable,
+    /// A tombstone that cannot be read, or that masks a block which is not the payload of an
+    /// earlier event of its own chain (another stream's payload, a later event's, an event,
+    /// another tombstone's payload).
+    BadTombstone {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A payload masked by a tombstone is still stored: the erasure was not finished (run
+    /// `personctl gc`, or the erasure again).
+    Unpurged {
+        /// The tombstone that masks it.
+        tombstone: Cid,
+    },
     /// Cross-check with JetStream: a stored head that JetStream does not have as the subject's
     /// last message (pending events, or a store ahead of the log).
     Unpublished {
@@ -164,6 +180,8 @@ impl Problem {
             Problem::Fork { .. } => "fork",
             Problem::Truncated { .. } => "truncated",
             Problem::Unreachable => "unreachable",
+            Problem::BadTombstone { .. } => "bad-tombstone",
+            Problem::Unpurged { .. } => "unpurged",
             Problem::Unpublished { .. } => "unpublished",
             Problem::NotStored { .. } => "not-stored",
             Problem::MessageMismatch { .. } => "message-mismatch",
@@ -208,6 +226,11 @@ impl fmt::Display for Problem {
                 write!(f, "its stream has no head: chain truncated")
             }
             Problem::Unreachable => write!(f, "not reachable from any stream head"),
+            Problem::BadTombstone { reason } => write!(f, "bad tombstone: {reason}"),
+            Problem::Unpurged { tombstone } => write!(
+                f,
+                "masked by tombstone {tombstone} but still stored: erasure unfinished, run `personctl gc`"
+            ),
             Problem::Unpublished { published: Some(h) } => write!(
                 f,
                 "stored head not in JetStream (its subject ends at height {h}): pending, run `personctl sync`"
@@ -239,6 +262,21 @@ pub struct Finding {
     pub problem: Problem,
 }
 
+/// A payload that is absent because a tombstone masks it: not a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Masked {
+    /// The masked payload block.
+    pub payload: Cid,
+    /// The event that links it.
+    pub event: Cid,
+    /// That event's stream.
+    pub stream: StreamId,
+    /// That event's height.
+    pub height: u64,
+    /// The tombstone that masks it (later on the same chain).
+    pub tombstone: Cid,
+}
+
 /// The outcome of a verification.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -250,6 +288,8 @@ pub struct Report {
     pub streams: u64,
     /// Everything that failed, in a stable order (by stream, height, CID).
     pub findings: Vec<Finding>,
+    /// Payloads absent because a tombstone masks them (by stream and height).
+    pub masked: Vec<Masked>,
 }
 
 impl Report {
@@ -266,6 +306,7 @@ struct Summary {
     prev: Option<Cid>,
     payload: Option<Cid>,
     causes: Vec<Cid>,
+    tombstone: bool,
 }
 
 /// Everything gathered from the blocks before the chains are walked.
@@ -276,6 +317,9 @@ struct Gathered {
     /// Blocks present but unusable (mismatched, malformed, unknown); already reported.
     broken: HashSet<Cid>,
     findings: Vec<Finding>,
+    masked: Vec<Masked>,
+    /// The masks of every readable tombstone, by the tombstone's CID.
+    tombstones: HashMap<Cid, Vec<Cid>>,
     event_count: u64,
     payload_count: u64,
 }
@@ -346,6 +390,7 @@ pub fn verify<S: BlockStore + ?Sized>(
         streams: heads.len() as u64,
         ..Report::default()
     };
+    g.read_tombstones(store)?;
     let chain = g.walk_chains(&heads);
     if options.scope == Scope::All {
         g.find_strays(&chain, &all_heads);
@@ -362,6 +407,9 @@ pub fn verify<S: BlockStore + ?Sized>(
     });
     g.findings.dedup();
     report.findings = g.findings;
+    g.masked
+        .sort_by(|a, b| (&a.stream, a.height).cmp(&(&b.stream, b.height)));
+    report.masked = g.masked;
     tracing::debug!(
         events = report.events,
         findings = report.findings.len(),
@@ -405,6 +453,7 @@ fn look(block: &Block) -> Looked {
                         prev: body.prev,
                         payload: body.payload,
                         causes: body.causes,
+                        tombstone: body.event_type == TOMBSTONE_TYPE,
                     };
                     Looked::Event {
                         summary,
@@ -574,10 +623,42 @@ impl Gathered {
         Ok(())
     }
 
+    /// Reads the masks of every tombstone gathered; an unreadable one is a finding.
+    fn read_tombstones<S: BlockStore + ?Sized>(&mut self, store: &S) -> Result<()> {
+        let mut found = Vec::new();
+        for (cid, ev) in self.events.iter().filter(|(_, ev)| ev.tombstone) {
+            let bad = |reason: String| Finding {
+                cid: Some(*cid),
+                stream: Some(ev.stream.clone()),
+                height: Some(ev.height),
+                problem: Problem::BadTombstone { reason },
+            };
+            let Some(p) = ev.payload else {
+                found.push(bad("it has no payload".into()));
+                continue;
+            };
+            if !self.payloads.contains(&p) {
+                continue; // missing or broken: the chain walk reports it
+            }
+            let Some(block) = store.get(&p)? else {
+                continue;
+            };
+            match Payload::decode_as::<Tombstone>(&block) {
+                Ok(t) => {
+                    self.tombstones.insert(*cid, t.masks);
+                }
+                Err(e) => found.push(bad(format!("its payload {p} is not a tombstone: {e}"))),
+            }
+        }
+        self.findings.extend(found);
+        Ok(())
+    }
+
     /// Walks every chain from its head; returns the chain position of every event reached.
     fn walk_chains(&mut self, heads: &[(StreamId, Head)]) -> HashMap<(StreamId, u64), Cid> {
         let mut chain: HashMap<(StreamId, u64), Cid> = HashMap::default();
         let mut findings = Vec::new();
+        let mut masked = Vec::new();
         for (stream, head) in heads {
             let mut found = |cid, height, problem| {
                 findings.push(Finding {
@@ -587,6 +668,11 @@ impl Gathered {
                     problem,
                 })
             };
+            // Masks of the tombstones met so far (walking down, so all of them later).
+            let mut active: HashMap<Cid, Cid> = HashMap::default();
+            // Every payload of the chain: its event's height, and whether that is a tombstone.
+            let mut payloads: HashMap<Cid, (u64, bool)> = HashMap::default();
+            let mut tombstones: Vec<(Cid, u64)> = Vec::new();
             let mut cur = head.cid;
             let mut expected_height = head.height;
             let mut from: Option<Cid> = None;
@@ -636,19 +722,44 @@ impl Gathered {
                 }
                 chain.insert((stream.clone(), ev.height), cur);
                 if let Some(p) = ev.payload {
-                    if !self.payloads.contains(&p) && !self.broken.contains(&p) {
-                        let problem = if self.events.contains_key(&p) {
-                            Problem::NotAnEvent {
-                                role: "payload",
-                                from: cur,
+                    payloads.insert(p, (ev.height, ev.tombstone));
+                    let stored = self.payloads.contains(&p) || self.events.contains_key(&p);
+                    match active.get(&p) {
+                        Some(&tombstone) if stored => {
+                            found(p, Some(ev.height), Problem::Unpurged { tombstone })
+                        }
+                        Some(&tombstone) => {
+                            if !self.broken.contains(&p) {
+                                masked.push(Masked {
+                                    payload: p,
+                                    event: cur,
+                                    stream: stream.clone(),
+                                    height: ev.height,
+                                    tombstone,
+                                });
                             }
-                        } else {
-                            Problem::Missing {
-                                role: "payload",
-                                from: Some(cur),
-                            }
-                        };
-                        found(p, Some(ev.height), problem);
+                        }
+                        None if !self.payloads.contains(&p) && !self.broken.contains(&p) => {
+                            let problem = if self.events.contains_key(&p) {
+                                Problem::NotAnEvent {
+                                    role: "payload",
+                                    from: cur,
+                                }
+                            } else {
+                                Problem::Missing {
+                                    role: "payload",
+                                    from: Some(cur),
+                                }
+                            };
+                            found(p, Some(ev.height), problem);
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(masks) = self.tombstones.get(&cur) {
+                    tombstones.push((cur, ev.height));
+                    for m in masks {
+                        active.entry(*m).or_insert(cur);
                     }
                 }
                 for c in &ev.causes {
@@ -676,8 +787,25 @@ impl Gathered {
                     _ => break,
                 }
             }
+            // A tombstone may mask only payloads of earlier, non-tombstone events of its chain.
+            for (t, height) in tombstones {
+                for m in &self.tombstones[&t] {
+                    let reason = match payloads.get(m) {
+                        Some(&(h, false)) if h < height => continue,
+                        Some(&(_, true)) => format!("masks {m}, the payload of a tombstone"),
+                        Some(&(h, _)) => {
+                            format!("masks {m}, the payload of a later event (height {h})")
+                        }
+                        None => {
+                            format!("masks {m}, which is not the payload of any event of {stream}")
+                        }
+                    };
+                    found(t, Some(height), Problem::BadTombstone { reason });
+                }
+            }
         }
         self.findings.extend(findings);
+        self.masked.extend(masked);
         chain
     }
 

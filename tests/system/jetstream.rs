@@ -414,8 +414,12 @@ async fn the_block_bucket_returns_blocks_only_under_their_own_cid() {
         "{err}"
     );
 
-    blocks.purge(&a.cid).await.unwrap();
+    assert!(blocks.erase(&a.cid).await.unwrap(), "it was there");
     assert_eq!(blocks.get(&a.cid).await.unwrap(), None);
+    assert!(
+        !blocks.erase(&a.cid).await.unwrap(),
+        "erasing twice is harmless"
+    );
     // Opening again finds the existing bucket.
     let again = Blocks::open(&js, &settings).await.unwrap();
     assert_eq!(again.get(&a.cid).await.unwrap(), None);

@@ -17,7 +17,7 @@ use tracing::instrument;
 
 use super::{delay, nats, retry, Blocks, Notice, Settings};
 use crate::store::{BlockStore, Commit, Head, HeadUpdate, Published};
-use crate::{Block, Cid, Error, Event, Result, StreamId};
+use crate::{Block, Cid, Error, Event, Result, StreamId, Tombstone, TOMBSTONE_TYPE};
 
 /// Connecting at start gives up sooner than a request: 6 tries, about 1.5 s.
 const CONNECT_TRIES: u32 = 6;
@@ -445,6 +445,9 @@ impl Backbone {
         let mut js_head = None;
         let mut join = None;
         let mut next = Some(last.cid);
+        // Payloads masked by the tombstones met so far: they are not fetched (the bucket no
+        // longer has them) and are removed here if this store still holds them.
+        let mut masked: HashSet<Cid> = HashSet::new();
         while let Some(cid) = next.take() {
             if store.contains(&cid)? {
                 join = Some(cid);
@@ -466,12 +469,15 @@ impl Backbone {
                 cid,
                 height: event.height(),
             });
-            if let Some(payload) = event.payload() {
+            if let Some(payload) = event.payload().filter(|p| !masked.contains(p)) {
                 let block = self
                     .blocks
                     .get(&payload)
                     .await?
                     .ok_or(Error::MissingBlock(payload))?;
+                if event.event_type() == TOMBSTONE_TYPE {
+                    masked.extend(Tombstone::decode(&event, Some(&block))?.masks);
+                }
                 fetched.push(block);
             }
             next = event.prev();
@@ -529,6 +535,11 @@ impl Backbone {
                     }
                 }
                 out.withdrawn = local_only.iter().rev().map(|(c, _, _)| *c).collect();
+                for m in &masked {
+                    if store.remove(m)? {
+                        tracing::debug!(cid = %m, %stream, "purged a block masked by a pulled tombstone");
+                    }
+                }
                 head
             }
         };

@@ -257,7 +257,8 @@ impl Blocks {
                 max_message_size: -1,
                 storage: StorageType::File,
                 allow_rollup: true,
-                deny_delete: true,
+                // Erasure deletes single messages (securely); see `Blocks::erase`.
+                deny_delete: false,
                 deny_purge: false,
                 allow_direct: true,
                 num_replicas: settings.replicas,
@@ -267,6 +268,18 @@ impl Blocks {
             })
             .await
             .map_err(|e| nats(context())(e.to_string()))?;
+        }
+        // Buckets made by earlier versions denied deletes; erasure needs them.
+        let stream = js
+            .get_stream(format!("KV_{}", settings.bucket))
+            .await
+            .map_err(|e| nats(context())(e.to_string()))?;
+        if stream.cached_info().config.deny_delete {
+            let mut config = stream.cached_info().config.clone();
+            config.deny_delete = false;
+            js.update_stream(&config)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
         }
         let kv = js
             .get_key_value(&settings.bucket)
@@ -315,11 +328,29 @@ impl Blocks {
             .transpose()
     }
 
-    /// Removes a block and its history from the bucket (for erasure).
-    pub async fn purge(&self, cid: &Cid) -> Result<()> {
-        self.kv
-            .purge(cid.to_string())
-            .await
-            .map_err(|e| nats(format!("purging block {cid} from the bucket"))(e.to_string()))
+    /// Erases a block from the bucket for good (for a tombstone): its message is deleted with
+    /// the server's secure erase, which overwrites it on disk, not only marks it deleted.
+    /// Returns whether the bucket had it. Retried like every request.
+    pub async fn erase(&self, cid: &Cid) -> Result<bool> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = format!("$KV.{}.{}", self.name, cid);
+        let context = || format!("erasing block {cid} from the bucket");
+        retry(|| async {
+            let stream = self
+                .js
+                .get_stream(format!("KV_{}", self.name))
+                .await
+                .map_err(|e| nats(context())(e.to_string()))?;
+            let sequence = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => message.sequence,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(false),
+                Err(e) => return Err(nats(context())(e.to_string())),
+            };
+            stream
+                .delete_message(sequence)
+                .await
+                .map_err(|e| nats(context())(e.to_string()))
+        })
+        .await
     }
 }
