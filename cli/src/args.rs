@@ -77,10 +77,32 @@ pub(crate) enum Command {
     Sync(StreamArgs),
     /// With --nats: follow new events live, printing stream, height, type and CID.
     Tail(TailArgs),
+    /// GDPR erasure: append a signed tombstone that masks the person's personal data (or one
+    /// component's), then remove the masked blocks here (and with --nats from the JetStream
+    /// bucket). The chain stays verifiable.
+    Erase(EraseArgs),
+    /// Remove every block a tombstone masks that is still stored (finishes an interrupted
+    /// erasure; with --nats also in the JetStream bucket).
+    Gc,
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
     Bench(BenchArgs),
     /// Create a fresh sample ledger, append events to a few chains, verify and show them.
     Demo(DemoArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct EraseArgs {
+    /// The person to erase.
+    #[arg(long, value_name = "ID")]
+    pub(crate) person: String,
+    /// Only one component: KIND (every item of it: email, phone, address, skill, employment,
+    /// certification, relationship, attribute) or KIND:KEY (one item, for example
+    /// phone:+442079460000).
+    #[arg(long, value_name = "KIND[:KEY]")]
+    pub(crate) component: Option<String>,
+    /// Why (kept in the tombstone for the audit trail; must not hold personal data).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -358,6 +358,13 @@ pub fn decide_erasure(
         Erasure::Person => (lifecycle::Action::Erase, "erase"),
         Erasure::Component { .. } => (lifecycle::Action::EraseComponent, "erase --component"),
     };
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(invalid(
+            "reason",
+            "an erasure needs a reason (it is the audit trail)",
+        ));
+    }
     if state == State::Erased {
         return Ok(vec![]);
     }
@@ -366,13 +373,6 @@ pub fn decide_erasure(
             state,
             command: name.into(),
         });
-    }
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(invalid(
-            "reason",
-            "an erasure needs a reason (it is the audit trail)",
-        ));
     }
     let wanted = |event: &Event| -> bool {
         match erasure {

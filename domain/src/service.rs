@@ -182,37 +182,42 @@ impl<S: BlockStore> Persons<S> {
     }
 
     /// Erases personal data of person `id`: decides the erasure on its chain
-    /// ([`decide_erasure`]), appends the tombstone (at the head it read: a concurrent append
-    /// is a conflict, reported), then removes every masked block from the store. Returns the
-    /// tombstone appended (`None`: nothing was left to erase) and the blocks removed; run again
-    /// after a crash, it finishes the removal.
-    #[instrument(skip_all, fields(person = %id))]
+    /// ([`decide_erasure`]) and appends the tombstone at the head it read (a concurrent append
+    /// is a conflict, reported). Returns the tombstone (`None`: nothing was left to erase).
+    ///
+    /// The masked blocks are still stored afterwards, though never read again: remove them
+    /// with [`Persons::purge`] once the tombstone is where it must be (with JetStream: once it
+    /// is acknowledged, so that a tombstone that loses a race never leaves data removed
+    /// without one).
     pub fn erase(
         &self,
         signer: &Signer,
         id: PersonId,
         erasure: &Erasure,
         reason: &str,
-    ) -> Result<(Option<Appended>, Vec<Cid>), Error> {
+    ) -> Result<Option<Appended>, Error> {
         let history = self.history(id)?;
         let stored = history.last().map(|(h, _)| *h);
         let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
         let recorded: Vec<Recorded> = history.into_iter().map(|(_, r)| r).collect();
         let events = decide_erasure(person.as_ref(), &recorded, erasure, reason)
             .map_err(|error| Error::Rule { person: id, error })?;
-        let mut appended = None;
-        if let Some(event) = events.first() {
-            let mut w = Working {
-                person,
-                stored,
-                drafted: false,
-            };
-            let command_id = Uuid::now_v7();
-            let d = draft(id, &mut w, event, Vec::new(), command_id)?;
-            appended = Some(self.ledger.append(signer, d)?);
-        }
-        let purged = self.ledger.purge_masked(Some(&[id.stream()]))?;
-        Ok((appended, purged))
+        let Some(event) = events.first() else {
+            return Ok(None);
+        };
+        let mut w = Working {
+            person,
+            stored,
+            drafted: false,
+        };
+        let d = draft(id, &mut w, event, Vec::new(), Uuid::now_v7())?;
+        Ok(Some(self.ledger.append(signer, d)?))
+    }
+
+    /// Removes from the store every block a tombstone on person `id`'s chain masks; returns
+    /// the CIDs removed. Idempotent: after a crash it finishes an erasure.
+    pub fn purge(&self, id: PersonId) -> Result<Vec<Cid>, Error> {
+        Ok(self.ledger.purge_masked(Some(&[id.stream()]))?)
     }
 
     /// Every person stream in the store.

@@ -1,12 +1,15 @@
 //! `personctl log`: a stream's audit trail, genesis first, with a verdict per event.
 //!
+//! A tombstone's line says what was erased and why (its scope and reason) and how many payloads
+//! it masks; an event whose payload a tombstone masks names that tombstone.
+//!
 //! The verdict of an event is `ok` when its CID re-derives, its signature verifies strictly, its
 //! author is trusted and it links to the previous height. Exit 1 when any verdict is not `ok`.
 
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use personctl_ledger::{BlockStore, Event, Ledger, TrustSet};
+use personctl_ledger::{BlockStore, Event, Ledger, Tombstone, TrustSet};
 
 use crate::args::StreamArgs;
 use crate::config::{stream_of, Config};
@@ -48,10 +51,39 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
             || format!("chain broken below the first line: {e}"),
         )?;
     }
+    let masks = if broken.is_none() {
+        ledger.masks(&stream)?
+    } else {
+        Default::default()
+    };
     let mut prev: Option<&Event> = None;
     for event in &events {
         let verdict = verdict(&ledger, &trust, event, prev);
         all_ok &= verdict == "ok";
+        let masked_by = event.payload().and_then(|p| masks.get(&p)).copied();
+        let tombstone = match Tombstone::of(ledger.store(), event) {
+            Ok(t) => t,
+            Err(e) => {
+                all_ok = false;
+                out.record(
+                    "broken",
+                    json!({"stream": stream.to_string(), "message": e.to_string()}),
+                    || format!("unreadable tombstone: {e}"),
+                )?;
+                None
+            }
+        };
+        let note = match (&tombstone, masked_by) {
+            (Some(t), _) => format!(
+                "  erased {} by {}: {:?} ({} payloads masked)",
+                t.scope,
+                event.author().short(),
+                t.reason,
+                t.masks.len()
+            ),
+            (None, Some(t)) => format!("  payload masked by {t}"),
+            (None, None) => String::new(),
+        };
         out.record(
             "event",
             json!({
@@ -63,11 +95,17 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
                 "cid": event.cid().to_string(),
                 "payload": event.payload().map(|p| p.to_string()),
                 "causes": event.causes().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "masked_by": masked_by.map(|t| t.to_string()),
+                "erasure": tombstone.as_ref().map(|t| json!({
+                    "scope": t.scope,
+                    "reason": t.reason,
+                    "masks": t.masks.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                })),
                 "verdict": verdict,
             }),
             || {
                 format!(
-                    "{:>6}  {}  {:<24} {}  {}  {}",
+                    "{:>6}  {}  {:<24} {}  {}  {}{note}",
                     event.height(),
                     time(event.time_us()),
                     format!("{} v{}", event.event_type(), event.schema()),

@@ -5,6 +5,7 @@ mod append_event;
 mod bench;
 mod bench_nats;
 mod demo;
+mod erase;
 mod keygen;
 mod log;
 mod replay;
@@ -36,6 +37,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Streams => streams(&config, &mut out)?,
         Command::Sync(a) => sync::sync(&config, &a, &mut out)?,
         Command::Tail(a) => sync::tail(&config, &a, &mut out)?,
+        Command::Erase(a) => erase::erase(&config, &a, &mut out)?,
+        Command::Gc => erase::gc(&config, &mut out)?,
         Command::Bench(a) => match &config.nats {
             Some((url, settings)) => bench_nats::run(url, settings, &a, &mut out)?,
             None => bench::run(&a, &mut out)?,

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use personctl_domain::lifecycle::TRANSITIONS;
-use personctl_domain::{At, PersonId, PersonWorld, Persons};
+use personctl_domain::{At, Event, PersonId, PersonWorld, Persons};
 use personctl_ledger::{Cid, Ledger, SledStore};
 
 use crate::args::{ReplayArgs, ShowArgs};
@@ -80,12 +80,41 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
     let (Some(p), Some(head)) = (replayed.person, replayed.head) else {
         bail!("no person {id} in the store at {}", config.home.display());
     };
+    // The chain as read: heights and types stay after an erasure; values may be masked.
+    let history: Vec<_> = persons
+        .history(id)?
+        .into_iter()
+        .filter(|(h, _)| h.height <= head.height)
+        .collect();
+    let masked = history
+        .iter()
+        .filter(|(_, r)| matches!(r.event, Event::Masked { .. }))
+        .count();
     let mut data = person_json(&p);
     data["height"] = json!(head.height);
     data["cid"] = json!(head.cid.to_string());
+    data["events"] = history
+        .iter()
+        .map(|(h, r)| {
+            json!({
+                "height": h.height,
+                "type": r.event.type_name(),
+                "cid": h.cid.to_string(),
+                "masked": matches!(r.event, Event::Masked { .. }),
+            })
+        })
+        .collect();
     out.record("person", data, || {
+        let masked = if masked > 0 {
+            format!(
+                "; {masked} of its {} events have masked values",
+                history.len()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{}\n  as of height {} ({})",
+            "{}\n  as of height {} ({}){masked}",
             person_text(&p),
             head.height,
             head.cid

@@ -57,6 +57,26 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
     for f in &report.findings {
         out.record("failure", finding_json(f), || human(f))?;
     }
+    // Masked payloads are not failures: a tombstone later on the chain covers each.
+    for m in &report.masked {
+        out.record(
+            "masked",
+            json!({
+                "cid": m.payload.to_string(),
+                "stream": m.stream.to_string(),
+                "height": m.height,
+                "event": m.event.to_string(),
+                "tombstone": m.tombstone.to_string(),
+            }),
+            || {
+                format!(
+                    "masked {} {}@{}: payload erased, covered by tombstone {}",
+                    m.payload, m.stream, m.height, m.tombstone
+                )
+            },
+        )?;
+    }
+    let masked = report.masked.len();
     let failures = report.findings.len();
     let rate = report.events as f64 / seconds.max(1e-9);
     out.record(
@@ -67,6 +87,7 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             "payloads": report.payloads,
             "streams": report.streams,
             "failures": failures,
+            "masked": masked,
             "messages": messages,
             "seconds": seconds,
             "events_per_second": rate.round(),
@@ -76,8 +97,13 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             let messages = messages
                 .map(|m| format!(", {m} JetStream messages"))
                 .unwrap_or_default();
+            let masked = if masked > 0 {
+                format!(", {masked} payloads masked by tombstones")
+            } else {
+                String::new()
+            };
             format!(
-                "{verdict}: {} events, {} payloads, {} streams{messages} checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures",
+                "{verdict}: {} events, {} payloads, {} streams{messages} checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures{masked}",
                 report.events, report.payloads, report.streams
             )
         },

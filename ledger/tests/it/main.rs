@@ -4,6 +4,7 @@
 mod chains;
 mod codec_fixtures;
 mod concurrency;
+mod erasure;
 mod golden;
 mod store;
 mod wycheproof;
