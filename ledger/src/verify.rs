@@ -728,17 +728,14 @@ impl Gathered {
                         Some(&tombstone) if stored => {
                             found(p, Some(ev.height), Problem::Unpurged { tombstone })
                         }
-                        Some(&tombstone) => {
-                            if !self.broken.contains(&p) {
-                                masked.push(Masked {
-                                    payload: p,
-                                    event: cur,
-                                    stream: stream.clone(),
-                                    height: ev.height,
-                                    tombstone,
-                                });
-                            }
-                        }
+                        Some(&tombstone) if !self.broken.contains(&p) => masked.push(Masked {
+                            payload: p,
+                            event: cur,
+                            stream: stream.clone(),
+                            height: ev.height,
+                            tombstone,
+                        }),
+                        Some(_) => {}
                         None if !self.payloads.contains(&p) && !self.broken.contains(&p) => {
                             let problem = if self.events.contains_key(&p) {
                                 Problem::NotAnEvent {

@@ -3,44 +3,14 @@
 //! 3-node cluster survives a node, and no message carries personal data.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use personctl_ledger::jetstream::Notice;
 
 use crate::nats::{Cluster, NatsServer};
-use crate::{keyed, walk, Home, Run};
-
-/// Writes JSON Lines commands to a file in `home`.
-fn commands(home: &Home, name: &str, lines: &[serde_json::Value]) -> PathBuf {
-    let path = home.path().join(name);
-    let mut file = std::fs::File::create(&path).unwrap();
-    for line in lines {
-        writeln!(file, "{line}").unwrap();
-    }
-    path
-}
-
-#[track_caller]
-fn ok(run: &Run) -> &Run {
-    assert_eq!(
-        run.code, 0,
-        "stderr: {}\nstdout: {}",
-        run.stderr, run.stdout
-    );
-    run
-}
-
-/// The CIDs of the `appended` records of a `--json append` run.
-fn appended(run: &Run) -> Vec<String> {
-    run.records()
-        .into_iter()
-        .filter(|(ty, _)| ty == "appended")
-        .map(|(_, d)| d["cid"].as_str().unwrap().to_string())
-        .collect()
-}
+use crate::{appended, commands, keyed, ok, walk, Home, Run};
 
 /// Runs `f` with a JetStream context on the servers `urls` (comma-separated).
 fn with_jetstream<T, Fut: std::future::Future<Output = T>>(

@@ -5,11 +5,13 @@
 
 mod backbone;
 mod cli;
+mod erasure;
 mod jetstream;
 mod nats;
 mod persons;
 mod tamper;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -161,4 +163,33 @@ impl Home {
             .env_remove("RUST_LOG");
         command
     }
+}
+
+/// Writes `lines` as a JSON Lines file in `home`.
+pub(crate) fn commands(home: &Home, name: &str, lines: &[serde_json::Value]) -> PathBuf {
+    let path = home.path().join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+    path
+}
+
+#[track_caller]
+pub(crate) fn ok(run: &Run) -> &Run {
+    assert_eq!(
+        run.code, 0,
+        "stderr: {}\nstdout: {}",
+        run.stderr, run.stdout
+    );
+    run
+}
+
+/// The CIDs of the `appended` records of a `--json append` run.
+pub(crate) fn appended(run: &Run) -> Vec<String> {
+    run.records()
+        .into_iter()
+        .filter(|(ty, _)| ty == "appended")
+        .map(|(_, d)| d["cid"].as_str().unwrap().to_string())
+        .collect()
 }

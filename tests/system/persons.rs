@@ -428,8 +428,15 @@ fn states_prints_the_transition_table() {
         assert!(rows.contains(&e), "{expected:?} missing");
     }
     assert!(
-        !rows.iter().any(|(from, _, _)| from == "MergedInto"),
-        "MergedInto is terminal"
+        rows.iter()
+            .filter(|(from, _, _)| from == "MergedInto")
+            .all(|(_, action, _)| action.starts_with("Erase")),
+        "MergedInto is terminal but for erasure"
+    );
+    assert!(rows.contains(&("Deceased".into(), "Erase".into(), "Erased".into())));
+    assert!(
+        !rows.iter().any(|(from, _, _)| from == "Erased"),
+        "Erased is terminal"
     );
     assert!(home
         .run(&["states"])

@@ -87,7 +87,7 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
     }
     let removed = persons.purge(id)?;
     let erased_remote = match &link {
-        Some(link) => erase_from_bucket(link, &store, &[stream.clone()])?,
+        Some(link) => erase_from_bucket(link, &store, std::slice::from_ref(&stream))?,
         None => 0,
     };
     let scope = match &erasure {

@@ -234,3 +234,90 @@ fn replay_stops_at_a_height_or_a_cid() {
     assert!(err.to_string().contains("no event at height 9"), "{err}");
     assert_eq!(persons.replay(bob(), None).unwrap().person, None);
 }
+
+#[test]
+fn erasure_masks_what_it_names_is_honoured_before_the_purge_and_reaches_the_world() {
+    use personctl_domain::model::ItemKind;
+    use personctl_domain::{Erasure, Event, MASKED};
+    let (persons, signer) = memory_persons();
+    register(&persons, ada(), "Ada Lovelace");
+    register(&persons, bob(), "Bob");
+    for command in [
+        Command::AddEmail {
+            address: "ada@example.org".into(),
+        },
+        Command::AddEmail {
+            address: "countess@example.org".into(),
+        },
+        Command::VerifyEmail {
+            address: "ada@example.org".into(),
+        },
+    ] {
+        persons.execute(&signer, ada(), &command).unwrap();
+    }
+    // One email, named as a command would name it (case-insensitive): its addition and its
+    // verification are masked, the other email is not.
+    let one = Erasure::Component {
+        kind: ItemKind::Email,
+        key: Some("ADA@example.org".into()),
+    };
+    let t = persons
+        .erase(&signer, ada(), &one, "ticket 9")
+        .unwrap()
+        .unwrap();
+    // Not purged yet: the masked payloads are still stored, and still never read.
+    let history = persons.history(ada()).unwrap();
+    let masked: Vec<u64> = history
+        .iter()
+        .filter(|(_, r)| matches!(r.event, Event::Masked { .. }))
+        .map(|(h, _)| h.height)
+        .collect();
+    assert_eq!(masked, [1, 3]);
+    let emails = |p: &personctl_domain::Person| -> Vec<String> {
+        p.contact
+            .iter()
+            .flat_map(|c| c.emails.iter().map(|e| e.address.clone()))
+            .collect()
+    };
+    let person = persons.replay(ada(), None).unwrap().person.unwrap();
+    assert_eq!(emails(&person), ["countess@example.org"]);
+    assert_eq!(persons.purge(ada()).unwrap().len(), 2);
+    assert_eq!(persons.replay(ada(), None).unwrap().person.unwrap(), person);
+    assert_eq!(t.height, 4);
+    // Nothing left of that email: a second erasure decides nothing.
+    assert!(persons
+        .erase(&signer, ada(), &one, "again")
+        .unwrap()
+        .is_none());
+
+    // The whole person; Bob is untouched, and the World sees the erasure.
+    persons
+        .erase(&signer, ada(), &Erasure::Person, "Art. 17")
+        .unwrap()
+        .unwrap();
+    persons.purge(ada()).unwrap();
+    verifies(persons.ledger().store());
+    let (mut world, _) = persons.replay_all().unwrap();
+    let ada_now = world.get(ada()).unwrap();
+    assert_eq!(ada_now.lifecycle, Lifecycle::Erased);
+    assert_eq!(ada_now.identity.legal_name, MASKED);
+    assert!(ada_now.contact.is_none());
+    assert_eq!(world.get(bob()).unwrap().identity.legal_name, "Bob");
+    // Nothing may follow an erasure.
+    let err = persons
+        .execute(
+            &signer,
+            ada(),
+            &Command::Rename {
+                legal_name: "X".into(),
+                reason: "r".into(),
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("Erased"), "{err}");
+    // An unregistered person cannot be erased.
+    let nobody = PersonId::new_v7();
+    assert!(persons
+        .erase(&signer, nobody, &Erasure::Person, "r")
+        .is_err());
+}
