@@ -156,6 +156,11 @@ pub fn apply(person: Option<Person>, event: &Event) -> Option<Person> {
             return Some(Person::new(*person, MASKED.into()))
         }
         (None, _) => return None,
+        // Nothing but another erasure may follow an erasure of the person (`decide` refuses
+        // the rest; a foreign writer's event changes nothing, and brings no value back).
+        (Some(p), e) if p.lifecycle == Lifecycle::Erased && !matches!(e, Event::Erased { .. }) => {
+            return Some(p)
+        }
         (Some(p), _) => p,
     };
     match event {

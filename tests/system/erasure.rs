@@ -355,7 +355,26 @@ fn erasure_with_jetstream_reaches_the_bucket_and_every_replica() {
     assert!(!holding(replica.path(), EMAIL).is_empty());
     assert!(!holding(server.store_dir(), EMAIL).is_empty());
 
+    // One component, then the whole person.
     let one = erased(&writer.run(&[
+        "--nats",
+        &url,
+        "--json",
+        "erase",
+        "--person",
+        &a,
+        "--component",
+        &format!("phone:{PHONE_1}"),
+        "--reason",
+        "number reassigned",
+    ]));
+    assert_eq!(
+        (one["masked"].clone(), one["erased_from_bucket"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(holding(server.store_dir(), PHONE_1), Vec::<PathBuf>::new());
+    assert!(!holding(server.store_dir(), PHONE_2).is_empty());
+    let all = erased(&writer.run(&[
         "--nats",
         &url,
         "--json",
@@ -365,8 +384,8 @@ fn erasure_with_jetstream_reaches_the_bucket_and_every_replica() {
         "--reason",
         "GDPR Art. 17",
     ]));
-    assert_eq!(one["masked"], 6);
-    assert_eq!(one["erased_from_bucket"], 6);
+    assert_eq!(all["masked"], 5);
+    assert_eq!(all["erased_from_bucket"], 5);
     for value in [NAME, EMAIL, PHONE_1, PHONE_2, BIRTH] {
         for dir in [writer.path(), server.store_dir()] {
             assert_eq!(holding(dir, value), Vec::<PathBuf>::new(), "{value}");

@@ -402,3 +402,43 @@ fn components_come_and_go() {
     });
     assert_eq!(crate::fold(&removed).unwrap().contact, None);
 }
+
+#[test]
+fn masked_events_keep_the_lifecycle_and_nothing_brings_values_back_after_an_erasure() {
+    use personctl_domain::lifecycle::Lifecycle;
+    use personctl_domain::{ErasedScope, MASKED};
+    let masked = |t: &str| Event::Masked {
+        person: ada(),
+        event_type: t.into(),
+    };
+    // A chain whose payloads were masked by a component erasure and read back.
+    let p = crate::fold(&[
+        masked("PersonRegistered"),
+        masked("PhoneAdded"),
+        masked("PersonSuspended"),
+        masked("DeathRecorded"),
+    ])
+    .unwrap();
+    assert_eq!(p.identity.legal_name, MASKED);
+    assert_eq!(p.lifecycle, Lifecycle::Deceased);
+    assert!(p.contact.is_none() && p.identity.death_date.is_none());
+
+    let mut events = with(&[Event::ItemAdded(Item::Email(Email {
+        address: "ada@example.org".into(),
+        verified: true,
+    }))]);
+    events.push(Event::Erased {
+        scope: ErasedScope::Person,
+        reason: "r".into(),
+        masks: vec![],
+    });
+    // A foreign writer's event after the erasure changes nothing.
+    events.push(Event::ItemAdded(Item::Email(Email {
+        address: "back@example.org".into(),
+        verified: false,
+    })));
+    let p = crate::fold(&events).unwrap();
+    assert_eq!(p.lifecycle, Lifecycle::Erased);
+    assert_eq!(p.identity.legal_name, MASKED);
+    assert!(p.contact.is_none());
+}
