@@ -297,7 +297,7 @@ fn erasure_masks_what_it_names_is_honoured_before_the_purge_and_reaches_the_worl
         .unwrap();
     persons.purge(ada()).unwrap();
     verifies(persons.ledger().store());
-    let (mut world, _) = persons.replay_all().unwrap();
+    let (world, _) = persons.replay_all().unwrap();
     let ada_now = world.get(ada()).unwrap();
     assert_eq!(ada_now.lifecycle, Lifecycle::Erased);
     assert_eq!(ada_now.identity.legal_name, MASKED);
