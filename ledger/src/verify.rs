@@ -659,7 +659,14 @@ impl Gathered {
         let mut chain: HashMap<(StreamId, u64), Cid> = HashMap::default();
         let mut findings = Vec::new();
         let mut masked = Vec::new();
+        // Only chains with a tombstone need their payloads remembered.
+        let with_tombstones: HashSet<StreamId> = self
+            .tombstones
+            .keys()
+            .filter_map(|t| self.events.get(t).map(|ev| ev.stream.clone()))
+            .collect();
         for (stream, head) in heads {
+            let remember = with_tombstones.contains(stream);
             let mut found = |cid, height, problem| {
                 findings.push(Finding {
                     cid: Some(cid),
@@ -722,7 +729,9 @@ impl Gathered {
                 }
                 chain.insert((stream.clone(), ev.height), cur);
                 if let Some(p) = ev.payload {
-                    payloads.insert(p, (ev.height, ev.tombstone));
+                    if remember {
+                        payloads.insert(p, (ev.height, ev.tombstone));
+                    }
                     let stored = self.payloads.contains(&p) || self.events.contains_key(&p);
                     match active.get(&p) {
                         Some(&tombstone) if stored => {
