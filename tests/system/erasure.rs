@@ -48,6 +48,14 @@ fn people(home: &Home, nats: &[&str], a: &str, b: &str) {
     ok(&home.run(&args));
 }
 
+/// Runs `erase ARGS` (with `nats` options) and returns its one `erased` record.
+fn erase(home: &Home, nats: &[&str], args: &[&str]) -> Value {
+    let mut all = nats.to_vec();
+    all.extend(["--json", "erase"]);
+    all.extend(args);
+    erased(&home.run(&all))
+}
+
 /// The one `erased` record of a `--json erase` run.
 fn erased(run: &Run) -> Value {
     let records = ok(run).records();
@@ -90,16 +98,18 @@ fn erasing_a_component_then_the_person_keeps_the_chain_verifiable_and_leaves_no_
     }
 
     // One phone number.
-    let one = erased(&home.run(&[
-        "--json",
-        "erase",
-        "--person",
-        &a,
-        "--component",
-        "phone:+44 7700 900111",
-        "--reason",
-        "ticket 17: number reassigned",
-    ]));
+    let one = erase(
+        &home,
+        &[],
+        &[
+            "--person",
+            &a,
+            "--component",
+            "phone:+44 7700 900111",
+            "--reason",
+            "ticket 17: number reassigned",
+        ],
+    );
     let t1 = one["tombstone"].as_str().unwrap().to_string();
     assert_eq!(
         (one["masked"].clone(), one["removed"].clone()),
@@ -124,14 +134,11 @@ fn erasing_a_component_then_the_person_keeps_the_chain_verifiable_and_leaves_no_
     assert_eq!(p["legal_name"], NAME);
 
     // The whole person.
-    let all = erased(&home.run(&[
-        "--json",
-        "erase",
-        "--person",
-        &a,
-        "--reason",
-        "GDPR Art. 17, ticket 18",
-    ]));
+    let all = erase(
+        &home,
+        &[],
+        &["--person", &a, "--reason", "GDPR Art. 17, ticket 18"],
+    );
     let t2 = all["tombstone"].as_str().unwrap().to_string();
     // Registered, email added, the other phone, birth date, email verified.
     assert_eq!(all["masked"], 5);
@@ -356,34 +363,30 @@ fn erasure_with_jetstream_reaches_the_bucket_and_every_replica() {
     assert!(!holding(server.store_dir(), EMAIL).is_empty());
 
     // One component, then the whole person.
-    let one = erased(&writer.run(&[
-        "--nats",
-        &url,
-        "--json",
-        "erase",
-        "--person",
-        &a,
-        "--component",
-        &format!("phone:{PHONE_1}"),
-        "--reason",
-        "number reassigned",
-    ]));
+    let phone = format!("phone:{PHONE_1}");
+    let one = erase(
+        &writer,
+        &nats,
+        &[
+            "--person",
+            &a,
+            "--component",
+            &phone,
+            "--reason",
+            "number reassigned",
+        ],
+    );
     assert_eq!(
         (one["masked"].clone(), one["erased_from_bucket"].clone()),
         (json!(1), json!(1))
     );
     assert_eq!(holding(server.store_dir(), PHONE_1), Vec::<PathBuf>::new());
     assert!(!holding(server.store_dir(), PHONE_2).is_empty());
-    let all = erased(&writer.run(&[
-        "--nats",
-        &url,
-        "--json",
-        "erase",
-        "--person",
-        &a,
-        "--reason",
-        "GDPR Art. 17",
-    ]));
+    let all = erase(
+        &writer,
+        &nats,
+        &["--person", &a, "--reason", "GDPR Art. 17"],
+    );
     assert_eq!(all["masked"], 5);
     assert_eq!(all["erased_from_bucket"], 5);
     for value in [NAME, EMAIL, PHONE_1, PHONE_2, BIRTH] {
