@@ -84,10 +84,81 @@ pub(crate) enum Command {
     /// Remove every block a tombstone masks that is still stored (finishes an interrupted
     /// erasure; with --nats also in the JetStream bucket).
     Gc,
+    /// With --nats: keep the read models (summary, search, timeline, skills, network) current
+    /// from JetStream, with a checkpoint, retries and a dead-letter stream. Stops on
+    /// SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Read the read models: summary, search TEXT, timeline ID, skills SKILL, network ID.
+    #[command(subcommand)]
+    Query(QueryCommand),
+    /// Rebuild every read model from scratch out of the chains (`--rebuild`).
+    Project(ProjectArgs),
+    /// With --nats: the messages `serve` could not apply.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
     Bench(BenchArgs),
     /// Create a fresh sample ledger, append events to a few chains, verify and show them.
     Demo(DemoArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ServeArgs {
+    /// Attempts per message before it goes to the dead-letter stream.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) max_attempts: u32,
+    /// The first retry's delay in milliseconds; each retry doubles it (at most 5 s).
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub(crate) retry_delay_ms: u64,
+    /// Stop once every message on the stream is applied (instead of running until a signal).
+    #[arg(long)]
+    pub(crate) until_caught_up: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueryCommand {
+    /// Id, name, lifecycle and primary email: of one person, or of everyone.
+    Summary {
+        /// One person.
+        #[arg(long, value_name = "ID")]
+        person: Option<String>,
+    },
+    /// The persons whose names or email addresses hold every word of TEXT.
+    Search {
+        /// Words to look for (case-insensitive).
+        text: String,
+    },
+    /// A person's events with time and type.
+    Timeline {
+        /// The person.
+        person: String,
+    },
+    /// The persons with a skill, and their levels.
+    Skills {
+        /// The skill (case-insensitive).
+        skill: String,
+    },
+    /// Who a person is connected to, in either direction.
+    Network {
+        /// The person.
+        person: String,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ProjectArgs {
+    /// Clear every read model and build it again from the chains (with --nats: after bringing
+    /// the store level with JetStream; the checkpoint becomes the stream's last sequence).
+    #[arg(long)]
+    pub(crate) rebuild: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DlqCommand {
+    /// List the dead letters: original sequence, subject, CID, reason, attempts.
+    List,
+    /// Apply each dead letter again; those that succeed leave the dead-letter stream.
+    Retry,
 }
 
 #[derive(ClapArgs, Debug)]

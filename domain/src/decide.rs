@@ -334,6 +334,8 @@ pub struct Recorded {
     pub payload: Option<Cid>,
     /// The event (masked if a tombstone masks its payload already).
     pub event: Event,
+    /// When it was recorded (microseconds since the Unix epoch).
+    pub time_us: u64,
 }
 
 /// Decides an erasure of person `person` (its current state) whose chain is `history`

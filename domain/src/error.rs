@@ -93,6 +93,14 @@ pub enum Error {
     /// The ledger failed (a concurrency conflict is `personctl_ledger::Error::Conflict`).
     #[error(transparent)]
     Ledger(#[from] personctl_ledger::Error),
+    /// The read models' store failed or holds something unreadable.
+    #[error("read models at {path}: {reason}")]
+    ReadModels {
+        /// The store's directory.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl Error {

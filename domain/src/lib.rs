@@ -20,6 +20,8 @@ pub mod event;
 mod ids;
 pub mod lifecycle;
 pub mod model;
+mod projections;
+pub mod read_model;
 mod service;
 
 pub use crate::apply::{apply, MASKED};
@@ -30,4 +32,5 @@ pub use crate::error::{DomainError, Error};
 pub use crate::event::{ErasedScope, Event};
 pub use crate::ids::{PersonId, AGGREGATE};
 pub use crate::model::Person;
+pub use crate::projections::{Link, Projections, Update};
 pub use crate::service::{At, BatchFailure, Persons, Replayed};

@@ -14,8 +14,9 @@ use uuid::Uuid;
 use crate::event::{self, encode_payload, Event};
 use crate::{
     apply, decide, decide_erasure, decide_merge_target, Command, Erasure, Error, Person, PersonId,
-    PersonWorld, Recorded, AGGREGATE,
+    PersonWorld, Recorded, Update, AGGREGATE,
 };
+use crate::read_model::{derive, Entry};
 
 /// Where a replay stops: after the event at this height, or with this CID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +124,67 @@ impl<S: BlockStore> Persons<S> {
         Ok(out)
     }
 
+    /// Brings `base`, a replay of person `id` up to some event, to the chain's head, reading only
+    /// the events above it, unless one of them is a tombstone (masks change what earlier events
+    /// read as) or `base` is not on the chain: then the whole chain is read again.
+    pub fn advance(&self, id: PersonId, base: Replayed) -> Result<Replayed, Error> {
+        let mut newer = Vec::new();
+        let mut met = base.head.is_none();
+        for stored in self.ledger.walk_back(&id.stream())? {
+            let stored = stored?;
+            if Some(stored.cid()) == base.head.map(|h| h.cid) {
+                met = true;
+                break;
+            }
+            if stored.event_type() == personctl_ledger::TOMBSTONE_TYPE {
+                return self.replay_here(id);
+            }
+            newer.push(stored);
+        }
+        if !met {
+            return self.replay_here(id);
+        }
+        let mut out = base;
+        let mut masks = Masks::new();
+        for stored in newer.iter().rev() {
+            let (head, recorded) = self.read(id, stored, &mut masks)?;
+            out.person = apply(out.person.take(), &recorded.event);
+            out.head = Some(head);
+            out.events += 1;
+        }
+        Ok(out)
+    }
+
+    /// What the read models derive from every person's chain: one [`Update`] per person with
+    /// its whole timeline (for a rebuild), and the number of events read. In parallel.
+    pub fn read_models(&self) -> Result<(Vec<Update>, u64), Error> {
+        let ids = self.ids()?;
+        let updates: Vec<Update> = ids
+            .par_iter()
+            .map(|id| {
+                let history = self.history(*id)?;
+                let mut person = None;
+                let mut entries = Vec::with_capacity(history.len());
+                for (head, recorded) in &history {
+                    person = apply(person, &recorded.event);
+                    entries.push(Entry {
+                        height: head.height,
+                        time_us: recorded.time_us,
+                        event_type: recorded.event.type_name(),
+                        cid: head.cid.to_string(),
+                    });
+                }
+                Ok(Update {
+                    person: *id,
+                    derived: derive(person.as_ref()),
+                    entries,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let events = updates.iter().map(|u| u.entries.len() as u64).sum();
+        Ok((updates, events))
+    }
+
     /// Replays one person's chain on the calling thread only (for callers that already run
     /// many replays in parallel).
     fn replay_here(&self, id: PersonId) -> Result<Replayed, Error> {
@@ -153,7 +215,14 @@ impl<S: BlockStore> Persons<S> {
                 person: id,
                 event_type: stored.event_type().to_string(),
             };
-            return Ok((head, Recorded { payload, event }));
+            return Ok((
+                head,
+                Recorded {
+                    payload,
+                    event,
+                    time_us: stored.time_us(),
+                },
+            ));
         }
         let block = match payload {
             Some(cid) => Some(
@@ -178,7 +247,14 @@ impl<S: BlockStore> Persons<S> {
                 masks.entry(*cid).or_insert(stored.cid());
             }
         }
-        Ok((head, Recorded { payload, event }))
+        Ok((
+            head,
+            Recorded {
+                payload,
+                event,
+                time_us: stored.time_us(),
+            },
+        ))
     }
 
     /// Erases personal data of person `id`: decides the erasure on its chain

@@ -8,7 +8,9 @@ mod demo;
 mod erase;
 mod keygen;
 mod log;
+mod query;
 mod replay;
+mod serve;
 mod sync;
 mod trust;
 mod verify;
@@ -39,6 +41,10 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Tail(a) => sync::tail(&config, &a, &mut out)?,
         Command::Erase(a) => erase::erase(&config, &a, &mut out)?,
         Command::Gc => erase::gc(&config, &mut out)?,
+        Command::Serve(a) => serve::serve(&config, &a, &mut out)?,
+        Command::Query(a) => query::query(&config, &a, &mut out)?,
+        Command::Project(a) => query::project(&config, &a, &mut out)?,
+        Command::Dlq(a) => serve::dlq(&config, &a, &mut out)?,
         Command::Bench(a) => match &config.nats {
             Some((url, settings)) => bench_nats::run(url, settings, &a, &mut out)?,
             None => bench::run(&a, &mut out)?,

@@ -44,6 +44,7 @@ fn history_for(state: State) -> Vec<Recorded> {
         .map(|(i, event)| Recorded {
             payload: Some(Cid::of(&[i as u8])),
             event,
+            time_us: 0,
         })
         .collect()
 }

@@ -23,13 +23,8 @@ pub struct Seen {
 }
 
 impl Backbone {
-    /// The ledger stream a subject names (`<prefix>.<type>.<id>`), if it is one.
     fn stream_of(&self, subject: &str) -> Option<StreamId> {
-        let rest = subject
-            .strip_prefix(self.settings().prefix.as_str())?
-            .strip_prefix('.')?;
-        let (aggregate, id) = rest.split_once('.')?;
-        StreamId::new(aggregate, id).ok()
+        self.settings().stream_of(subject)
     }
 
     /// An ordered consumer on one ledger stream's subject, or on all of them.

@@ -1,0 +1,413 @@
+//! `personctl serve`: keeps the read models current from JetStream. `personctl dlq list|retry`:
+//! the messages it could not apply.
+//!
+//! A durable pull consumer (`personctl-projections`, on the person subjects) delivers the
+//! notices; the consumer is created at start from the projections' checkpoint, which is the
+//! truth: each message's effect and the checkpoint are written in one sled transaction, so a
+//! restart resumes exactly where it stopped, and a message delivered twice is applied once.
+//! For each notice the person's chain is pulled into the home's store (CIDs re-derived), the
+//! person is folded (incrementally, from a cache) and what the read models derive is written.
+//!
+//! A failing message is retried with bounded exponential backoff; after the last attempt it goes
+//! to the dead-letter stream (`<stream>_DLQ`, subject `<prefix>_dlq.projections`) with the
+//! reason and the original sequence and CID, the checkpoint moves past it, and processing goes
+//! on. SIGINT/SIGTERM finish the current message and stop.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
+use async_nats::jetstream::Context;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use personctl_domain::read_model::{derive, Entry};
+use personctl_domain::{PersonId, Persons, Projections, Replayed, Update, AGGREGATE};
+use personctl_ledger::jetstream::{Backbone, Notice};
+use personctl_ledger::{Ledger, SledStore};
+
+use crate::args::{DlqCommand, ServeArgs};
+use crate::config::Config;
+use crate::nats::Link;
+use crate::output::Out;
+use crate::EXIT_OK;
+
+const CONSUMER: &str = "personctl-projections";
+
+/// The read models of this home.
+pub(crate) fn projections(config: &Config) -> Result<Projections> {
+    let dir = config.home.join("projections");
+    Projections::open(&dir).map_err(|e| {
+        anyhow!("{e} (is `personctl serve` running on this home? it holds the read models open)")
+    })
+}
+
+fn dlq_stream(link: &Link) -> String {
+    format!("{}_DLQ", link.backbone().settings().stream)
+}
+
+fn dlq_subject(link: &Link) -> String {
+    format!("{}_dlq.projections", link.backbone().settings().prefix)
+}
+
+async fn ensure_dlq(js: &Context, name: &str, subject: &str, replicas: usize) -> Result<()> {
+    js.get_or_create_stream(StreamConfig {
+        name: name.to_string(),
+        description: Some("personctl: messages the read models could not apply".into()),
+        subjects: vec![subject.to_string()],
+        storage: StorageType::File,
+        num_replicas: replicas,
+        ..StreamConfig::default()
+    })
+    .await
+    .map(drop)
+    .map_err(|e| anyhow!("creating the dead-letter stream {name}: {e}"))
+}
+
+/// Applies notices to the read models: the part of `serve` that `dlq retry` shares.
+struct Applier<'a> {
+    backbone: &'a Backbone,
+    store: &'a SledStore,
+    persons: Persons<&'a SledStore>,
+    projections: &'a Projections,
+    cache: HashMap<PersonId, Replayed>,
+}
+
+impl<'a> Applier<'a> {
+    fn new(backbone: &'a Backbone, store: &'a SledStore, projections: &'a Projections) -> Self {
+        Applier {
+            backbone,
+            store,
+            persons: Persons::new(Ledger::new(store)),
+            projections,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Applies the message at `sequence` on `subject`; with `checkpoint`, moves the checkpoint
+    /// to it in the same transaction. Returns whether it was applied (`false`: already).
+    async fn apply(
+        &mut self,
+        sequence: u64,
+        subject: &str,
+        body: &[u8],
+        checkpoint: bool,
+    ) -> Result<bool> {
+        let notice = Notice::decode(body)
+            .with_context(|| format!("message {sequence} on {subject} is not a notice"))?;
+        let stream = self
+            .backbone
+            .settings()
+            .stream_of(subject)
+            .ok_or_else(|| anyhow!("message {sequence}: {subject} is not a ledger subject"))?;
+        let id = PersonId::from_stream(&stream)
+            .ok_or_else(|| anyhow!("message {sequence}: {stream} is not a person"))?;
+        self.backbone
+            .pull(self.store, &stream)
+            .await
+            .with_context(|| format!("message {sequence}: pulling {stream}"))?;
+        let event = self
+            .persons
+            .ledger()
+            .event(&notice.cid)
+            .with_context(|| format!("message {sequence}: event {}", notice.cid))?;
+        if event.stream() != &stream {
+            bail!(
+                "message {sequence}: event {} belongs to {}, not {stream}",
+                notice.cid,
+                event.stream()
+            );
+        }
+        let base = self.cache.remove(&id).unwrap_or(Replayed {
+            person: None,
+            head: None,
+            events: 0,
+        });
+        let replayed = self.persons.advance(id, base)?;
+        let update = Update {
+            person: id,
+            derived: derive(replayed.person.as_ref()),
+            entries: vec![Entry {
+                height: event.height(),
+                time_us: event.time_us(),
+                event_type: event.event_type().to_string(),
+                cid: event.cid().to_string(),
+            }],
+        };
+        self.cache.insert(id, replayed);
+        let sequence = checkpoint.then_some(sequence);
+        Ok(self.projections.apply(sequence, &[update])?)
+    }
+}
+
+/// The delay before retry `attempt` (1-based): `base`, doubling, at most 5 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(Duration::from_secs(5))
+}
+
+pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<u8> {
+    let store = config.open_or_create_store()?;
+    let Some(link) = Link::connect(config)? else {
+        bail!("serve reads JetStream: give --nats URL (or PERSONCTL_NATS)");
+    };
+    let projections = projections(config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let summary = link.block_on(run(&link, &store, &projections, args, &stop))?;
+    projections.flush()?;
+    out.record("serve", summary.clone(), || {
+        format!(
+            "applied {} messages ({} already applied, {} dead-lettered); checkpoint {}, {} behind the stream",
+            summary["applied"], summary["skipped"], summary["dead_lettered"], summary["checkpoint"], summary["lag"]
+        )
+    })?;
+    Ok(EXIT_OK)
+}
+
+async fn run(
+    link: &Link,
+    store: &SledStore,
+    projections: &Projections,
+    args: &ServeArgs,
+    stop: &Arc<AtomicBool>,
+) -> Result<Value> {
+    // SIGINT and SIGTERM: finish the current message, write its checkpoint, stop.
+    for kind in [
+        tokio::signal::unix::SignalKind::interrupt(),
+        tokio::signal::unix::SignalKind::terminate(),
+    ] {
+        let mut signal = tokio::signal::unix::signal(kind).context("installing a signal handler")?;
+        let stop = Arc::clone(stop);
+        tokio::spawn(async move {
+            signal.recv().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let backbone = link.backbone();
+    let js = backbone.context();
+    let settings = backbone.settings();
+    ensure_dlq(js, &dlq_stream(link), &dlq_subject(link), settings.replicas).await?;
+    let stream = js
+        .get_stream(&settings.stream)
+        .await
+        .map_err(|e| anyhow!("opening the stream {}: {e}", settings.stream))?;
+    // The checkpoint is the truth: the consumer starts right after it.
+    let checkpoint = projections.checkpoint()?;
+    let _ = stream.delete_consumer(CONSUMER).await;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(CONSUMER.into()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            },
+            ack_policy: AckPolicy::Explicit,
+            filter_subject: format!("{}.{AGGREGATE}.>", settings.prefix),
+            ack_wait: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("creating the consumer {CONSUMER}: {e}"))?;
+    tracing::info!(checkpoint, "serving read models");
+    let mut applier = Applier::new(backbone, store, projections);
+    let (mut applied, mut skipped, mut dead) = (0u64, 0u64, 0u64);
+    let retry_base = Duration::from_millis(args.retry_delay_ms);
+    let mut last_report = Instant::now();
+    'serve: while !stop.load(Ordering::SeqCst) {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(256)
+            .expires(Duration::from_millis(250))
+            .messages()
+            .await
+            .map_err(|e| anyhow!("fetching from {CONSUMER}: {e}"))?;
+        let mut got = 0;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| anyhow!("fetching from {CONSUMER}: {e}"))?;
+            got += 1;
+            let sequence = message
+                .info()
+                .map_err(|e| anyhow!("a message without JetStream info: {e}"))?
+                .stream_sequence;
+            let subject = message.subject.to_string();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match applier
+                    .apply(sequence, &subject, &message.payload, true)
+                    .await
+                {
+                    Ok(true) => applied += 1,
+                    Ok(false) => skipped += 1,
+                    Err(e) if attempt < args.max_attempts => {
+                        tracing::warn!(sequence, attempt, error = %format!("{e:#}"), "applying failed; retrying");
+                        tokio::time::sleep(backoff(retry_base, attempt)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        let reason = format!("{e:#}");
+                        tracing::error!(sequence, attempts = attempt, %reason, "dead-lettered");
+                        let cid = Notice::decode(&message.payload)
+                            .ok()
+                            .map(|n| n.cid.to_string());
+                        let body = json!({
+                            "sequence": sequence,
+                            "subject": subject,
+                            "cid": cid,
+                            "reason": reason,
+                            "attempts": attempt,
+                            "time": crate::output::time(personctl_ledger::now_us()),
+                        });
+                        js.publish(dlq_subject(link), body.to_string().into())
+                            .await
+                            .map_err(|e| anyhow!("dead-lettering message {sequence}: {e}"))?
+                            .await
+                            .map_err(|e| anyhow!("dead-lettering message {sequence}: {e}"))?;
+                        // Past it: later events are applied.
+                        projections.apply(Some(sequence), &[])?;
+                        dead += 1;
+                    }
+                }
+                break;
+            }
+            message
+                .ack()
+                .await
+                .map_err(|e| anyhow!("acknowledging message {sequence}: {e}"))?;
+            if stop.load(Ordering::SeqCst) {
+                break 'serve;
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            let lag = lag(js, &settings.stream, projections).await?;
+            tracing::info!(applied, dead_lettered = dead, lag, "serving");
+            last_report = Instant::now();
+        }
+        if got == 0 && args.until_caught_up && lag(js, &settings.stream, projections).await? == 0 {
+            break;
+        }
+    }
+    let checkpoint = projections.checkpoint()?;
+    let lag = lag(js, &settings.stream, projections).await?;
+    Ok(json!({
+        "applied": applied,
+        "skipped": skipped,
+        "dead_lettered": dead,
+        "checkpoint": checkpoint,
+        "lag": lag,
+    }))
+}
+
+/// Messages on the stream after the checkpoint (of every subject: an upper bound of the person
+/// messages still to apply).
+async fn lag(js: &Context, name: &str, projections: &Projections) -> Result<u64> {
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| anyhow!("opening the stream {name}: {e}"))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| anyhow!("reading the stream {name}: {e}"))?
+        .state
+        .last_sequence;
+    Ok(last.saturating_sub(projections.checkpoint()?))
+}
+
+/// One dead letter: its sequence in the dead-letter stream, and its body.
+async fn dead_letters(js: &Context, name: &str) -> Result<Vec<(u64, Value)>> {
+    let Ok(mut stream) = js.get_stream(name).await else {
+        return Ok(Vec::new());
+    };
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| anyhow!("reading {name}: {e}"))?
+        .state
+        .clone();
+    let mut out = Vec::new();
+    if state.messages == 0 {
+        return Ok(out);
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        let Ok(message) = stream.get_raw_message(seq).await else {
+            continue; // deleted after a successful retry
+        };
+        let body: Value = serde_json::from_slice(&message.payload)
+            .map_err(|e| anyhow!("{name} message {seq} is not JSON: {e}"))?;
+        out.push((seq, body));
+    }
+    Ok(out)
+}
+
+pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Result<u8> {
+    let Some(link) = Link::connect(config)? else {
+        bail!("the dead-letter stream is on JetStream: give --nats URL (or PERSONCTL_NATS)");
+    };
+    let name = dlq_stream(&link);
+    let js = link.backbone().context();
+    let letters = link.block_on(dead_letters(js, &name))?;
+    match command {
+        DlqCommand::List => {
+            for (dlq_sequence, body) in &letters {
+                let mut data = body.clone();
+                data["dlq_sequence"] = json!(dlq_sequence);
+                out.record("dead-letter", data, || {
+                    format!(
+                        "{dlq_sequence}: message {} on {} ({} attempts): {}",
+                        body["sequence"], body["subject"], body["attempts"], body["reason"]
+                    )
+                })?;
+            }
+        }
+        DlqCommand::Retry => {
+            let store = config.open_or_create_store()?;
+            let projections = projections(config)?;
+            let mut applier = Applier::new(link.backbone(), &store, &projections);
+            for (dlq_sequence, body) in &letters {
+                let sequence = body["sequence"].as_u64().unwrap_or(0);
+                let result = link.block_on(async {
+                    let stream = js
+                        .get_stream(&link.backbone().settings().stream)
+                        .await
+                        .map_err(|e| anyhow!("opening the stream: {e}"))?;
+                    let original = stream
+                        .get_raw_message(sequence)
+                        .await
+                        .map_err(|e| anyhow!("message {sequence}: {e}"))?;
+                    // Applied out of order: the checkpoint stays where it is.
+                    applier
+                        .apply(sequence, &original.subject, &original.payload, false)
+                        .await
+                });
+                let (kind, reason) = match result {
+                    Ok(_) => {
+                        link.block_on(async {
+                            js.get_stream(&name)
+                                .await
+                                .map_err(|e| anyhow!("opening {name}: {e}"))?
+                                .delete_message(*dlq_sequence)
+                                .await
+                                .map_err(|e| anyhow!("removing dead letter {dlq_sequence}: {e}"))
+                        })?;
+                        ("retried", None)
+                    }
+                    Err(e) => ("still-failing", Some(format!("{e:#}"))),
+                };
+                out.record(
+                    kind,
+                    json!({"dlq_sequence": dlq_sequence, "sequence": sequence, "reason": reason}),
+                    || match &reason {
+                        None => format!("{dlq_sequence}: message {sequence} applied"),
+                        Some(r) => format!("{dlq_sequence}: message {sequence} still fails: {r}"),
+                    },
+                )?;
+            }
+            projections.flush()?;
+        }
+    }
+    Ok(EXIT_OK)
+}

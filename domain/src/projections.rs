@@ -1,0 +1,355 @@
+//! [`Projections`]: the read models, kept in sled beside a checkpoint (the last stream sequence
+//! applied), both written in one transaction, so a restart resumes exactly where it stopped.
+//!
+//! Trees (keys are text, `\0`-separated; values DAG-CBOR):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `summary` | person | [`Summary`] |
+//! | `search` | token, person | empty |
+//! | `timeline` | person, page (height / 256, 8 bytes big-endian) | the page's [`Entry`]s |
+//! | `skills` | skill, person | level (1 byte) |
+//! | `links` / `links_rev` | person, other, kind / other, person, kind | empty |
+//! | `derived` | person | the [`Derived`] last written (what to remove when it changes) |
+//! | `meta` | `checkpoint` | u64 big-endian |
+//!
+//! An update writes the difference between a person's old and new [`Derived`], so values that
+//! an erasure removed from the state disappear from every tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use personctl_ledger::codec;
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+use crate::read_model::{tokens, Derived, Entry, Summary};
+use crate::{Error, PersonId};
+
+const PAGE: u64 = 256;
+const CHECKPOINT: &[u8] = b"checkpoint";
+
+/// What one person's read models become.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The person.
+    pub person: PersonId,
+    /// What the person's state derives now.
+    pub derived: Derived,
+    /// Timeline entries to record (an entry at a height already recorded replaces it).
+    pub entries: Vec<Entry>,
+}
+
+/// One relationship in the network projection.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Link {
+    /// The other person.
+    pub other: PersonId,
+    /// The relationship's kind.
+    pub kind: String,
+    /// Whether the person named the other (`true`) or the other named the person.
+    pub outgoing: bool,
+}
+
+/// The read models of a directory.
+pub struct Projections {
+    path: PathBuf,
+    db: sled::Db,
+    summary: sled::Tree,
+    search: sled::Tree,
+    timeline: sled::Tree,
+    skills: sled::Tree,
+    links: sled::Tree,
+    links_rev: sled::Tree,
+    derived: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
+}
+
+fn person_key(p: PersonId) -> Vec<u8> {
+    p.to_string().into_bytes()
+}
+
+type Tx = ConflictableTransactionError<String>;
+
+fn enc<T: Serialize>(value: &T) -> Result<Vec<u8>, Tx> {
+    codec::encode(value).map_err(|e| Tx::Abort(e.to_string()))
+}
+
+fn dec<T: Serialize + DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, String> {
+    codec::decode(&what, bytes).map_err(|e| e.to_string())
+}
+
+impl Projections {
+    /// Opens (or creates) the read models in `dir`.
+    pub fn open(dir: &Path) -> Result<Projections, Error> {
+        let fail = |e: sled::Error| Error::ReadModels {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        };
+        let db = sled::open(dir).map_err(fail)?;
+        let tree = |name: &str| db.open_tree(name).map_err(fail);
+        Ok(Projections {
+            path: dir.to_path_buf(),
+            summary: tree("summary")?,
+            search: tree("search")?,
+            timeline: tree("timeline")?,
+            skills: tree("skills")?,
+            links: tree("links")?,
+            links_rev: tree("links_rev")?,
+            derived: tree("derived")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> Error {
+        Error::ReadModels {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The last stream sequence applied (0: none).
+    pub fn checkpoint(&self) -> Result<u64, Error> {
+        let value = self.meta.get(CHECKPOINT).map_err(|e| self.error(e))?;
+        Ok(value.map_or(0, |v| {
+            u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
+        }))
+    }
+
+    /// Applies `updates` and, with `sequence`, moves the checkpoint to it, in one transaction.
+    /// Returns `false` (writing nothing) when the checkpoint is already at or past `sequence`:
+    /// a message delivered twice is applied once.
+    pub fn apply(&self, sequence: Option<u64>, updates: &[Update]) -> Result<bool, Error> {
+        let trees = (
+            &self.summary,
+            &self.search,
+            &self.timeline,
+            &self.skills,
+            &self.links,
+            &self.links_rev,
+            &self.derived,
+            &self.meta,
+        );
+        let applied = trees
+            .transaction(|(summary, search, timeline, skills, links, links_rev, derived, meta)| {
+                if let Some(seq) = sequence {
+                    let at = meta.get(CHECKPOINT)?.map_or(0, |v| {
+                        u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
+                    });
+                    if at >= seq {
+                        return Ok(false);
+                    }
+                    meta.insert(CHECKPOINT, &seq.to_be_bytes())?;
+                }
+                for u in updates {
+                    let pk = person_key(u.person);
+                    let old: Derived = match derived.get(&pk)? {
+                        Some(bytes) => dec("derived", &bytes).map_err(Tx::Abort)?,
+                        None => Derived::default(),
+                    };
+                    write_derived(
+                        &pk,
+                        &old,
+                        &u.derived,
+                        [summary, search, skills, links, links_rev],
+                    )?;
+                    derived.insert(pk.clone(), enc(&u.derived)?)?;
+                    write_entries(timeline, &pk, &u.entries)?;
+                }
+                Ok(true)
+            })
+            .map_err(|e| self.error(format!("{e:?}")))?;
+        Ok(applied)
+    }
+
+    /// Removes every read model and the checkpoint (before a rebuild).
+    pub fn clear(&self) -> Result<(), Error> {
+        for t in [
+            &self.summary,
+            &self.search,
+            &self.timeline,
+            &self.skills,
+            &self.links,
+            &self.links_rev,
+            &self.derived,
+            &self.meta,
+        ] {
+            t.clear().map_err(|e| self.error(e))?;
+        }
+        self.flush()
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush().map(drop).map_err(|e| self.error(e))
+    }
+
+    /// One person's summary.
+    pub fn summary(&self, person: PersonId) -> Result<Option<Summary>, Error> {
+        self.summary
+            .get(person_key(person))
+            .map_err(|e| self.error(e))?
+            .map(|v| dec("summary", &v).map_err(|e| self.error(e)))
+            .transpose()
+    }
+
+    /// Every summary, by person id.
+    pub fn summaries(&self) -> Result<Vec<Summary>, Error> {
+        self.summary
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.error(e))?;
+                dec("summary", &v).map_err(|e| self.error(e))
+            })
+            .collect()
+    }
+
+    /// The persons whose names or email addresses hold every token of `text`.
+    pub fn search(&self, text: &str) -> Result<Vec<PersonId>, Error> {
+        let mut result: Option<BTreeSet<PersonId>> = None;
+        for token in tokens(text) {
+            let found: BTreeSet<PersonId> = self
+                .scan(&self.search, &key(&[token.as_bytes(), b""]))?
+                .into_iter()
+                .filter_map(|(k, _)| person_at(&k, 1))
+                .collect();
+            result = Some(match result {
+                None => found,
+                Some(r) => r.intersection(&found).copied().collect(),
+            });
+        }
+        Ok(result.unwrap_or_default().into_iter().collect())
+    }
+
+    /// A person's timeline, oldest first.
+    pub fn timeline(&self, person: PersonId) -> Result<Vec<Entry>, Error> {
+        let mut out = Vec::new();
+        for (_, v) in self.scan(&self.timeline, &key(&[&person_key(person), b""]))? {
+            let page: Vec<Entry> = dec("timeline", &v).map_err(|e| self.error(e))?;
+            out.extend(page);
+        }
+        Ok(out)
+    }
+
+    /// The persons with `skill` (case-insensitive) and their levels.
+    pub fn skills(&self, skill: &str) -> Result<Vec<(PersonId, u8)>, Error> {
+        let skill = skill.trim().to_lowercase();
+        Ok(self
+            .scan(&self.skills, &key(&[skill.as_bytes(), b""]))?
+            .into_iter()
+            .filter_map(|(k, v)| Some((person_at(&k, 1)?, *v.first()?)))
+            .collect())
+    }
+
+    /// Who `person` is connected to, in either direction.
+    pub fn network(&self, person: PersonId) -> Result<Vec<Link>, Error> {
+        let pk = key(&[&person_key(person), b""]);
+        let mut out = Vec::new();
+        for (tree, outgoing) in [(&self.links, true), (&self.links_rev, false)] {
+            for (k, _) in self.scan(tree, &pk)? {
+                let parts: Vec<&[u8]> = k.split(|b| *b == 0).collect();
+                let (Some(other), Some(kind)) = (person_at(&k, 1), parts.get(2)) else {
+                    continue;
+                };
+                out.push(Link {
+                    other,
+                    kind: String::from_utf8_lossy(kind).into_owned(),
+                    outgoing,
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn scan(&self, tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<(sled::IVec, sled::IVec)>, Error> {
+        tree.scan_prefix(prefix)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// The person id in the `index`-th `\0`-separated part of a key.
+fn person_at(key: &[u8], index: usize) -> Option<PersonId> {
+    let part = key.split(|b| *b == 0).nth(index)?;
+    std::str::from_utf8(part).ok()?.parse().ok()
+}
+
+/// Writes what changed between `old` and `new` for the person keyed `pk`.
+fn write_derived(
+    pk: &[u8],
+    old: &Derived,
+    new: &Derived,
+    [summary, search, skills, links, links_rev]: [&TransactionalTree; 5],
+) -> Result<(), Tx> {
+    match &new.summary {
+        Some(s) => {
+            summary.insert(pk, enc(s)?)?;
+        }
+        None => {
+            summary.remove(pk)?;
+        }
+    }
+    for t in old.tokens.difference(&new.tokens) {
+        search.remove(key(&[t.as_bytes(), pk]))?;
+    }
+    for t in new.tokens.difference(&old.tokens) {
+        search.insert(key(&[t.as_bytes(), pk]), &[])?;
+    }
+    let changed = |a: &BTreeMap<String, u8>, b: &BTreeMap<String, u8>| -> Vec<String> {
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    for s in changed(&old.skills, &new.skills) {
+        if !new.skills.contains_key(&s) {
+            skills.remove(key(&[s.as_bytes(), pk]))?;
+        }
+    }
+    for s in changed(&new.skills, &old.skills) {
+        skills.insert(key(&[s.as_bytes(), pk]), &[new.skills[&s]])?;
+    }
+    for (other, kind) in old.links.difference(&new.links) {
+        let o = person_key(*other);
+        links.remove(key(&[pk, &o, kind.as_bytes()]))?;
+        links_rev.remove(key(&[&o, pk, kind.as_bytes()]))?;
+    }
+    for (other, kind) in new.links.difference(&old.links) {
+        let o = person_key(*other);
+        links.insert(key(&[pk, &o, kind.as_bytes()]), &[])?;
+        links_rev.insert(key(&[&o, pk, kind.as_bytes()]), &[])?;
+    }
+    Ok(())
+}
+
+/// Records timeline entries in their pages (an entry at a recorded height replaces it).
+fn write_entries(timeline: &TransactionalTree, pk: &[u8], entries: &[Entry]) -> Result<(), Tx> {
+    let mut pages: BTreeMap<u64, Vec<&Entry>> = BTreeMap::new();
+    for e in entries {
+        pages.entry(e.height / PAGE).or_default().push(e);
+    }
+    for (page, new) in pages {
+        let k = key(&[pk, &page.to_be_bytes()]);
+        let mut all: BTreeMap<u64, Entry> = match timeline.get(&k)? {
+            Some(bytes) => dec::<Vec<Entry>>("timeline", &bytes)
+                .map_err(Tx::Abort)?
+                .into_iter()
+                .map(|e| (e.height, e))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        for e in new {
+            all.insert(e.height, e.clone());
+        }
+        let all: Vec<Entry> = all.into_values().collect();
+        timeline.insert(k, enc(&all)?)?;
+    }
+    Ok(())
+}
