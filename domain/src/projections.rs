@@ -137,33 +137,35 @@ impl Projections {
             &self.meta,
         );
         let applied = trees
-            .transaction(|(summary, search, timeline, skills, links, links_rev, derived, meta)| {
-                if let Some(seq) = sequence {
-                    let at = meta.get(CHECKPOINT)?.map_or(0, |v| {
-                        u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
-                    });
-                    if at >= seq {
-                        return Ok(false);
+            .transaction(
+                |(summary, search, timeline, skills, links, links_rev, derived, meta)| {
+                    if let Some(seq) = sequence {
+                        let at = meta.get(CHECKPOINT)?.map_or(0, |v| {
+                            u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
+                        });
+                        if at >= seq {
+                            return Ok(false);
+                        }
+                        meta.insert(CHECKPOINT, &seq.to_be_bytes())?;
                     }
-                    meta.insert(CHECKPOINT, &seq.to_be_bytes())?;
-                }
-                for u in updates {
-                    let pk = person_key(u.person);
-                    let old: Derived = match derived.get(&pk)? {
-                        Some(bytes) => dec("derived", &bytes).map_err(Tx::Abort)?,
-                        None => Derived::default(),
-                    };
-                    write_derived(
-                        &pk,
-                        &old,
-                        &u.derived,
-                        [summary, search, skills, links, links_rev],
-                    )?;
-                    derived.insert(pk.clone(), enc(&u.derived)?)?;
-                    write_entries(timeline, &pk, &u.entries)?;
-                }
-                Ok(true)
-            })
+                    for u in updates {
+                        let pk = person_key(u.person);
+                        let old: Derived = match derived.get(&pk)? {
+                            Some(bytes) => dec("derived", &bytes).map_err(Tx::Abort)?,
+                            None => Derived::default(),
+                        };
+                        write_derived(
+                            &pk,
+                            &old,
+                            &u.derived,
+                            [summary, search, skills, links, links_rev],
+                        )?;
+                        derived.insert(pk.clone(), enc(&u.derived)?)?;
+                        write_entries(timeline, &pk, &u.entries)?;
+                    }
+                    Ok(true)
+                },
+            )
             .map_err(|e| self.error(format!("{e:?}")))?;
         Ok(applied)
     }
@@ -268,7 +270,11 @@ impl Projections {
         Ok(out)
     }
 
-    fn scan(&self, tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<(sled::IVec, sled::IVec)>, Error> {
+    fn scan(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, Error> {
         tree.scan_prefix(prefix)
             .collect::<Result<_, _>>()
             .map_err(|e| self.error(e))

@@ -12,11 +12,11 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::event::{self, encode_payload, Event};
+use crate::read_model::{derive, Entry};
 use crate::{
     apply, decide, decide_erasure, decide_merge_target, Command, Erasure, Error, Person, PersonId,
     PersonWorld, Recorded, Update, AGGREGATE,
 };
-use crate::read_model::{derive, Entry};
 
 /// Where a replay stops: after the event at this height, or with this CID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

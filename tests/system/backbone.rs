@@ -13,7 +13,7 @@ use crate::nats::{Cluster, NatsServer};
 use crate::{appended, commands, keyed, ok, walk, Home, Run};
 
 /// Runs `f` with a JetStream context on the servers `urls` (comma-separated).
-fn with_jetstream<T, Fut: std::future::Future<Output = T>>(
+pub(crate) fn with_jetstream<T, Fut: std::future::Future<Output = T>>(
     urls: &str,
     f: impl FnOnce(async_nats::jetstream::Context) -> Fut,
 ) -> T {

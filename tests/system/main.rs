@@ -9,6 +9,7 @@ mod erasure;
 mod jetstream;
 mod nats;
 mod persons;
+mod read_side;
 mod tamper;
 
 use std::io::Write;

@@ -100,7 +100,9 @@ pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> R
 
 pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Result<u8> {
     if !args.rebuild {
-        bail!("project needs --rebuild (the only action: rebuild every read model from the chains)");
+        bail!(
+            "project needs --rebuild (the only action: rebuild every read model from the chains)"
+        );
     }
     // With --nats: the store is brought level with JetStream first, and the checkpoint is set to
     // the stream's last sequence, so that `serve` goes on from there.

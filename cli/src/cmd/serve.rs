@@ -180,7 +180,8 @@ async fn run(
         tokio::signal::unix::SignalKind::interrupt(),
         tokio::signal::unix::SignalKind::terminate(),
     ] {
-        let mut signal = tokio::signal::unix::signal(kind).context("installing a signal handler")?;
+        let mut signal =
+            tokio::signal::unix::signal(kind).context("installing a signal handler")?;
         let stop = Arc::clone(stop);
         tokio::spawn(async move {
             signal.recv().await;

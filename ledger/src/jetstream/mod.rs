@@ -84,7 +84,9 @@ impl Settings {
 
     /// The ledger stream a subject names (`<prefix>.<type>.<id>`), if it is one.
     pub fn stream_of(&self, subject: &str) -> Option<StreamId> {
-        let rest = subject.strip_prefix(self.prefix.as_str())?.strip_prefix('.')?;
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('.')?;
         let (aggregate, id) = rest.split_once('.')?;
         StreamId::new(aggregate, id).ok()
     }

@@ -1,0 +1,347 @@
+//! The read side against a real nats-server: `serve` stopped by a signal and killed mid-stream
+//! resumes from its checkpoint and ends equal to a clean rebuild; erasure makes the read models
+//! forget; a poison message is dead-lettered while later events are applied; `dlq retry`
+//! applies what has become applicable.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::PublishMessage;
+use personctl_ledger::jetstream::{Blocks, Notice, Settings};
+use personctl_ledger::{BlockStore, Ledger, SledStore, StreamId};
+use serde_json::{json, Value};
+
+use crate::backbone::with_jetstream;
+use crate::nats::NatsServer;
+use crate::{commands, keyed, ok, Home, Run};
+
+const SKILLS: [&str; 3] = ["rust", "nats", "cbor"];
+
+fn person_commands(ids: &[String], range: std::ops::Range<usize>) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for i in range {
+        let id = &ids[i];
+        lines.push(json!({"person": id, "command": "register", "legal_name": format!("Person{i} Surname{}", i % 5)}));
+        lines.push(
+            json!({"person": id, "command": "add-email", "address": format!("p{i}@corp.example")}),
+        );
+        lines.push(json!({"person": id, "command": "add-skill", "name": SKILLS[i % 3], "level": i % 5 + 1}));
+        if i > 0 {
+            lines.push(json!({"person": id, "command": "add-relationship", "other": ids[i - 1], "kind": "colleague"}));
+        }
+    }
+    lines
+}
+
+fn append(home: &Home, url: &str, lines: &[Value]) {
+    let scratch = Home::new();
+    let file = commands(&scratch, "commands.jsonl", lines);
+    ok(&home.run(&["--nats", url, "append", "--file", file.to_str().unwrap()]));
+}
+
+/// `serve --until-caught-up`: its summary record.
+fn catch_up(home: &Home, url: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--nats", url, "--json", "serve", "--until-caught-up"];
+    args.extend(extra);
+    let run = home.run(&args);
+    ok(&run).records().last().unwrap().1.clone()
+}
+
+fn query(home: &Home, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json", "query"];
+    all.extend(args);
+    ok(&home.run(&all))
+        .records()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect()
+}
+
+/// Everything the read models answer about these persons, skills and words.
+fn dump(home: &Home, ids: &[String], words: &[&str]) -> Vec<Vec<Value>> {
+    let mut out = vec![query(home, &["summary"])];
+    for id in ids {
+        out.push(query(home, &["timeline", id]));
+        out.push(query(home, &["network", id]));
+    }
+    for s in SKILLS {
+        out.push(query(home, &["skills", s]));
+    }
+    for w in words {
+        out.push(query(home, &["search", w]));
+    }
+    out
+}
+
+fn spawn_serve(home: &Home, url: &str) -> Child {
+    home.command(&["--nats", url, "--json", "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (writer, did) = keyed();
+    let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let first = person_commands(&ids, 0..10);
+    append(&writer, &url, &first);
+
+    let reader = Home::new();
+    ok(&reader.run(&["trust", "add", &did]));
+    let s1 = catch_up(&reader, &url, &[]);
+    assert_eq!(
+        (s1["applied"].clone(), s1["lag"].clone()),
+        (json!(first.len()), json!(0))
+    );
+    let summary = query(&reader, &["summary", "--person", &ids[7]]);
+    assert_eq!(summary[0]["legal_name"], "Person7 Surname2");
+    assert_eq!(summary[0]["primary_email"], "p7@corp.example");
+    assert_eq!(query(&reader, &["search", "surname2 person7"]).len(), 1);
+
+    // More events, among them erasures: a whole person and one component.
+    let second = person_commands(&ids, 10..20);
+    append(&writer, &url, &second);
+    for args in [
+        vec![
+            "--nats",
+            url.as_str(),
+            "erase",
+            "--person",
+            &ids[3],
+            "--reason",
+            "Art. 17",
+        ],
+        vec![
+            "--nats",
+            url.as_str(),
+            "erase",
+            "--person",
+            &ids[4],
+            "--component",
+            "email",
+            "--reason",
+            "bounced",
+        ],
+    ] {
+        ok(&writer.run(&args));
+    }
+    let total = first.len() + second.len() + 2;
+
+    // Stopped by SIGTERM while working: it finishes the message at hand and reports.
+    let child = spawn_serve(&reader, &url);
+    std::thread::sleep(Duration::from_millis(400));
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped = Run {
+        code: 0,
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::new(),
+    }
+    .records()
+    .last()
+    .unwrap()
+    .1
+    .clone();
+    // Killed outright: whatever it wrote is whole (checkpoint and effect in one transaction).
+    let child = spawn_serve(&reader, &url);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "KILL");
+    child.wait_with_output().unwrap();
+    let last = catch_up(&reader, &url, &[]);
+    assert_eq!(last["lag"], 0);
+    assert_eq!(last["checkpoint"], total);
+    assert_eq!(last["dead_lettered"], 0);
+    assert!(stopped["checkpoint"].as_u64().unwrap() >= first.len() as u64);
+
+    // Every event once in the timelines; the erased values forgotten everywhere.
+    let timeline = query(&reader, &["timeline", &ids[3]]);
+    let heights: Vec<u64> = timeline
+        .iter()
+        .map(|e| e["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights, (0..heights.len() as u64).collect::<Vec<_>>());
+    assert_eq!(timeline.last().unwrap()["type"], "Tombstone");
+    let erased = &query(&reader, &["summary", "--person", &ids[3]])[0];
+    assert_eq!(erased["lifecycle"], "Erased");
+    assert_eq!(erased["legal_name"], "[masked]");
+    assert_eq!(erased["primary_email"], Value::Null);
+    assert!(query(&reader, &["search", "person3"]).is_empty());
+    assert!(query(&reader, &["search", "p3@corp.example"]).is_empty());
+    assert!(query(&reader, &["search", "p4@corp.example"]).is_empty());
+    assert_eq!(
+        query(&reader, &["search", "person4"]).len(),
+        1,
+        "only the email was erased"
+    );
+    let rust: Vec<String> = query(&reader, &["skills", "RUST"])
+        .iter()
+        .map(|s| s["person"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !rust.contains(&ids[3]) && rust.contains(&ids[6]),
+        "{rust:?}"
+    );
+    let from_3: Vec<Value> = query(&reader, &["network", &ids[3]])
+        .into_iter()
+        .filter(|l| l["direction"] == "to")
+        .collect();
+    assert!(from_3.is_empty(), "{from_3:?}");
+    let words = [
+        "person12",
+        "surname1",
+        "corp",
+        "p15@corp.example",
+        "person3",
+    ];
+    let incremental = dump(&reader, &ids, &words);
+
+    // A clean rebuild from the chains gives the same read models.
+    let rebuilt = ok(&reader.run(&["--nats", &url, "--json", "project", "--rebuild"])).records();
+    assert_eq!(rebuilt[0].1["checkpoint"], total);
+    assert_eq!(rebuilt[0].1["persons"], 20);
+    assert_eq!(dump(&reader, &ids, &words), incremental);
+    // And serve goes on from the rebuilt checkpoint: nothing to apply.
+    let after = catch_up(&reader, &url, &[]);
+    assert_eq!(
+        (after["applied"].clone(), after["lag"].clone()),
+        (json!(0), json!(0))
+    );
+}
+
+#[test]
+fn a_poison_message_is_dead_lettered_while_later_events_are_applied_and_retry_applies_it() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (writer, did) = keyed();
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    append(&writer, &url, &person_commands(&ids, 0..1));
+
+    // Poison: a message on a person subject that is not a notice at all.
+    let poison_subject = format!("ledger.person.{}", uuid::Uuid::now_v7());
+    // And a notice whose blocks are not in the bucket yet: an event appended elsewhere.
+    let offline = Home::new();
+    ok(&offline.run(&["keygen"]));
+    let late = ok(&offline.run(&["--json", "append", "register", "--legal-name", "Late Comer"]))
+        .records()[0]
+        .1
+        .clone();
+    let late_person = late["person"].as_str().unwrap().to_string();
+    let (late_event, late_blocks) = {
+        let store = SledStore::open(offline.store_path()).unwrap();
+        let ledger = Ledger::new(&store);
+        let stream: StreamId = format!("person/{late_person}").parse().unwrap();
+        let head = store.head(&stream).unwrap().unwrap();
+        let event = ledger.event(&head.cid).unwrap();
+        let blocks = vec![
+            store.get(&head.cid).unwrap().unwrap(),
+            store.get(&event.payload().unwrap()).unwrap().unwrap(),
+        ];
+        (event, blocks)
+    };
+    let late_subject = Settings::default().subject(late_event.stream());
+    with_jetstream(&url, |js| {
+        let (poison_subject, subject, notice) = (
+            poison_subject.clone(),
+            late_subject.clone(),
+            Notice::of(&late_event),
+        );
+        async move {
+            js.publish(poison_subject, "not a notice".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            js.send_publish(
+                subject,
+                PublishMessage::build().payload(notice.encode().unwrap().into()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    });
+    // Later events, after both.
+    append(&writer, &url, &person_commands(&ids, 1..3));
+
+    let reader = Home::new();
+    ok(&reader.run(&["trust", "add", &did]));
+    let started = Instant::now();
+    let s = catch_up(
+        &reader,
+        &url,
+        &["--max-attempts", "3", "--retry-delay-ms", "10"],
+    );
+    assert_eq!(s["dead_lettered"], 2, "{s}");
+    assert_eq!(s["lag"], 0);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let names: Vec<String> = query(&reader, &["summary"])
+        .iter()
+        .map(|p| p["legal_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3, "later events applied: {names:?}");
+
+    let letters = query_dlq(&reader, &url, "list");
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0]["subject"], poison_subject);
+    assert_eq!(letters[0]["attempts"], 3);
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a notice"),
+        "{}",
+        letters[0]
+    );
+    assert_eq!(letters[1]["cid"], late_event.cid().to_string());
+
+    // The late event's blocks arrive; a retry applies it, the poison stays.
+    with_jetstream(&url, |js| async move {
+        let blocks = Blocks::open(&js, &Settings::default()).await.unwrap();
+        for b in &late_blocks {
+            blocks.put(b).await.unwrap();
+        }
+    });
+    let retried = query_dlq(&reader, &url, "retry");
+    let kinds: Vec<&str> = retried
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["still-failing", "retried"]);
+    let left = query_dlq(&reader, &url, "list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["subject"], poison_subject);
+    assert_eq!(
+        query(&reader, &["summary", "--person", &late_person])[0]["legal_name"],
+        "Late Comer"
+    );
+}
+
+/// `dlq list|retry --json`: each record's data, with its type as `kind`.
+fn query_dlq(home: &Home, url: &str, action: &str) -> Vec<Value> {
+    ok(&home.run(&["--nats", url, "--json", "dlq", action]))
+        .records()
+        .into_iter()
+        .map(|(kind, mut d)| {
+            d["kind"] = json!(kind);
+            d
+        })
+        .collect()
+}
