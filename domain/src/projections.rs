@@ -29,6 +29,16 @@ use crate::{Error, PersonId};
 
 const PAGE: u64 = 256;
 const CHECKPOINT: &[u8] = b"checkpoint";
+const TREES: [&str; 8] = [
+    "summary",
+    "search",
+    "timeline",
+    "skills",
+    "links",
+    "links_rev",
+    "derived",
+    "meta",
+];
 
 /// What one person's read models become.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,22 +97,29 @@ fn dec<T: Serialize + DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, S
 impl Projections {
     /// Opens (or creates) the read models in `dir`.
     pub fn open(dir: &Path) -> Result<Projections, Error> {
+        let db = sled::open(dir).map_err(|e| Error::ReadModels {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Projections::with_db(dir, db)
+    }
+
+    fn with_db(dir: &Path, db: sled::Db) -> Result<Projections, Error> {
         let fail = |e: sled::Error| Error::ReadModels {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
-        let db = sled::open(dir).map_err(fail)?;
         let tree = |name: &str| db.open_tree(name).map_err(fail);
         Ok(Projections {
             path: dir.to_path_buf(),
-            summary: tree("summary")?,
-            search: tree("search")?,
-            timeline: tree("timeline")?,
-            skills: tree("skills")?,
-            links: tree("links")?,
-            links_rev: tree("links_rev")?,
-            derived: tree("derived")?,
-            meta: tree("meta")?,
+            summary: tree(TREES[0])?,
+            search: tree(TREES[1])?,
+            timeline: tree(TREES[2])?,
+            skills: tree(TREES[3])?,
+            links: tree(TREES[4])?,
+            links_rev: tree(TREES[5])?,
+            derived: tree(TREES[6])?,
+            meta: tree(TREES[7])?,
             db,
         })
     }
@@ -112,6 +129,10 @@ impl Projections {
             path: self.path.display().to_string(),
             reason: reason.to_string(),
         }
+    }
+
+    fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, Error> {
+        codec::encode(value).map_err(|e| self.error(e))
     }
 
     /// The last stream sequence applied (0: none).
@@ -170,9 +191,51 @@ impl Projections {
         Ok(applied)
     }
 
-    /// Removes every read model and the checkpoint (before a rebuild).
-    pub fn clear(&self) -> Result<(), Error> {
-        for t in [
+    /// Clears every read model and writes `updates` as the whole content, with the checkpoint
+    /// `sequence` (or none): a rebuild. Written in batches, one per tree, far faster than
+    /// transactions; a crash during a rebuild leaves partial read models, which the next rebuild
+    /// replaces (the checkpoint is written last).
+    pub fn rebuild(self, updates: &[Update], sequence: Option<u64>) -> Result<Projections, Error> {
+        // Dropping the trees is far faster than removing their keys one by one.
+        for name in TREES {
+            self.db.drop_tree(name).map_err(|e| self.error(e))?;
+        }
+        let this = Projections::with_db(&self.path, self.db.clone())?;
+        this.load(updates, sequence)?;
+        Ok(this)
+    }
+
+    fn load(&self, updates: &[Update], sequence: Option<u64>) -> Result<(), Error> {
+        let mut batches: [sled::Batch; 7] = Default::default();
+        let [summary, search, timeline, skills, links, links_rev, derived] = &mut batches;
+        for u in updates {
+            let pk = person_key(u.person);
+            if let Some(s) = &u.derived.summary {
+                summary.insert(pk.clone(), self.encode(s)?);
+            }
+            for t in &u.derived.tokens {
+                search.insert(key(&[t.as_bytes(), &pk]), &[]);
+            }
+            for (s, level) in &u.derived.skills {
+                skills.insert(key(&[s.as_bytes(), &pk]), &[*level]);
+            }
+            for (other, kind) in &u.derived.links {
+                let o = person_key(*other);
+                links.insert(key(&[&pk, &o, kind.as_bytes()]), &[]);
+                links_rev.insert(key(&[&o, &pk, kind.as_bytes()]), &[]);
+            }
+            derived.insert(pk.clone(), self.encode(&u.derived)?);
+            let mut pages: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
+            for e in &u.entries {
+                pages.entry(e.height / PAGE).or_default().push(e.clone());
+            }
+            for (page, mut entries) in pages {
+                entries.sort_by_key(|e| e.height);
+                entries.dedup_by_key(|e| e.height);
+                timeline.insert(key(&[&pk, &page.to_be_bytes()]), self.encode(&entries)?);
+            }
+        }
+        let trees = [
             &self.summary,
             &self.search,
             &self.timeline,
@@ -180,9 +243,15 @@ impl Projections {
             &self.links,
             &self.links_rev,
             &self.derived,
-            &self.meta,
-        ] {
-            t.clear().map_err(|e| self.error(e))?;
+        ];
+        for (tree, batch) in trees.into_iter().zip(batches) {
+            tree.apply_batch(batch).map_err(|e| self.error(e))?;
+        }
+        self.flush()?;
+        if let Some(seq) = sequence {
+            self.meta
+                .insert(CHECKPOINT, &seq.to_be_bytes())
+                .map_err(|e| self.error(e))?;
         }
         self.flush()
     }

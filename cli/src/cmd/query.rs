@@ -129,15 +129,8 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
     };
     let projections = projections(config)?;
     let started = Instant::now();
-    projections.clear()?;
     let (updates, events) = Persons::new(Ledger::new(&store)).read_models()?;
-    for chunk in updates.chunks(256) {
-        projections.apply(None, chunk)?;
-    }
-    if let Some(last) = last {
-        projections.apply(Some(last), &[])?;
-    }
-    projections.flush()?;
+    projections.rebuild(&updates, last)?;
     let seconds = started.elapsed().as_secs_f64();
     let rate = events as f64 / seconds.max(1e-9);
     out.record(
