@@ -113,6 +113,26 @@ pub(crate) struct ServeArgs {
     /// Stop once every message on the stream is applied (instead of running until a signal).
     #[arg(long)]
     pub(crate) until_caught_up: bool,
+    /// Run the policies (welcome, skill recommendation, data quality, auto-archive) and the
+    /// onboarding process manager, signing their events with this home's key (--key).
+    #[arg(long)]
+    pub(crate) policies: bool,
+    /// Days after which an unverified email address is flagged (data-quality policy).
+    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    pub(crate) unverified_email_days: u64,
+    /// Days without any event after which a person is archived (auto-archive policy).
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub(crate) inactive_days: u64,
+    /// Days an onboarding may wait for a verified email before it fails (and suspends).
+    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    pub(crate) onboarding_days: u64,
+    /// Seconds between sweeps for the time-based policies (also run whenever caught up).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub(crate) sweep_seconds: u64,
+    /// The time the time-based policies take as now (RFC 3339; default: the system clock). For
+    /// tests and dry runs.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) now: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -336,6 +336,8 @@ pub struct Recorded {
     pub event: Event,
     /// When it was recorded (microseconds since the Unix epoch).
     pub time_us: u64,
+    /// Its correlation id.
+    pub correlation: uuid::Uuid,
 }
 
 /// Decides an erasure of person `person` (its current state) whose chain is `history`

@@ -194,3 +194,10 @@ pub(crate) fn appended(run: &Run) -> Vec<String> {
         .map(|(_, d)| d["cid"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// A time as RFC 3339 (microseconds), as personctl prints and reads it.
+pub(crate) fn output_time(us: u64) -> String {
+    jiff::Timestamp::from_microsecond(us as i64)
+        .expect("a time personctl handles")
+        .to_string()
+}

@@ -345,3 +345,155 @@ fn query_dlq(home: &Home, url: &str, action: &str) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The chains of a home's store: stream → events (type, causes, correlation), genesis first.
+fn chains(
+    home: &Home,
+) -> std::collections::BTreeMap<String, Vec<(String, Vec<String>, uuid::Uuid)>> {
+    let store = SledStore::open(home.store_path()).unwrap();
+    let ledger = Ledger::new(&store);
+    let mut out = std::collections::BTreeMap::new();
+    for (stream, _) in store.heads().unwrap() {
+        let mut events: Vec<_> = ledger
+            .walk_back(&stream)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.event_type().to_string(),
+                    e.causes().iter().map(|c| c.to_string()).collect(),
+                    e.body().correlation,
+                )
+            })
+            .collect();
+        events.reverse();
+        out.insert(stream.to_string(), events);
+    }
+    out
+}
+
+#[test]
+fn policies_link_their_causes_fire_once_and_onboarding_completes_or_compensates() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (writer, writer_did) = keyed();
+    let (service, service_did) = keyed();
+    ok(&service.run(&["trust", "add", &writer_did]));
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    append(
+        &writer,
+        &url,
+        &[
+            json!({"person": a, "command": "register", "legal_name": "Ada"}),
+            json!({"person": a, "command": "add-email", "address": "ada@example.org"}),
+            json!({"person": a, "command": "verify-email", "address": "ada@example.org"}),
+            json!({"person": a, "command": "add-skill", "name": "Rust", "level": 4}),
+            json!({"person": b, "command": "register", "legal_name": "Bob"}),
+            json!({"person": c, "command": "register", "legal_name": "Cy"}),
+            json!({"person": c, "command": "add-email", "address": "cy@example.org"}),
+        ],
+    );
+    // A month later (an injected clock): the time-based policies are due.
+    let month_later = crate::output_time(personctl_ledger::now_us() + 30 * 86_400_000_000);
+    let args = [
+        "--policies",
+        "--now",
+        month_later.as_str(),
+        "--inactive-days",
+        "1000",
+    ];
+    let first = catch_up(&service, &url, &args);
+    assert_eq!(first["dead_lettered"], 0);
+    let before = chains(&service);
+    let person = |id: &str| before[&format!("person/{id}")].clone();
+    let onboarding = |id: &str| -> Vec<String> {
+        before[&format!("onboarding/{id}")]
+            .iter()
+            .map(|e| e.0.clone())
+            .collect()
+    };
+
+    // Welcome and skill recommendation: caused by the registration / the skill, same correlation.
+    let ada = person(a);
+    let registration = &ada[0];
+    let store_cid = |id: &str, height: usize| -> String {
+        let store = SledStore::open(service.store_path()).unwrap();
+        let stream: StreamId = format!("person/{id}").parse().unwrap();
+        Ledger::new(&store).chain(&stream).unwrap()[height].to_string()
+    };
+    let registered_cid = store_cid(a, 0);
+    let welcome: Vec<_> = ada
+        .iter()
+        .filter(|e| e.0 == "AttributeAdded" && e.1 == vec![registered_cid.clone()])
+        .collect();
+    assert_eq!(welcome.len(), 1, "{ada:?}");
+    assert_eq!(
+        welcome[0].2, registration.2,
+        "the trigger's correlation is carried on"
+    );
+    let skill_cid = store_cid(a, 3);
+    assert_eq!(
+        ada.iter()
+            .filter(|e| e.1 == vec![skill_cid.clone()])
+            .count(),
+        1,
+        "one skill recommendation"
+    );
+    let attributes = query(&service, &["summary", "--person", a]);
+    assert_eq!(attributes[0]["lifecycle"], "Active");
+
+    // Onboarding: completed for Ada; failed and compensated (suspended) for Bob and Cy.
+    assert_eq!(
+        onboarding(a),
+        [
+            "OnboardingStarted",
+            "OnboardingEmailAdded",
+            "OnboardingEmailVerified",
+            "OnboardingCompleted"
+        ]
+    );
+    assert_eq!(onboarding(b), ["OnboardingStarted", "OnboardingFailed"]);
+    assert_eq!(
+        onboarding(c),
+        [
+            "OnboardingStarted",
+            "OnboardingEmailAdded",
+            "OnboardingFailed"
+        ]
+    );
+    for id in [b, c] {
+        let chain = person(id);
+        let last = chain.last().unwrap();
+        assert_eq!(last.0, "PersonSuspended", "{chain:?}");
+        let failed = {
+            let store = SledStore::open(service.store_path()).unwrap();
+            let stream: StreamId = format!("onboarding/{id}").parse().unwrap();
+            store.head(&stream).unwrap().unwrap().cid.to_string()
+        };
+        assert_eq!(last.1, vec![failed], "the compensation names the failure");
+        assert_eq!(
+            query(&service, &["summary", "--person", id])[0]["lifecycle"],
+            "Suspended"
+        );
+    }
+    // Data quality: Cy's email is still unverified after a month.
+    assert!(person(c)
+        .iter()
+        .any(|e| e.0 == "AttributeAdded" && e.1 == vec![store_cid(c, 1)]));
+
+    // Never twice: with the read models wiped (every message applied again) and again as is.
+    std::fs::remove_dir_all(service.path().join("projections")).unwrap();
+    let again = catch_up(&service, &url, &args);
+    assert_eq!(again["dead_lettered"], 0);
+    assert_eq!(chains(&service), before);
+    let idle = catch_up(&service, &url, &args);
+    assert_eq!(idle["applied"], 0);
+    assert_eq!(chains(&service), before);
+
+    // Everything the service signed verifies, for the writer too.
+    ok(&writer.run(&["trust", "add", &service_did]));
+    ok(&writer.run(&["--nats", &url, "sync"]));
+    assert_eq!(chains(&writer), before);
+    ok(&writer.run(&["--nats", &url, "verify"]));
+}

@@ -19,16 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::Context;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use personctl_domain::policy::{self, Periods, Trigger, DAY_US};
 use personctl_domain::read_model::{derive, Entry};
-use personctl_domain::{PersonId, Persons, Projections, Replayed, Update, AGGREGATE};
+use personctl_domain::{onboarding, PersonId, Persons, Projections, Replayed, Update, AGGREGATE};
 use personctl_ledger::jetstream::{Backbone, Notice};
-use personctl_ledger::{Ledger, SledStore};
+use personctl_ledger::{Ledger, Signer, SledStore};
 
 use crate::args::{DlqCommand, ServeArgs};
 use crate::config::Config;
@@ -68,24 +69,143 @@ async fn ensure_dlq(js: &Context, name: &str, subject: &str, replicas: usize) ->
     .map_err(|e| anyhow!("creating the dead-letter stream {name}: {e}"))
 }
 
-/// Applies notices to the read models: the part of `serve` that `dlq retry` shares.
+/// What the policies need: the service's key, the periods, the clock.
+pub(crate) struct PolicyRun {
+    signer: Signer,
+    periods: Periods,
+    onboarding_us: u64,
+    /// A fixed now (microseconds), or the system clock.
+    now_us: Option<u64>,
+}
+
+impl PolicyRun {
+    fn from_args(config: &Config, args: &ServeArgs) -> Result<Option<PolicyRun>> {
+        if !args.policies {
+            return Ok(None);
+        }
+        let now_us = args
+            .now
+            .as_deref()
+            .map(|t| {
+                let at = humantime::parse_rfc3339_weak(t)
+                    .with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?;
+                let us = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| anyhow!("--now {t:?} lies before 1970"))?
+                    .as_micros();
+                anyhow::Ok(us as u64)
+            })
+            .transpose()?;
+        Ok(Some(PolicyRun {
+            signer: config
+                .signer()
+                .context("--policies signs the events of policies with this home's key")?,
+            periods: Periods {
+                unverified_email_us: args.unverified_email_days * DAY_US,
+                inactive_us: args.inactive_days * DAY_US,
+            },
+            onboarding_us: args.onboarding_days * DAY_US,
+            now_us,
+        }))
+    }
+
+    fn now(&self) -> u64 {
+        self.now_us.unwrap_or_else(personctl_ledger::now_us)
+    }
+}
+
+/// Applies notices to the read models (and runs the policies): the part of `serve` that
+/// `dlq retry` shares.
 struct Applier<'a> {
     backbone: &'a Backbone,
     store: &'a SledStore,
     persons: Persons<&'a SledStore>,
     projections: &'a Projections,
     cache: HashMap<PersonId, Replayed>,
+    policies: Option<&'a PolicyRun>,
 }
 
 impl<'a> Applier<'a> {
-    fn new(backbone: &'a Backbone, store: &'a SledStore, projections: &'a Projections) -> Self {
+    fn new(
+        backbone: &'a Backbone,
+        store: &'a SledStore,
+        projections: &'a Projections,
+        policies: Option<&'a PolicyRun>,
+    ) -> Self {
         Applier {
             backbone,
             store,
             persons: Persons::new(Ledger::new(store)),
             projections,
             cache: HashMap::new(),
+            policies,
         }
+    }
+
+    /// Publishes what the policies appended; a lost race is an error (the handler's retry
+    /// decides again).
+    async fn publish(&self, appended: &[personctl_ledger::Appended]) -> Result<()> {
+        if appended.is_empty() {
+            return Ok(());
+        }
+        let streams: Vec<_> = appended.iter().map(|a| a.stream.clone()).collect();
+        let report = self.backbone.publish(self.store, Some(&streams)).await?;
+        if let Some((stream, error)) = report.failures.first() {
+            bail!("publishing what the policies appended to {stream}: {error}");
+        }
+        if let Some((stream, _)) = report.conflicts.first() {
+            bail!("what the policies appended to {stream} lost a race and was withdrawn");
+        }
+        Ok(())
+    }
+
+    /// Runs the policies and the onboarding on one person event.
+    async fn react(
+        &self,
+        id: PersonId,
+        event: &personctl_ledger::Event,
+        person: Option<&personctl_domain::Person>,
+    ) -> Result<()> {
+        let Some(run) = self.policies else {
+            return Ok(());
+        };
+        let recorded = self.persons.read_event(id, event)?;
+        let trigger = Trigger {
+            person: id,
+            head: personctl_ledger::Head {
+                cid: event.cid(),
+                height: event.height(),
+            },
+            correlation: recorded.correlation,
+            event: &recorded.event,
+        };
+        let mut appended = Vec::new();
+        for r in policy::on_event(&trigger, person) {
+            appended.extend(self.persons.react(&run.signer, &r)?);
+        }
+        if let Some(input) = onboarding::input_of(&recorded.event) {
+            appended.extend(self.persons.onboard(
+                &run.signer,
+                id,
+                input,
+                event.cid(),
+                recorded.correlation,
+                run.onboarding_us,
+            )?);
+        }
+        self.publish(&appended).await
+    }
+
+    /// Runs the time-based policies; returns how many events they appended.
+    async fn sweep(&self) -> Result<usize> {
+        let Some(run) = self.policies else {
+            return Ok(0);
+        };
+        let appended =
+            self.persons
+                .sweep(&run.signer, run.now(), &run.periods, run.onboarding_us)?;
+        self.publish(&appended).await?;
+        Ok(appended.len())
     }
 
     /// Applies the message at `sequence` on `subject`; with `checkpoint`, moves the checkpoint
@@ -97,6 +217,9 @@ impl<'a> Applier<'a> {
         body: &[u8],
         checkpoint: bool,
     ) -> Result<bool> {
+        if checkpoint && self.projections.checkpoint()? >= sequence {
+            return Ok(false);
+        }
         let notice = Notice::decode(body)
             .with_context(|| format!("message {sequence} on {subject} is not a notice"))?;
         let stream = self
@@ -128,6 +251,9 @@ impl<'a> Applier<'a> {
             events: 0,
         });
         let replayed = self.persons.advance(id, base)?;
+        // Policies first: a crash before the checkpoint runs them again, and they append only
+        // what they have not appended before.
+        self.react(id, &event, replayed.person.as_ref()).await?;
         let update = Update {
             person: id,
             derived: derive(replayed.person.as_ref()),
@@ -156,8 +282,16 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
         bail!("serve reads JetStream: give --nats URL (or PERSONCTL_NATS)");
     };
     let projections = projections(config)?;
+    let policies = PolicyRun::from_args(config, args)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let summary = link.block_on(run(&link, &store, &projections, args, &stop))?;
+    let summary = link.block_on(run(
+        &link,
+        &store,
+        &projections,
+        policies.as_ref(),
+        args,
+        &stop,
+    ))?;
     projections.flush()?;
     out.record("serve", summary.clone(), || {
         format!(
@@ -172,6 +306,7 @@ async fn run(
     link: &Link,
     store: &SledStore,
     projections: &Projections,
+    policies: Option<&PolicyRun>,
     args: &ServeArgs,
     stop: &Arc<AtomicBool>,
 ) -> Result<Value> {
@@ -199,7 +334,7 @@ async fn run(
     // The checkpoint is the truth: the consumer starts right after it.
     let checkpoint = projections.checkpoint()?;
     let _ = stream.delete_consumer(CONSUMER).await;
-    let consumer = stream
+    let mut consumer: PullConsumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(CONSUMER.into()),
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -213,8 +348,9 @@ async fn run(
         .await
         .map_err(|e| anyhow!("creating the consumer {CONSUMER}: {e}"))?;
     tracing::info!(checkpoint, "serving read models");
-    let mut applier = Applier::new(backbone, store, projections);
-    let (mut applied, mut skipped, mut dead) = (0u64, 0u64, 0u64);
+    let mut applier = Applier::new(backbone, store, projections, policies);
+    let (mut applied, mut skipped, mut dead, mut swept) = (0u64, 0u64, 0u64, 0u64);
+    let mut last_sweep: Option<Instant> = None;
     let retry_base = Duration::from_millis(args.retry_delay_ms);
     let mut last_report = Instant::now();
     'serve: while !stop.load(Ordering::SeqCst) {
@@ -283,39 +419,48 @@ async fn run(
             }
         }
         if last_report.elapsed() > Duration::from_secs(10) {
-            let lag = lag(js, &settings.stream, projections).await?;
+            let lag = lag(&mut consumer).await?;
             tracing::info!(applied, dead_lettered = dead, lag, "serving");
             last_report = Instant::now();
         }
-        if got == 0 && args.until_caught_up && lag(js, &settings.stream, projections).await? == 0 {
-            break;
+        if got == 0 {
+            // Idle: time for the time-based policies (whenever caught up with
+            // --until-caught-up, else every --sweep-seconds).
+            let due =
+                last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(args.sweep_seconds));
+            if policies.is_some() && (args.until_caught_up || due) {
+                last_sweep = Some(Instant::now());
+                let n = applier.sweep().await?;
+                swept += n as u64;
+                if n > 0 {
+                    continue; // their messages come next
+                }
+            }
+            if args.until_caught_up && lag(&mut consumer).await? == 0 {
+                break;
+            }
         }
     }
     let checkpoint = projections.checkpoint()?;
-    let lag = lag(js, &settings.stream, projections).await?;
+    let lag = lag(&mut consumer).await?;
     Ok(json!({
         "applied": applied,
         "skipped": skipped,
         "dead_lettered": dead,
+        "swept": swept,
         "checkpoint": checkpoint,
         "lag": lag,
     }))
 }
 
-/// Messages on the stream after the checkpoint (of every subject: an upper bound of the person
-/// messages still to apply).
-async fn lag(js: &Context, name: &str, projections: &Projections) -> Result<u64> {
-    let mut stream = js
-        .get_stream(name)
-        .await
-        .map_err(|e| anyhow!("opening the stream {name}: {e}"))?;
-    let last = stream
+/// Person messages not applied yet: those the consumer has still to deliver, and those
+/// delivered but not acknowledged.
+async fn lag(consumer: &mut PullConsumer) -> Result<u64> {
+    let info = consumer
         .info()
         .await
-        .map_err(|e| anyhow!("reading the stream {name}: {e}"))?
-        .state
-        .last_sequence;
-    Ok(last.saturating_sub(projections.checkpoint()?))
+        .map_err(|e| anyhow!("reading the consumer {CONSUMER}: {e}"))?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
 }
 
 /// One dead letter: its sequence in the dead-letter stream, and its body.
@@ -367,7 +512,7 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
         DlqCommand::Retry => {
             let store = config.open_or_create_store()?;
             let projections = projections(config)?;
-            let mut applier = Applier::new(link.backbone(), &store, &projections);
+            let mut applier = Applier::new(link.backbone(), &store, &projections, None);
             for (dlq_sequence, body) in &letters {
                 let sequence = body["sequence"].as_u64().unwrap_or(0);
                 let result = link.block_on(async {

@@ -45,6 +45,7 @@ fn history_for(state: State) -> Vec<Recorded> {
             payload: Some(Cid::of(&[i as u8])),
             event,
             time_us: 0,
+            correlation: uuid::Uuid::nil(),
         })
         .collect()
 }
