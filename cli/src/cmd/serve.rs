@@ -22,14 +22,14 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::Context;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 use personctl_domain::policy::{self, Periods, Trigger, DAY_US};
 use personctl_domain::read_model::{derive, Entry};
 use personctl_domain::{onboarding, PersonId, Persons, Projections, Replayed, Update, AGGREGATE};
 use personctl_ledger::jetstream::{Backbone, Notice};
-use personctl_ledger::{Ledger, Signer, SledStore};
+use personctl_ledger::{BlockStore, Ledger, Signer, SledStore};
 
 use crate::args::{DlqCommand, ServeArgs};
 use crate::config::Config;
@@ -38,6 +38,10 @@ use crate::output::Out;
 use crate::EXIT_OK;
 
 const CONSUMER: &str = "personctl-projections";
+/// How long `serve` waits for a message before it counts as idle.
+const IDLE: Duration = Duration::from_millis(200);
+/// Messages taken at once (their chains are pulled concurrently).
+const BATCH: usize = 256;
 
 /// The read models of this home.
 pub(crate) fn projections(config: &Config) -> Result<Projections> {
@@ -142,6 +146,25 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Pulls the chains a batch of messages touches, all at once (applying then finds their
+    /// events stored). Errors are left for `apply`, which pulls again and reports them.
+    async fn prefetch(&self, batch: &[async_nats::jetstream::Message]) {
+        let checkpoint = self.projections.checkpoint().unwrap_or(0);
+        let mut streams: Vec<personctl_ledger::StreamId> = batch
+            .iter()
+            .filter(|m| m.info().is_ok_and(|i| i.stream_sequence > checkpoint))
+            .filter_map(|m| self.backbone.settings().stream_of(&m.subject))
+            .collect();
+        streams.sort();
+        streams.dedup();
+        let pulls = streams.iter().map(|s| self.backbone.pull(self.store, s));
+        for (stream, result) in streams.iter().zip(futures_util::future::join_all(pulls).await) {
+            if let Err(e) = result {
+                tracing::debug!(%stream, error = %e, "prefetch failed; applying will retry");
+            }
+        }
+    }
+
     /// Publishes what the policies appended; a lost race is an error (the handler's retry
     /// decides again).
     async fn publish(&self, appended: &[personctl_ledger::Appended]) -> Result<()> {
@@ -229,10 +252,13 @@ impl<'a> Applier<'a> {
             .ok_or_else(|| anyhow!("message {sequence}: {subject} is not a ledger subject"))?;
         let id = PersonId::from_stream(&stream)
             .ok_or_else(|| anyhow!("message {sequence}: {stream} is not a person"))?;
-        self.backbone
-            .pull(self.store, &stream)
-            .await
-            .with_context(|| format!("message {sequence}: pulling {stream}"))?;
+        // A stored event has its whole chain below it stored (prefetched, or pulled before).
+        if !self.store.contains(&notice.cid)? {
+            self.backbone
+                .pull(self.store, &stream)
+                .await
+                .with_context(|| format!("message {sequence}: pulling {stream}"))?;
+        }
         let event = self
             .persons
             .ledger()
@@ -353,18 +379,30 @@ async fn run(
     let mut last_sweep: Option<Instant> = None;
     let retry_base = Duration::from_millis(args.retry_delay_ms);
     let mut last_report = Instant::now();
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?;
     'serve: while !stop.load(Ordering::SeqCst) {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(256)
-            .expires(Duration::from_millis(250))
-            .messages()
-            .await
-            .map_err(|e| anyhow!("fetching from {CONSUMER}: {e}"))?;
-        let mut got = 0;
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| anyhow!("fetching from {CONSUMER}: {e}"))?;
-            got += 1;
+        // Wait a little for the next message (so that signals and sweeps are seen when idle),
+        // then take whatever else has arrived, up to a batch.
+        let mut batch = Vec::new();
+        match tokio::time::timeout(IDLE, messages.next()).await {
+            Ok(Some(m)) => batch.push(m.map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?),
+            Ok(None) => bail!("the consumer {CONSUMER} stopped delivering"),
+            Err(_) => {}
+        }
+        while !batch.is_empty() && batch.len() < BATCH {
+            match messages.next().now_or_never() {
+                Some(Some(m)) => {
+                    batch.push(m.map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?)
+                }
+                _ => break,
+            }
+        }
+        let got = batch.len();
+        applier.prefetch(&batch).await;
+        for message in batch {
             let sequence = message
                 .info()
                 .map_err(|e| anyhow!("a message without JetStream info: {e}"))?
