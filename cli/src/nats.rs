@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use anyhow::{bail, Context, Result};
-use personctl_ledger::jetstream::{Backbone, Pulled, Report};
+use personctl_ledger::jetstream::{Backbone, Pulled, Report, Settings};
 use personctl_ledger::{BlockStore, StreamId};
 
 use crate::config::Config;
@@ -23,18 +23,23 @@ impl Link {
         let Some((url, settings)) = &config.nats else {
             return Ok(None);
         };
+        Link::connect_to(url, settings.clone()).map(Some)
+    }
+
+    /// Connects to `url` with `settings`.
+    pub(crate) fn connect_to(url: &str, settings: Settings) -> Result<Link> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let backbone = runtime
-            .block_on(Backbone::connect(url, settings.clone()))
+            .block_on(Backbone::connect(url, settings))
             .with_context(|| format!("--nats {url}"))?;
-        Ok(Some(Link {
+        Ok(Link {
             runtime,
             backbone,
-            url: url.clone(),
-        }))
+            url: url.to_string(),
+        })
     }
 
     /// Connects when `--nats` is given, then publishes every event an earlier run left pending

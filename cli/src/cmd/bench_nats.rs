@@ -48,13 +48,14 @@ pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -
             .block_on(Backbone::connect(url, settings.clone()))
             .with_context(|| format!("--nats {url}"))?,
     );
-    let result = stages(&runtime, &backbone, args, out);
+    let result = stages(&runtime, &backbone, url, args, out);
     // Clean up the bench streams whatever happened.
     runtime.block_on(async {
         let js = backbone.context();
         let _ = js.delete_stream(&settings.stream).await;
         let _ = js.delete_stream(format!("KV_{}", settings.bucket)).await;
         let _ = js.delete_stream(format!("{}_RAW", settings.stream)).await;
+        let _ = js.delete_stream(format!("{}_DLQ", settings.stream)).await;
     });
     result
 }
@@ -62,6 +63,7 @@ pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -
 fn stages(
     runtime: &tokio::runtime::Runtime,
     backbone: &Arc<Backbone>,
+    url: &str,
     args: &BenchArgs,
     out: &mut Out,
 ) -> Result<u8> {
@@ -176,6 +178,7 @@ fn stages(
 
     // Append-to-visible latency at 5,000 events/s.
     let latencies = latency(runtime, backbone, &Ledger::new(&*store), &signer, &streams)?;
+    let read_side = super::bench_lag::read_side(runtime, backbone, url, backbone.settings())?;
 
     let rows = [
         (
@@ -234,6 +237,31 @@ fn stages(
                 latencies.len()
             )
         },
+    )?;
+    let lag = |p: f64| -> f64 {
+        let l = &read_side.lags;
+        let i = ((l.len() as f64 - 1.0) * p).round() as usize;
+        l.get(i).copied().unwrap_or(f64::NAN)
+    };
+    out.record(
+        "projection_lag",
+        json!({"events": read_side.lags.len(), "rate": 5000, "p50_ms": lag(0.5), "p95_ms": lag(0.95), "p99_ms": lag(0.99), "max_ms": lag(1.0)}),
+        || {
+            format!(
+                "projection lag at 5000 events/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events; serve pulling from JetStream and the bucket)",
+                lag(0.5),
+                lag(0.95),
+                lag(0.99),
+                lag(1.0),
+                read_side.lags.len()
+            )
+        },
+    )?;
+    let (events, seconds) = read_side.rebuild;
+    out.record(
+        "bench",
+        json!({"stage": "rebuild read models", "events": events, "seconds": seconds, "events_per_second": rate(events, seconds).round()}),
+        || format!("{:<32} {:>10.0} events/s   ({events} in {seconds:.3}s; every projection from the chains)", "rebuild read models", rate(events, seconds)),
     )?;
     Ok(EXIT_OK)
 }

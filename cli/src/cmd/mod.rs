@@ -3,6 +3,7 @@
 mod append;
 mod append_event;
 mod bench;
+mod bench_lag;
 mod bench_nats;
 mod demo;
 mod erase;

@@ -129,6 +129,9 @@ struct Applier<'a> {
     policies: Option<&'a PolicyRun>,
 }
 
+/// Told of every event applied to the read models.
+pub(crate) type Observer<'a> = &'a (dyn Fn(&personctl_ledger::Cid) + Sync);
+
 impl<'a> Applier<'a> {
     fn new(
         backbone: &'a Backbone,
@@ -231,18 +234,14 @@ impl<'a> Applier<'a> {
         Ok(appended.len())
     }
 
-    /// Applies the message at `sequence` on `subject`; with `checkpoint`, moves the checkpoint
-    /// to it in the same transaction. Returns whether it was applied (`false`: already).
-    async fn apply(
+    /// Prepares what the message at `sequence` on `subject` does to the read models (pulling
+    /// its chain if needed, running the policies): the update, and the event's CID.
+    async fn prepare(
         &mut self,
         sequence: u64,
         subject: &str,
         body: &[u8],
-        checkpoint: bool,
-    ) -> Result<bool> {
-        if checkpoint && self.projections.checkpoint()? >= sequence {
-            return Ok(false);
-        }
+    ) -> Result<(Update, personctl_ledger::Cid)> {
         let notice = Notice::decode(body)
             .with_context(|| format!("message {sequence} on {subject} is not a notice"))?;
         let stream = self
@@ -291,8 +290,32 @@ impl<'a> Applier<'a> {
             }],
         };
         self.cache.insert(id, replayed);
-        let sequence = checkpoint.then_some(sequence);
-        Ok(self.projections.apply(sequence, &[update])?)
+        Ok((update, notice.cid))
+    }
+}
+
+/// A batch's updates, one per person (the newest state, every timeline entry).
+#[derive(Default)]
+struct Pending {
+    updates: Vec<Update>,
+    index: HashMap<PersonId, usize>,
+    cids: Vec<personctl_ledger::Cid>,
+}
+
+impl Pending {
+    fn add(&mut self, update: Update, cid: personctl_ledger::Cid) {
+        self.cids.push(cid);
+        match self.index.get(&update.person) {
+            Some(&i) => {
+                let u = &mut self.updates[i];
+                u.derived = update.derived;
+                u.entries.extend(update.entries);
+            }
+            None => {
+                self.index.insert(update.person, self.updates.len());
+                self.updates.push(update);
+            }
+        }
     }
 }
 
@@ -317,6 +340,7 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
         policies.as_ref(),
         args,
         &stop,
+        None,
     ))?;
     projections.flush()?;
     out.record("serve", summary.clone(), || {
@@ -328,13 +352,14 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     Ok(EXIT_OK)
 }
 
-async fn run(
+pub(crate) async fn run(
     link: &Link,
     store: &SledStore,
     projections: &Projections,
     policies: Option<&PolicyRun>,
     args: &ServeArgs,
     stop: &Arc<AtomicBool>,
+    observer: Option<Observer<'_>>,
 ) -> Result<Value> {
     // SIGINT and SIGTERM: finish the current message, write its checkpoint, stop.
     for kind in [
@@ -402,21 +427,32 @@ async fn run(
         }
         let got = batch.len();
         applier.prefetch(&batch).await;
+        // Everything the batch does goes into one transaction with its last sequence.
+        let checkpoint = projections.checkpoint()?;
+        let mut pending = Pending::default();
+        let mut last = checkpoint;
+        let mut taken = Vec::with_capacity(batch.len());
         for message in batch {
             let sequence = message
                 .info()
                 .map_err(|e| anyhow!("a message without JetStream info: {e}"))?
                 .stream_sequence;
+            taken.push(message);
+            if sequence <= checkpoint {
+                skipped += 1;
+                continue;
+            }
+            last = last.max(sequence);
+            let message = taken.last().expect("just pushed");
             let subject = message.subject.to_string();
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match applier
-                    .apply(sequence, &subject, &message.payload, true)
-                    .await
-                {
-                    Ok(true) => applied += 1,
-                    Ok(false) => skipped += 1,
+                match applier.prepare(sequence, &subject, &message.payload).await {
+                    Ok((update, cid)) => {
+                        pending.add(update, cid);
+                        applied += 1;
+                    }
                     Err(e) if attempt < args.max_attempts => {
                         tracing::warn!(sequence, attempt, error = %format!("{e:#}"), "applying failed; retrying");
                         tokio::time::sleep(backoff(retry_base, attempt)).await;
@@ -436,25 +472,37 @@ async fn run(
                             "attempts": attempt,
                             "time": crate::output::time(personctl_ledger::now_us()),
                         });
+                        // The checkpoint passes it with the batch: later events are applied.
                         js.publish(dlq_subject(link), body.to_string().into())
                             .await
                             .map_err(|e| anyhow!("dead-lettering message {sequence}: {e}"))?
                             .await
                             .map_err(|e| anyhow!("dead-lettering message {sequence}: {e}"))?;
-                        // Past it: later events are applied.
-                        projections.apply(Some(sequence), &[])?;
                         dead += 1;
                     }
                 }
                 break;
             }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        if last > checkpoint {
+            projections.apply(Some(last), &pending.updates)?;
+            if let Some(observe) = observer {
+                pending.cids.iter().for_each(observe);
+            }
+        }
+        for message in &taken {
             message
                 .ack()
                 .await
-                .map_err(|e| anyhow!("acknowledging message {sequence}: {e}"))?;
-            if stop.load(Ordering::SeqCst) {
-                break 'serve;
-            }
+                .map_err(|e| anyhow!("acknowledging a message: {e}"))?;
+        }
+        // Unacknowledged messages of a batch cut short by a signal are redelivered next time
+        // (the consumer is recreated from the checkpoint).
+        if stop.load(Ordering::SeqCst) {
+            break 'serve;
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             let lag = lag(&mut consumer).await?;
@@ -563,9 +611,11 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
                         .await
                         .map_err(|e| anyhow!("message {sequence}: {e}"))?;
                     // Applied out of order: the checkpoint stays where it is.
-                    applier
-                        .apply(sequence, &original.subject, &original.payload, false)
-                        .await
+                    let (update, _) = applier
+                        .prepare(sequence, &original.subject, &original.payload)
+                        .await?;
+                    projections.apply(None, &[update])?;
+                    anyhow::Ok(())
                 });
                 let (kind, reason) = match result {
                     Ok(_) => {

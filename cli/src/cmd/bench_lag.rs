@@ -1,0 +1,195 @@
+//! `personctl --nats URL bench`, read side: projection lag at a steady 5,000 events/s, and the
+//! rebuild of every read model.
+//!
+//! `serve`'s loop runs on a thread of its own, with its own store and read models (as a
+//! separate process would: it pulls every chain from JetStream and the bucket). A writer
+//! registers 1,000 persons, then renames them at 5,000 events/s (50 every 10 ms) for 3 s,
+//! publishing each batch; the lag of an event is the time from the start of its append to its
+//! application to the read models.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+
+use personctl_domain::{Command, PersonId, Persons, Projections};
+use personctl_ledger::jetstream::{Backbone, Settings};
+use personctl_ledger::{Appended, Cid, Ledger, Signer, SledStore};
+
+use crate::args::ServeArgs;
+use crate::nats::Link;
+
+/// What the read-side bench measured.
+pub(crate) struct ReadSide {
+    /// Sorted lags in milliseconds.
+    pub(crate) lags: Vec<f64>,
+    /// Events the rebuild read, and its seconds.
+    pub(crate) rebuild: (u64, f64),
+}
+
+const PERSONS: usize = 1_000;
+const TOTAL: usize = 15_000;
+const PER_TICK: usize = 50;
+
+pub(crate) fn read_side(
+    runtime: &tokio::runtime::Runtime,
+    backbone: &Backbone,
+    url: &str,
+    settings: &Settings,
+) -> Result<ReadSide> {
+    let dir = tempfile::tempdir()?;
+    let applied: Arc<Mutex<HashMap<Cid, Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (url, settings) = (url.to_string(), settings.clone());
+        let (applied, stop) = (Arc::clone(&applied), Arc::clone(&stop));
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || -> Result<()> {
+            let link = Link::connect_to(&url, settings)?;
+            let store = SledStore::open(path.join("serve-store"))?;
+            let projections = Projections::open(&path.join("projections"))?;
+            let args = ServeArgs {
+                max_attempts: 5,
+                retry_delay_ms: 100,
+                until_caught_up: false,
+                policies: false,
+                unverified_email_days: 7,
+                inactive_days: 365,
+                onboarding_days: 14,
+                sweep_seconds: 60,
+                now: None,
+            };
+            let observe = move |cid: &Cid| {
+                applied
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(*cid, Instant::now());
+            };
+            link.block_on(super::serve::run(
+                &link,
+                &store,
+                &projections,
+                None,
+                &args,
+                &stop,
+                Some(&observe),
+            ))?;
+            Ok(())
+        })
+    };
+
+    let signer = Signer::from_seed([9; 32]);
+    let store = SledStore::open(dir.path().join("writer-store"))?;
+    let persons = Persons::new(Ledger::new(&store));
+    let ids: Vec<PersonId> = (0..PERSONS).map(|_| PersonId::new_v7()).collect();
+    let publish = |appended: &[Appended]| -> Result<()> {
+        let touched: Vec<_> = appended.iter().map(|a| a.stream.clone()).collect();
+        let report = runtime.block_on(backbone.publish(&store, Some(&touched)))?;
+        match report.failures.first() {
+            Some((s, e)) => Err(anyhow!("publishing {s}: {e}")),
+            None => Ok(()),
+        }
+    };
+    let batch = |commands: Vec<(PersonId, Command)>| -> Result<Vec<Appended>> {
+        let appended = persons
+            .execute_batch(&signer, &commands)
+            .map_err(|f| anyhow!("bench command {}: {}", f.index, f.error))?;
+        Ok(appended.into_iter().flatten().collect())
+    };
+    // The persons first (not measured), and wait until they are applied.
+    let registered = batch(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    *id,
+                    Command::Register {
+                        legal_name: format!("Bench Person {i}"),
+                    },
+                )
+            })
+            .collect(),
+    )?;
+    publish(&registered)?;
+    wait_for(&applied, registered.iter().map(|a| a.cid), &server)?;
+
+    let started: Mutex<HashMap<Cid, Instant>> = Mutex::default();
+    let tick = Duration::from_millis(10);
+    let begin = Instant::now();
+    for k in 0..TOTAL / PER_TICK {
+        let due = begin + tick * k as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        let commands = (0..PER_TICK)
+            .map(|i| {
+                let n = k * PER_TICK + i;
+                (
+                    ids[n % PERSONS],
+                    Command::Rename {
+                        legal_name: format!("Bench Person {n} renamed"),
+                        reason: "bench".into(),
+                    },
+                )
+            })
+            .collect();
+        let appended = batch(commands)?;
+        started
+            .lock()
+            .expect("not poisoned")
+            .extend(appended.iter().map(|a| (a.cid, t)));
+        publish(&appended)?;
+    }
+    let started = started.into_inner().expect("not poisoned");
+    wait_for(&applied, started.keys().copied(), &server)?;
+    stop.store(true, Ordering::SeqCst);
+    server
+        .join()
+        .map_err(|_| anyhow!("the serve thread panicked"))??;
+    let applied = applied.lock().expect("not poisoned");
+    let mut lags: Vec<f64> = started
+        .iter()
+        .filter_map(|(cid, t)| applied.get(cid).map(|a| (*a - *t).as_secs_f64() * 1e3))
+        .collect();
+    lags.sort_by(f64::total_cmp);
+
+    // Rebuild every read model from the serve store (every chain is there now).
+    let serve_store = SledStore::open(dir.path().join("serve-store"))?;
+    let projections = Projections::open(&dir.path().join("projections"))?;
+    let t = Instant::now();
+    let (updates, events) = Persons::new(Ledger::new(&serve_store)).read_models()?;
+    projections.rebuild(&updates, None)?;
+    Ok(ReadSide {
+        lags,
+        rebuild: (events, t.elapsed().as_secs_f64()),
+    })
+}
+
+/// Waits until every CID in `cids` is applied (at most 60 s).
+fn wait_for(
+    applied: &Mutex<HashMap<Cid, Instant>>,
+    cids: impl Iterator<Item = Cid>,
+    server: &std::thread::JoinHandle<Result<()>>,
+) -> Result<()> {
+    let cids: Vec<Cid> = cids.collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = {
+            let applied = applied.lock().expect("not poisoned");
+            cids.iter().all(|c| applied.contains_key(c))
+        };
+        if done {
+            return Ok(());
+        }
+        if server.is_finished() {
+            return Err(anyhow!("the serve loop stopped early"));
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("the read models did not catch up within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
