@@ -588,7 +588,7 @@ impl<S: BlockStore> Persons<S> {
         working: &'w mut HashMap<PersonId, Working>,
     ) -> Result<&'w mut Working, Error> {
         if let std::collections::hash_map::Entry::Vacant(e) = working.entry(id) {
-            let replayed = self.replay(id, None)?;
+            let replayed = self.replay_here(id)?;
             e.insert(Working {
                 person: replayed.person,
                 stored: replayed.head,

@@ -149,19 +149,33 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Pulls the chains a batch of messages touches, all at once (applying then finds their
-    /// events stored). Errors are left for `apply`, which pulls again and reports them.
+    /// Brings the chains a batch of messages touches up to date, all at once: the events that
+    /// continue a local head in one commit, the other chains by concurrent pulls (applying
+    /// then finds every event stored). Errors are left for `prepare`, which pulls again and
+    /// reports them.
     async fn prefetch(&self, batch: &[async_nats::jetstream::Message]) {
         let checkpoint = self.projections.checkpoint().unwrap_or(0);
-        let mut streams: Vec<personctl_ledger::StreamId> = batch
+        let notices: Vec<(personctl_ledger::StreamId, Notice, u64)> = batch
             .iter()
-            .filter(|m| m.info().is_ok_and(|i| i.stream_sequence > checkpoint))
-            .filter_map(|m| self.backbone.settings().stream_of(&m.subject))
+            .filter_map(|m| {
+                let sequence = m.info().ok()?.stream_sequence;
+                let stream = self.backbone.settings().stream_of(&m.subject)?;
+                let notice = Notice::decode(&m.payload).ok()?;
+                (sequence > checkpoint).then_some((stream, notice, sequence))
+            })
             .collect();
-        streams.sort();
-        streams.dedup();
-        let pulls = streams.iter().map(|s| self.backbone.pull(self.store, s));
-        for (stream, result) in streams.iter().zip(futures_util::future::join_all(pulls).await) {
+        let left = match self.backbone.fast_forward(self.store, &notices).await {
+            Ok(left) => left,
+            Err(e) => {
+                tracing::debug!(error = %e, "fast-forward failed; pulling each chain");
+                let mut all: Vec<_> = notices.iter().map(|(s, _, _)| s.clone()).collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        };
+        let pulls = left.iter().map(|s| self.backbone.pull(self.store, s));
+        for (stream, result) in left.iter().zip(futures_util::future::join_all(pulls).await) {
             if let Err(e) = result {
                 tracing::debug!(%stream, error = %e, "prefetch failed; applying will retry");
             }

@@ -418,6 +418,139 @@ impl Backbone {
             .await
     }
 
+    /// Stores the events `notices` name (each with its stream and its message's sequence, in
+    /// the order a consumer delivers them) where they continue their stream's local head: the
+    /// blocks are fetched from the bucket concurrently (CIDs re-derived) and stored in one
+    /// commit, and the published marks move. Returns the streams left alone, to [`pull`]: those
+    /// whose notices do not continue the local head (a gap, local pending events), hold a
+    /// tombstone (its masks need `pull`), or miss a block.
+    ///
+    /// [`pull`]: Backbone::pull
+    pub async fn fast_forward<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        notices: &[(StreamId, Notice, u64)],
+    ) -> Result<Vec<StreamId>> {
+        // Per stream, in order: the notices not stored yet, if they continue the head.
+        let mut order: Vec<StreamId> = Vec::new();
+        // Per stream: its local head, and the notices (with sequences) that continue it.
+        type Plan = (Option<Head>, Vec<(Notice, u64)>);
+        let mut plans: HashMap<StreamId, Plan> = HashMap::new();
+        let mut left: HashSet<StreamId> = HashSet::new();
+        for (stream, notice, sequence) in notices {
+            if left.contains(stream) || store.contains(&notice.cid)? {
+                continue;
+            }
+            let plan = match plans.entry(stream.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let head = store.head(stream)?;
+                    let mark = store.published(stream)?.map(|m| m.head);
+                    if head != mark {
+                        left.insert(stream.clone()); // local pending events: pull decides
+                        continue;
+                    }
+                    order.push(stream.clone());
+                    e.insert((head, Vec::new()))
+                }
+            };
+            let tip = plan.1.last().map(|(n, _)| n.cid).or(plan.0.map(|h| h.cid));
+            if notice.prev != tip {
+                left.insert(stream.clone());
+                continue;
+            }
+            plan.1.push((notice.clone(), *sequence));
+        }
+        order.retain(|s| !left.contains(s));
+        let wanted: Vec<Cid> = order
+            .iter()
+            .flat_map(|s| plans[s].1.iter().map(|(n, _)| n.cid))
+            .collect();
+        let events: Vec<Result<Option<Block>>> =
+            futures_util::future::join_all(wanted.iter().map(|c| self.blocks.get(c))).await;
+        let mut decoded: HashMap<Cid, (Block, Event)> = HashMap::new();
+        for (cid, block) in wanted.iter().zip(events) {
+            if let Some(block) = block? {
+                let event = Event::decode(&block)?;
+                decoded.insert(*cid, (block, event));
+            }
+        }
+        let payloads: Vec<Cid> = decoded.values().filter_map(|(_, e)| e.payload()).collect();
+        let fetched: Vec<Result<Option<Block>>> =
+            futures_util::future::join_all(payloads.iter().map(|c| self.blocks.get(c))).await;
+        let mut payload_blocks: HashMap<Cid, Block> = HashMap::new();
+        for (cid, block) in payloads.iter().zip(fetched) {
+            if let Some(block) = block? {
+                payload_blocks.insert(*cid, block);
+            }
+        }
+        let mut commit = Commit::default();
+        let mut marks = Vec::new();
+        for stream in &order {
+            let (head, planned) = &plans[stream];
+            let mut height = head.map(|h| h.height + 1).unwrap_or(0);
+            let mut blocks = Vec::new();
+            let mut ok = true;
+            for (notice, _) in planned {
+                let Some((block, event)) = decoded.get(&notice.cid) else {
+                    ok = false;
+                    break;
+                };
+                let payload = event.payload().map(|p| payload_blocks.get(&p));
+                let fits = event.stream() == stream
+                    && event.height() == height
+                    && event.prev() == notice.prev
+                    && event.event_type() != TOMBSTONE_TYPE
+                    && !matches!(payload, Some(None));
+                if !fits {
+                    ok = false;
+                    break;
+                }
+                blocks.push(block.clone());
+                if let Some(Some(p)) = payload {
+                    blocks.push(p.clone());
+                }
+                height += 1;
+            }
+            let Some((last, sequence)) = planned.last().filter(|_| ok) else {
+                left.insert(stream.clone());
+                continue;
+            };
+            let new = Head {
+                cid: last.cid,
+                height: height - 1,
+            };
+            commit.blocks.extend(blocks);
+            commit.heads.push(HeadUpdate {
+                stream: stream.clone(),
+                expected: *head,
+                new,
+            });
+            marks.push((
+                stream.clone(),
+                Published {
+                    head: new,
+                    sequence: *sequence,
+                },
+            ));
+        }
+        if !commit.heads.is_empty() {
+            match store.commit(&commit) {
+                Ok(()) => {
+                    for (stream, mark) in marks {
+                        store.set_published(&stream, mark)?;
+                    }
+                }
+                // Another writer moved a head meanwhile: let pull sort each stream out.
+                Err(Error::Conflict { .. }) => left.extend(marks.into_iter().map(|(s, _)| s)),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut left: Vec<StreamId> = left.into_iter().collect();
+        left.sort();
+        Ok(left)
+    }
+
     /// Brings the local copy of `stream` level with JetStream: fetches the events other
     /// writers published (from the subject's last message back, through the bucket, every CID
     /// re-derived) and commits them with the new head in one step. Local pending events that
