@@ -513,3 +513,60 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
         Default::default()
     );
 }
+
+#[tokio::test]
+async fn fast_forward_stores_what_continues_a_head_in_one_commit_and_leaves_the_rest_to_pull() {
+    let server = NatsServer::start();
+    let backbone = Backbone::connect(&server.url(), Settings::default())
+        .await
+        .unwrap();
+    let writer = Ledger::new(MemoryStore::new());
+    let (a, b): (StreamId, StreamId) = ("thing/a".parse().unwrap(), "thing/b".parse().unwrap());
+    let mut notices = Vec::new();
+    for i in 0..3 {
+        for s in [&a, &b] {
+            let d = Draft::new(s.clone(), "Touched", 1)
+                .with_data(Ipld::Integer(i))
+                .unwrap();
+            let appended = writer.append(&fixture_signer(), d).unwrap();
+            notices.push((s.clone(), Notice::of(&writer.event(&appended.cid).unwrap())));
+        }
+    }
+    backbone.publish(writer.store(), None).await.unwrap();
+    // The sequences JetStream gave them: in append order, from 1.
+    let with_seq: Vec<(StreamId, Notice, u64)> = notices
+        .iter()
+        .enumerate()
+        .map(|(i, (s, n))| (s.clone(), n.clone(), i as u64 + 1))
+        .collect();
+
+    // A reader that has nothing of `a` and only misses b's first event is given everything but
+    // b's first notice: `a` continues (from nothing), `b` does not (a gap).
+    let reader = MemoryStore::new();
+    let given: Vec<_> = with_seq
+        .iter()
+        .filter(|(s, _, seq)| !(s == &b && *seq == 2))
+        .cloned()
+        .collect();
+    let left = backbone.fast_forward(&reader, &given).await.unwrap();
+    assert_eq!(left, [b.clone()]);
+    assert_eq!(reader.head(&a).unwrap(), writer.store().head(&a).unwrap());
+    assert_eq!(reader.head(&b).unwrap(), None);
+    let mark = reader.published(&a).unwrap().unwrap();
+    assert_eq!((mark.head.height, mark.sequence), (2, 5));
+    // Given again: `a` is stored already and stays as it is; `b` still has its gap.
+    assert_eq!(
+        backbone.fast_forward(&reader, &given).await.unwrap(),
+        [b.clone()]
+    );
+    assert_eq!(reader.published(&a).unwrap().unwrap(), mark);
+    // `b` by pull; then both verify and equal the writer's chains.
+    backbone.pull(&reader, &b).await.unwrap();
+    verifies(&reader);
+    for s in [&a, &b] {
+        assert_eq!(
+            Ledger::new(&reader).chain(s).unwrap(),
+            writer.chain(s).unwrap()
+        );
+    }
+}
