@@ -549,7 +549,7 @@ async fn fast_forward_stores_what_continues_a_head_in_one_commit_and_leaves_the_
         .cloned()
         .collect();
     let left = backbone.fast_forward(&reader, &given).await.unwrap();
-    assert_eq!(left, [b.clone()]);
+    assert_eq!(left, std::slice::from_ref(&b));
     assert_eq!(reader.head(&a).unwrap(), writer.store().head(&a).unwrap());
     assert_eq!(reader.head(&b).unwrap(), None);
     let mark = reader.published(&a).unwrap().unwrap();
@@ -557,7 +557,7 @@ async fn fast_forward_stores_what_continues_a_head_in_one_commit_and_leaves_the_
     // Given again: `a` is stored already and stays as it is; `b` still has its gap.
     assert_eq!(
         backbone.fast_forward(&reader, &given).await.unwrap(),
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(reader.published(&a).unwrap().unwrap(), mark);
     // `b` by pull; then both verify and equal the writer's chains.
