@@ -385,39 +385,29 @@ impl<S: BlockStore> Persons<S> {
             height: stored.height(),
         };
         let payload = stored.payload();
-        if payload.is_some_and(|p| masks.contains_key(&p)) {
-            let event = Event::Masked {
+        let event = if payload.is_some_and(|p| masks.contains_key(&p)) {
+            Event::Masked {
                 person: id,
                 event_type: stored.event_type().to_string(),
-            };
-            return Ok((
-                head,
-                Recorded {
-                    payload,
-                    event,
-                    time_us: stored.time_us(),
-                    correlation: stored.body().correlation,
+            }
+        } else {
+            let block =
+                match payload {
+                    Some(cid) => Some(self.ledger.store().get(&cid)?.ok_or(
+                        Error::MissingPayload {
+                            event: stored.cid(),
+                            payload: cid,
+                        },
+                    )?),
+                    None => None,
+                };
+            event::decode(stored.event_type(), stored.schema(), block.as_ref()).map_err(
+                |error| Error::Decode {
+                    cid: stored.cid(),
+                    error,
                 },
-            ));
-        }
-        let block = match payload {
-            Some(cid) => Some(
-                self.ledger
-                    .store()
-                    .get(&cid)?
-                    .ok_or(Error::MissingPayload {
-                        event: stored.cid(),
-                        payload: cid,
-                    })?,
-            ),
-            None => None,
+            )?
         };
-        let event = event::decode(stored.event_type(), stored.schema(), block.as_ref()).map_err(
-            |error| Error::Decode {
-                cid: stored.cid(),
-                error,
-            },
-        )?;
         if let Event::Erased { masks: m, .. } = &event {
             for cid in m {
                 masks.entry(*cid).or_insert(stored.cid());

@@ -124,13 +124,9 @@ pub(crate) fn read_side(
 
     let started: Mutex<HashMap<Cid, Instant>> = Mutex::default();
     let published: Mutex<HashMap<Cid, Instant>> = Mutex::default();
-    let tick = Duration::from_millis(10);
     let begin = Instant::now();
     for k in 0..TOTAL / PER_TICK {
-        let due = begin + tick * k as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        super::bench_nats::wait_for_tick(begin, k);
         let t = Instant::now();
         let commands = (0..PER_TICK)
             .map(|i| {

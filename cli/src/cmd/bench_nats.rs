@@ -279,6 +279,14 @@ fn stages(
     Ok(EXIT_OK)
 }
 
+/// Sleeps until tick `k` (every 10 ms from `begin`): the pace of 5,000 events/s in ticks of 50.
+pub(crate) fn wait_for_tick(begin: Instant, k: usize) {
+    let due = begin + Duration::from_millis(10) * k as u32;
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
 fn settle(report: personctl_ledger::jetstream::Report) -> Result<()> {
     if let Some((s, e)) = report.failures.first() {
         anyhow::bail!("publishing {s}: {e}");
@@ -324,13 +332,9 @@ fn latency(
         ready_rx.recv().ok();
         task
     };
-    let tick = Duration::from_millis(10);
     let begin = Instant::now();
     for k in 0..TOTAL / PER_TICK {
-        let due = begin + tick * k as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        wait_for_tick(begin, k);
         let t = Instant::now();
         let drafts: Vec<Draft> = (0..PER_TICK)
             .map(|i| {
