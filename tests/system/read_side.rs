@@ -491,6 +491,38 @@ fn policies_link_their_causes_fire_once_and_onboarding_completes_or_compensates(
     assert_eq!(idle["applied"], 0);
     assert_eq!(chains(&service), before);
 
+    // Three years on, nobody has done anything: the auto-archive policy archives everyone
+    // still Active or Suspended, caused by each person's last event.
+    let later = crate::output_time(personctl_ledger::now_us() + 3 * 365 * 86_400_000_000);
+    catch_up(
+        &service,
+        &url,
+        &[
+            "--policies",
+            "--now",
+            later.as_str(),
+            "--inactive-days",
+            "365",
+        ],
+    );
+    let archived = chains(&service);
+    for id in [a, b, c] {
+        let stream = format!("person/{id}");
+        let (old, new) = (&before[&stream], &archived[&stream]);
+        assert_eq!(new.len(), old.len() + 1, "{new:?}");
+        let last = new.last().unwrap();
+        assert_eq!(last.0, "PersonArchived");
+        let store = SledStore::open(service.store_path()).unwrap();
+        let chain = Ledger::new(&store).chain(&stream.parse().unwrap()).unwrap();
+        assert_eq!(last.1, vec![chain[old.len() - 1].to_string()]);
+        drop(store);
+        assert_eq!(
+            query(&service, &["summary", "--person", id])[0]["lifecycle"],
+            "Archived"
+        );
+    }
+    let before = archived;
+
     // Everything the service signed verifies, for the writer too.
     ok(&writer.run(&["trust", "add", &service_did]));
     ok(&writer.run(&["--nats", &url, "sync"]));
