@@ -142,6 +142,19 @@ fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values(
     // Stopped by SIGTERM while working: it finishes the message at hand and reports.
     let child = spawn_serve(&reader, &url);
     std::thread::sleep(Duration::from_millis(400));
+    // While it runs, it holds the read models: queries go to it over NATS.
+    let locked = reader.run(&["query", "summary"]);
+    assert_eq!(locked.code, 2);
+    assert!(
+        locked.stderr.contains("ask it with --nats"),
+        "{}",
+        locked.stderr
+    );
+    let asked = ok(&reader.run(&[
+        "--nats", &url, "--json", "query", "summary", "--person", &ids[7],
+    ]))
+    .records();
+    assert_eq!(asked[0].1["legal_name"], "Person7 Surname2");
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert!(

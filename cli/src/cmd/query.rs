@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use personctl_domain::{PersonId, Persons};
+use personctl_domain::{PersonId, Persons, Projections};
 use personctl_ledger::Ledger;
+use serde_json::Value;
 
 use crate::args::{ProjectArgs, QueryCommand};
 use crate::cmd::serve::projections;
@@ -21,8 +22,106 @@ fn person_id(text: &str) -> Result<PersonId> {
         .with_context(|| format!("{text:?} is not a person id (a UUID)"))
 }
 
+/// One answer record: its type, its JSON data, and its human line.
+pub(crate) type Record = (String, Value, String);
+
 pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> Result<u8> {
-    let p = projections(config)?;
+    // With --nats, a running `serve` answers (it holds the read models open); without one, or
+    // without --nats, this home's read models are read directly.
+    let records = match Link::connect(config)? {
+        Some(link) => match link.block_on(ask(&link, command))? {
+            Some(records) => records,
+            None => answer(&projections(config)?, command)?,
+        },
+        None => answer(&projections(config)?, command)?,
+    };
+    for (kind, data, line) in records {
+        out.record(&kind, data, || line.clone())?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// The subject `serve` answers queries on.
+pub(crate) fn query_subject(link: &Link) -> String {
+    format!("{}_query", link.backbone().settings().prefix)
+}
+
+/// The query as a request body.
+fn request(command: &QueryCommand) -> Value {
+    match command {
+        QueryCommand::Summary { person } => json!({"query": "summary", "person": person}),
+        QueryCommand::Search { text } => json!({"query": "search", "text": text}),
+        QueryCommand::Timeline { person } => json!({"query": "timeline", "person": person}),
+        QueryCommand::Skills { skill } => json!({"query": "skills", "skill": skill}),
+        QueryCommand::Network { person } => json!({"query": "network", "person": person}),
+    }
+}
+
+/// A request body as a query.
+pub(crate) fn parse_request(body: &[u8]) -> Result<QueryCommand> {
+    let v: Value = serde_json::from_slice(body).context("a query must be JSON")?;
+    let text = |k: &str| -> Result<String> {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("the query needs {k:?}"))
+    };
+    Ok(match v["query"].as_str().unwrap_or("") {
+        "summary" => QueryCommand::Summary {
+            person: v["person"].as_str().map(str::to_string),
+        },
+        "search" => QueryCommand::Search {
+            text: text("text")?,
+        },
+        "timeline" => QueryCommand::Timeline {
+            person: text("person")?,
+        },
+        "skills" => QueryCommand::Skills {
+            skill: text("skill")?,
+        },
+        "network" => QueryCommand::Network {
+            person: text("person")?,
+        },
+        other => bail!("unknown query {other:?}"),
+    })
+}
+
+/// Asks a running `serve`; `None` if none answers.
+async fn ask(link: &Link, command: &QueryCommand) -> Result<Option<Vec<Record>>> {
+    let client = link.backbone().context().client();
+    let body = request(command).to_string();
+    let reply = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.request(query_subject(link), body.into()),
+    )
+    .await
+    {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => return Ok(None),
+        Ok(Err(e)) => bail!("asking serve: {e}"),
+        Err(_) => bail!("asking serve: no answer within 5 s"),
+    };
+    let v: Value = serde_json::from_slice(&reply.payload).context("serve's answer")?;
+    if let Some(e) = v["error"].as_str() {
+        bail!("{e}");
+    }
+    let records = v["records"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("serve's answer has no records"))?
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_string(),
+                r[1].clone(),
+                r[2].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    Ok(Some(records))
+}
+
+/// Answers a query from the read models.
+pub(crate) fn answer(p: &Projections, command: &QueryCommand) -> Result<Vec<Record>> {
+    let mut out: Vec<Record> = Vec::new();
     match command {
         QueryCommand::Summary { person } => {
             let summaries = match person {
@@ -36,28 +135,28 @@ pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> R
                 None => p.summaries()?,
             };
             for s in summaries {
-                out.record("summary", serde_json::to_value(&s)?, || {
-                    format!(
-                        "{}  {:<12} {:<28} {}",
-                        s.person,
-                        s.lifecycle,
-                        s.legal_name,
-                        s.primary_email.as_deref().unwrap_or("")
-                    )
-                })?;
+                let line = format!(
+                    "{}  {:<12} {:<28} {}",
+                    s.person,
+                    s.lifecycle,
+                    s.legal_name,
+                    s.primary_email.as_deref().unwrap_or("")
+                );
+                out.push(("summary".into(), serde_json::to_value(&s)?, line));
             }
         }
         QueryCommand::Search { text } => {
             for id in p.search(text)? {
                 let s = p.summary(id)?;
-                out.record(
-                    "match",
+                let line = match &s {
+                    Some(s) => format!("{id}  {}", s.legal_name),
+                    None => id.to_string(),
+                };
+                out.push((
+                    "match".into(),
                     json!({"person": id.to_string(), "summary": s}),
-                    || match &s {
-                        Some(s) => format!("{id}  {}", s.legal_name),
-                        None => id.to_string(),
-                    },
-                )?;
+                    line,
+                ));
             }
         }
         QueryCommand::Timeline { person } => {
@@ -67,35 +166,42 @@ pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> R
                 bail!("no timeline for person {id} in the read models (has `serve` seen it?)");
             }
             for e in entries {
-                out.record(
-                    "entry",
+                let line = format!(
+                    "{:>6}  {}  {:<24} {}",
+                    e.height,
+                    time(e.time_us),
+                    e.event_type,
+                    e.cid
+                );
+                out.push((
+                    "entry".into(),
                     json!({"height": e.height, "time": time(e.time_us), "type": e.event_type, "cid": e.cid}),
-                    || format!("{:>6}  {}  {:<24} {}", e.height, time(e.time_us), e.event_type, e.cid),
-                )?;
+                    line,
+                ));
             }
         }
         QueryCommand::Skills { skill } => {
             for (id, level) in p.skills(skill)? {
-                out.record(
-                    "skill",
+                out.push((
+                    "skill".into(),
                     json!({"person": id.to_string(), "skill": skill.trim().to_lowercase(), "level": level}),
-                    || format!("{id}  level {level}"),
-                )?;
+                    format!("{id}  level {level}"),
+                ));
             }
         }
         QueryCommand::Network { person } => {
             let id = person_id(person)?;
             for link in p.network(id)? {
                 let direction = if link.outgoing { "to" } else { "from" };
-                out.record(
-                    "link",
+                out.push((
+                    "link".into(),
                     json!({"person": id.to_string(), "other": link.other.to_string(), "kind": link.kind, "direction": direction}),
-                    || format!("{direction:<4} {}  {}", link.other, link.kind),
-                )?;
+                    format!("{direction:<4} {}  {}", link.other, link.kind),
+                ));
             }
         }
     }
-    Ok(EXIT_OK)
+    Ok(out)
 }
 
 pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Result<u8> {

@@ -47,7 +47,7 @@ const BATCH: usize = 256;
 pub(crate) fn projections(config: &Config) -> Result<Projections> {
     let dir = config.home.join("projections");
     Projections::open(&dir).map_err(|e| {
-        anyhow!("{e} (is `personctl serve` running on this home? it holds the read models open)")
+        anyhow!("{e} (is `personctl serve` running on this home? it holds the read models open: ask it with --nats URL)")
     })
 }
 
@@ -422,14 +422,27 @@ pub(crate) async fn run(
         .messages()
         .await
         .map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?;
+    // `personctl --nats URL query` asks here while this process holds the read models.
+    let client = js.client();
+    let mut queries = client
+        .queue_subscribe(super::query::query_subject(link), "personctl-serve".into())
+        .await
+        .map_err(|e| anyhow!("answering queries: {e}"))?;
     'serve: while !stop.load(Ordering::SeqCst) {
         // Wait a little for the next message (so that signals and sweeps are seen when idle),
         // then take whatever else has arrived, up to a batch.
+        // Queries are answered between batches.
         let mut batch = Vec::new();
-        match tokio::time::timeout(IDLE, messages.next()).await {
-            Ok(Some(m)) => batch.push(m.map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?),
-            Ok(None) => bail!("the consumer {CONSUMER} stopped delivering"),
-            Err(_) => {}
+        tokio::select! {
+            m = messages.next() => match m {
+                Some(m) => batch.push(m.map_err(|e| anyhow!("consuming from {CONSUMER}: {e}"))?),
+                None => bail!("the consumer {CONSUMER} stopped delivering"),
+            },
+            Some(q) = queries.next() => {
+                respond(&client, projections, q).await;
+                continue;
+            }
+            _ = tokio::time::sleep(IDLE) => {}
         }
         while !batch.is_empty() && batch.len() < BATCH {
             match messages.next().now_or_never() {
@@ -551,6 +564,25 @@ pub(crate) async fn run(
         "checkpoint": checkpoint,
         "lag": lag,
     }))
+}
+
+/// Answers one query from the read models (an error is answered too).
+async fn respond(client: &async_nats::Client, projections: &Projections, q: async_nats::Message) {
+    let Some(reply) = q.reply else {
+        return;
+    };
+    let body = match super::query::parse_request(&q.payload)
+        .and_then(|command| super::query::answer(projections, &command))
+    {
+        Ok(records) => json!({"records": records
+            .into_iter()
+            .map(|(kind, data, line)| json!([kind, data, line]))
+            .collect::<Vec<_>>()}),
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+    if let Err(e) = client.publish(reply, body.to_string().into()).await {
+        tracing::warn!(error = %e, "answering a query");
+    }
 }
 
 /// Person messages not applied yet: those the consumer has still to deliver, and those
