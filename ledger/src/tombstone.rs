@@ -7,7 +7,7 @@
 //! - `masks`: payload blocks of *earlier events of the same chain*, which may be absent from
 //!   then on (`verify` reports them as masked, naming the tombstone);
 //! - `reason`: why, for the audit trail;
-//! - `scope`: what was erased, in the domain's words (`person`, `component:phone`); never a
+//! - `scope`: what was erased, in the domain's words (`all`, `component:phone`); never a
 //!   personal value.
 //!
 //! A tombstone's own payload is never masked: it holds no personal value and is what makes the
