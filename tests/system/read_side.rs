@@ -224,6 +224,12 @@ fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values(
         "person3",
     ];
     let incremental = dump(&reader, &ids, &words);
+    // With no serve running, `--nats query` reads the home itself.
+    let direct = ok(&reader.run(&["--nats", &url, "--json", "query", "summary"])).records();
+    assert_eq!(
+        direct.into_iter().map(|(_, d)| d).collect::<Vec<_>>(),
+        incremental[0]
+    );
 
     // A clean rebuild from the chains gives the same read models.
     let rebuilt = ok(&reader.run(&["--nats", &url, "--json", "project", "--rebuild"])).records();

@@ -138,7 +138,8 @@ pub(crate) fn read_side(
                     new: format!("Bench Person {n} renamed"),
                     reason: "bench".into(),
                 };
-                let mut d = Draft::new(ids[n % PERSONS].stream(), event.type_name(), event.schema());
+                let mut d =
+                    Draft::new(ids[n % PERSONS].stream(), event.type_name(), event.schema());
                 d.payload = personctl_domain::event::encode_payload(&event)
                     .map(Payload::new)
                     .transpose()?;
