@@ -256,7 +256,7 @@ fn a_poison_message_is_dead_lettered_while_later_events_are_applied_and_retry_ap
     let poison_subject = format!("ledger.person.{}", uuid::Uuid::now_v7());
     // And a notice whose blocks are not in the bucket yet: an event appended elsewhere.
     let offline = Home::new();
-    ok(&offline.run(&["keygen"]));
+    let offline_did = ok(&offline.run(&["keygen"])).stdout.trim().to_string();
     let late = ok(&offline.run(&["--json", "append", "register", "--legal-name", "Late Comer"]))
         .records()[0]
         .1
@@ -338,6 +338,22 @@ fn a_poison_message_is_dead_lettered_while_later_events_are_applied_and_retry_ap
             blocks.put(b).await.unwrap();
         }
     });
+    // Its author is not trusted here yet: the read models refuse it.
+    let retried = query_dlq(&reader, &url, "retry");
+    let kinds: Vec<&str> = retried
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["still-failing", "still-failing"]);
+    assert!(
+        retried[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not trusted here"),
+        "{}",
+        retried[1]
+    );
+    ok(&reader.run(&["trust", "add", &offline_did]));
     let retried = query_dlq(&reader, &url, "retry");
     let kinds: Vec<&str> = retried
         .iter()

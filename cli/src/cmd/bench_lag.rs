@@ -17,7 +17,7 @@ use anyhow::{anyhow, Result};
 
 use personctl_domain::{Command, PersonId, Persons, Projections};
 use personctl_ledger::jetstream::{Backbone, Settings};
-use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore};
+use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore, TrustSet};
 
 use crate::args::ServeArgs;
 use crate::nats::Link;
@@ -39,6 +39,8 @@ pub(crate) struct ReadSide {
 const PERSONS: usize = 1_000;
 const TOTAL: usize = 15_000;
 const PER_TICK: usize = 50;
+/// The bench writer's key, which the bench's serve trusts.
+const WRITER_SEED: [u8; 32] = [9; 32];
 
 pub(crate) fn read_side(
     runtime: &tokio::runtime::Runtime,
@@ -74,10 +76,14 @@ pub(crate) fn read_side(
                     .expect("not poisoned")
                     .insert(*cid, Instant::now());
             };
+            let trust: TrustSet = [Signer::from_seed(WRITER_SEED).author()]
+                .into_iter()
+                .collect();
             link.block_on(super::serve::run(
                 &link,
                 &store,
                 &projections,
+                &trust,
                 None,
                 &args,
                 &stop,
@@ -87,7 +93,7 @@ pub(crate) fn read_side(
         })
     };
 
-    let signer = Signer::from_seed([9; 32]);
+    let signer = Signer::from_seed(WRITER_SEED);
     let store = SledStore::open(dir.path().join("writer-store"))?;
     let persons = Persons::new(Ledger::new(&store));
     let ids: Vec<PersonId> = (0..PERSONS).map(|_| PersonId::new_v7()).collect();

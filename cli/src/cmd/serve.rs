@@ -29,7 +29,7 @@ use personctl_domain::policy::{self, Periods, Trigger, DAY_US};
 use personctl_domain::read_model::{derive, Entry};
 use personctl_domain::{onboarding, PersonId, Persons, Projections, Replayed, Update, AGGREGATE};
 use personctl_ledger::jetstream::{Backbone, Notice};
-use personctl_ledger::{BlockStore, Ledger, Signer, SledStore};
+use personctl_ledger::{BlockStore, Ledger, Signer, SledStore, TrustSet};
 
 use crate::args::{DlqCommand, ServeArgs};
 use crate::config::Config;
@@ -127,6 +127,8 @@ struct Applier<'a> {
     projections: &'a Projections,
     cache: HashMap<PersonId, Replayed>,
     policies: Option<&'a PolicyRun>,
+    /// Whose events the read models accept: the home's trusted keys.
+    trust: &'a TrustSet,
 }
 
 /// Told of every event applied to the read models.
@@ -138,6 +140,7 @@ impl<'a> Applier<'a> {
         store: &'a SledStore,
         projections: &'a Projections,
         policies: Option<&'a PolicyRun>,
+        trust: &'a TrustSet,
     ) -> Self {
         Applier {
             backbone,
@@ -146,6 +149,7 @@ impl<'a> Applier<'a> {
             projections,
             cache: HashMap::new(),
             policies,
+            trust,
         }
     }
 
@@ -284,6 +288,24 @@ impl<'a> Applier<'a> {
                 event.stream()
             );
         }
+        // Only what trusted keys signed reaches the read models (and the policies).
+        let block = self
+            .store
+            .get(&notice.cid)?
+            .ok_or_else(|| anyhow!("message {sequence}: event {} is not stored", notice.cid))?;
+        if !event.verify_signature(&block)? {
+            bail!(
+                "message {sequence}: event {}: signature does not verify",
+                notice.cid
+            );
+        }
+        if !self.trust.contains(event.author()) {
+            bail!(
+                "message {sequence}: event {}: author {} is not trusted here (`personctl trust add`)",
+                notice.cid,
+                event.author()
+            );
+        }
         let base = self.cache.remove(&id).unwrap_or(Replayed {
             person: None,
             head: None,
@@ -346,11 +368,18 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     };
     let projections = projections(config)?;
     let policies = PolicyRun::from_args(config, args)?;
+    let trust = config.trust(&store)?;
+    if trust.is_empty() {
+        bail!(
+            "serve applies only events signed by this home's trusted keys, and it trusts none: `personctl trust add DID`"
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let summary = link.block_on(run(
         &link,
         &store,
         &projections,
+        &trust,
         policies.as_ref(),
         args,
         &stop,
@@ -366,10 +395,12 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     Ok(EXIT_OK)
 }
 
+#[allow(clippy::too_many_arguments)] // one call site per use: serve, and the benchmark
 pub(crate) async fn run(
     link: &Link,
     store: &SledStore,
     projections: &Projections,
+    trust: &TrustSet,
     policies: Option<&PolicyRun>,
     args: &ServeArgs,
     stop: &Arc<AtomicBool>,
@@ -413,7 +444,7 @@ pub(crate) async fn run(
         .await
         .map_err(|e| anyhow!("creating the consumer {CONSUMER}: {e}"))?;
     tracing::info!(checkpoint, "serving read models");
-    let mut applier = Applier::new(backbone, store, projections, policies);
+    let mut applier = Applier::new(backbone, store, projections, policies, trust);
     let (mut applied, mut skipped, mut dead, mut swept) = (0u64, 0u64, 0u64, 0u64);
     let mut last_sweep: Option<Instant> = None;
     let retry_base = Duration::from_millis(args.retry_delay_ms);
@@ -644,7 +675,8 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
         DlqCommand::Retry => {
             let store = config.open_or_create_store()?;
             let projections = projections(config)?;
-            let mut applier = Applier::new(link.backbone(), &store, &projections, None);
+            let trust = config.trust(&store)?;
+            let mut applier = Applier::new(link.backbone(), &store, &projections, None, &trust);
             for (dlq_sequence, body) in &letters {
                 let sequence = body["sequence"].as_u64().unwrap_or(0);
                 let result = link.block_on(async {
