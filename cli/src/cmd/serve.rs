@@ -129,6 +129,8 @@ struct Applier<'a> {
     policies: Option<&'a PolicyRun>,
     /// Whose events the read models accept: the home's trusted keys.
     trust: &'a TrustSet,
+    /// Events of the current batch whose signatures were checked together.
+    verified: std::collections::HashSet<personctl_ledger::Cid>,
 }
 
 /// Told of every event applied to the read models.
@@ -150,6 +152,42 @@ impl<'a> Applier<'a> {
             cache: HashMap::new(),
             policies,
             trust,
+            verified: Default::default(),
+        }
+    }
+
+    /// Checks the signatures of the stored events `cids` in batches (about twice as fast as one
+    /// by one) and remembers those that verify; `prepare` checks any other alone.
+    fn verify_batch(&mut self, cids: &[personctl_ledger::Cid]) {
+        let mut items = Vec::new();
+        for cid in cids {
+            let Ok(Some(block)) = self.store.get(cid) else {
+                continue;
+            };
+            let Ok(event) = personctl_ledger::Event::decode(&block) else {
+                continue;
+            };
+            let Ok(message) = personctl_ledger::signing_message(block.bytes()) else {
+                continue;
+            };
+            items.push((*cid, message, *event.signature(), *event.author()));
+        }
+        for chunk in items.chunks(64) {
+            let checks: Vec<personctl_ledger::SigCheck<'_>> = chunk
+                .iter()
+                .map(
+                    |(_, message, signature, author)| personctl_ledger::SigCheck {
+                        message,
+                        signature,
+                        author,
+                    },
+                )
+                .collect();
+            for ((cid, ..), ok) in chunk.iter().zip(personctl_ledger::verify_many(&checks)) {
+                if ok {
+                    self.verified.insert(*cid);
+                }
+            }
         }
     }
 
@@ -157,7 +195,7 @@ impl<'a> Applier<'a> {
     /// continue a local head in one commit, the other chains by concurrent pulls (applying
     /// then finds every event stored). Errors are left for `prepare`, which pulls again and
     /// reports them.
-    async fn prefetch(&self, batch: &[async_nats::jetstream::Message]) {
+    async fn prefetch(&mut self, batch: &[async_nats::jetstream::Message]) {
         let checkpoint = self.projections.checkpoint().unwrap_or(0);
         let notices: Vec<(personctl_ledger::StreamId, Notice, u64)> = batch
             .iter()
@@ -184,6 +222,9 @@ impl<'a> Applier<'a> {
                 tracing::debug!(%stream, error = %e, "prefetch failed; applying will retry");
             }
         }
+        self.verified.clear();
+        let cids: Vec<_> = notices.iter().map(|(_, n, _)| n.cid).collect();
+        self.verify_batch(&cids);
     }
 
     /// Publishes what the policies appended; a lost race is an error (the handler's retry
@@ -293,7 +334,7 @@ impl<'a> Applier<'a> {
             .store
             .get(&notice.cid)?
             .ok_or_else(|| anyhow!("message {sequence}: event {} is not stored", notice.cid))?;
-        if !event.verify_signature(&block)? {
+        if !self.verified.remove(&notice.cid) && !event.verify_signature(&block)? {
             bail!(
                 "message {sequence}: event {}: signature does not verify",
                 notice.cid
