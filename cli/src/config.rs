@@ -182,3 +182,10 @@ pub(crate) fn stream_of(select: &StreamSelector) -> Result<Option<StreamId>> {
         (None, None) => Ok(None),
     }
 }
+
+/// A person id given on the command line; `flag` names where (`--person `, or empty for a
+/// positional argument) in the error.
+pub(crate) fn person_arg(flag: &str, text: &str) -> Result<personctl_domain::PersonId> {
+    text.parse()
+        .with_context(|| format!("{flag}{text:?} is not a person id (a UUID)"))
+}

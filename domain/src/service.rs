@@ -230,7 +230,10 @@ impl<S: BlockStore> Persons<S> {
     /// applies: for example the person was archived meanwhile).
     pub fn react(&self, signer: &Signer, r: &Reaction) -> Result<Vec<Appended>, Error> {
         let stream = r.person.stream();
-        if self.caused(&stream, r.causation(), None)? {
+        // What a trigger on this chain caused lies above it: only that part is searched.
+        let trigger = self.ledger.event(&r.trigger)?;
+        let above = (trigger.stream() == &stream).then(|| trigger.height());
+        if self.caused(&stream, r.causation(), above)? {
             return Ok(Vec::new());
         }
         let mut working = HashMap::new();

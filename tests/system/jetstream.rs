@@ -19,6 +19,15 @@ async fn jetstream(server: &NatsServer) -> async_nats::jetstream::Context {
     async_nats::jetstream::new(client)
 }
 
+/// A fresh test server and a backbone on it with the default settings.
+async fn backbone() -> (NatsServer, Backbone) {
+    let server = NatsServer::start();
+    let backbone = Backbone::connect(&server.url(), Settings::default())
+        .await
+        .unwrap();
+    (server, backbone)
+}
+
 /// Two writers' stores. The first holds a stream of three events, the genesis carrying a
 /// personal value in its payload; the rival holds the same genesis and a competing event at
 /// height 1.
@@ -158,10 +167,7 @@ fn copy_without_marks(from: &MemoryStore) -> MemoryStore {
 
 #[tokio::test]
 async fn messages_carry_only_links_and_a_republish_is_deduplicated() {
-    let server = NatsServer::start();
-    let backbone = Backbone::connect(&server.url(), Settings::default())
-        .await
-        .unwrap();
+    let (server, backbone) = backbone().await;
     let settings = backbone.settings().clone();
     let Writers {
         stream,
@@ -261,10 +267,7 @@ fn verifies(store: &MemoryStore) -> personctl_ledger::Report {
 
 #[tokio::test]
 async fn a_writer_that_loses_the_race_gets_a_conflict_and_follows_the_winner() {
-    let server = NatsServer::start();
-    let backbone = Backbone::connect(&server.url(), Settings::default())
-        .await
-        .unwrap();
+    let (_server, backbone) = backbone().await;
     let Writers {
         stream,
         events,
@@ -306,10 +309,7 @@ async fn a_writer_that_loses_the_race_gets_a_conflict_and_follows_the_winner() {
 
 #[tokio::test]
 async fn an_event_built_on_a_refused_cause_is_withdrawn_with_it() {
-    let server = NatsServer::start();
-    let backbone = Backbone::connect(&server.url(), Settings::default())
-        .await
-        .unwrap();
+    let (_server, backbone) = backbone().await;
     let Writers {
         stream,
         store,
@@ -427,10 +427,7 @@ async fn the_block_bucket_returns_blocks_only_under_their_own_cid() {
 
 #[tokio::test]
 async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_bucket() {
-    let server = NatsServer::start();
-    let backbone = Backbone::connect(&server.url(), Settings::default())
-        .await
-        .unwrap();
+    let (_server, backbone) = backbone().await;
     let writer = Ledger::new(MemoryStore::new());
     let stream: StreamId = "person/p-7".parse().unwrap();
     for i in 0..3 {
@@ -516,10 +513,7 @@ async fn a_reader_with_an_empty_store_rebuilds_a_stream_from_jetstream_and_the_b
 
 #[tokio::test]
 async fn fast_forward_stores_what_continues_a_head_in_one_commit_and_leaves_the_rest_to_pull() {
-    let server = NatsServer::start();
-    let backbone = Backbone::connect(&server.url(), Settings::default())
-        .await
-        .unwrap();
+    let (_server, backbone) = backbone().await;
     let writer = Ledger::new(MemoryStore::new());
     let (a, b): (StreamId, StreamId) = ("thing/a".parse().unwrap(), "thing/b".parse().unwrap());
     let mut notices = Vec::new();

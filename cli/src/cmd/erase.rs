@@ -11,11 +11,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
 use personctl_domain::model::ItemKind;
-use personctl_domain::{Erasure, PersonId, Persons};
-use personctl_ledger::{BlockStore, Cid, Ledger, StreamId};
+use personctl_domain::{Erasure, Persons};
+use personctl_ledger::{BlockStore, Cid, Ledger};
 
 use crate::args::EraseArgs;
-use crate::config::Config;
+use crate::config::{person_arg, Config};
 use crate::nats::Link;
 use crate::output::Out;
 use crate::EXIT_OK;
@@ -43,10 +43,7 @@ fn component(text: &str) -> Result<Erasure> {
 }
 
 pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<u8> {
-    let id: PersonId = args
-        .person
-        .parse()
-        .with_context(|| format!("--person {:?} is not a person id (a UUID)", args.person))?;
+    let id = person_arg("--person ", &args.person)?;
     let erasure = match &args.component {
         Some(c) => component(c)?,
         None => Erasure::Person,
@@ -86,8 +83,10 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
         }
     }
     let removed = persons.purge(id)?;
+    // Every payload masked on the chain, by tombstone: read once for the bucket and the count.
+    let masks = Ledger::new(&store).masks(&stream)?;
     let erased_remote = match &link {
-        Some(link) => erase_from_bucket(link, &store, std::slice::from_ref(&stream))?,
+        Some(link) => erase_from_bucket(link, masks.keys().copied())?,
         None => 0,
     };
     let scope = match &erasure {
@@ -101,7 +100,7 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
     };
     match &tombstone {
         Some(t) => {
-            let masked = masked_by(&store, &stream, t.cid)?;
+            let masked = masks.values().filter(|by| **by == t.cid).count();
             out.record(
                 "erased",
                 json!({
@@ -148,26 +147,17 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
     Ok(EXIT_OK)
 }
 
-/// How many payloads the tombstone `cid` masks.
-fn masked_by(store: &dyn BlockStore, stream: &StreamId, cid: Cid) -> Result<usize> {
-    let masks = Ledger::new(store).masks(stream)?;
-    Ok(masks.values().filter(|t| **t == cid).count())
-}
-
-/// Erases every block masked on `streams` from the JetStream bucket; returns how many it had.
-fn erase_from_bucket(link: &Link, store: &dyn BlockStore, streams: &[StreamId]) -> Result<u64> {
-    let ledger = Ledger::new(store);
+/// Erases the `masked` blocks from the JetStream bucket; returns how many it had.
+fn erase_from_bucket(link: &Link, masked: impl IntoIterator<Item = Cid>) -> Result<u64> {
+    let mut masked: Vec<Cid> = masked.into_iter().collect();
+    masked.sort();
     let mut erased = 0;
-    for stream in streams {
-        let mut masked: Vec<Cid> = ledger.masks(stream)?.into_keys().collect();
-        masked.sort();
-        for cid in masked {
-            if link
-                .block_on(link.backbone().blocks().erase(&cid))
-                .with_context(|| format!("erasing {cid} of {stream} from the JetStream bucket"))?
-            {
-                erased += 1;
-            }
+    for cid in masked {
+        if link
+            .block_on(link.backbone().blocks().erase(&cid))
+            .with_context(|| format!("erasing {cid} from the JetStream bucket"))?
+        {
+            erased += 1;
         }
     }
     Ok(erased)
@@ -183,8 +173,11 @@ pub(crate) fn gc(config: &Config, out: &mut Out) -> Result<u8> {
     let removed = ledger.purge_masked(None)?;
     let erased_remote = match &link {
         Some(link) => {
-            let streams: Vec<StreamId> = store.heads()?.into_iter().map(|(s, _)| s).collect();
-            Some(erase_from_bucket(link, &store, &streams)?)
+            let mut masked = Vec::new();
+            for (stream, _) in store.heads()? {
+                masked.extend(ledger.masks(&stream)?.into_keys());
+            }
+            Some(erase_from_bucket(link, masked)?)
         }
         None => None,
     };

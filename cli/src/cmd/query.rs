@@ -12,14 +12,13 @@ use serde_json::Value;
 
 use crate::args::{ProjectArgs, QueryCommand};
 use crate::cmd::serve::projections;
-use crate::config::Config;
+use crate::config::{person_arg, Config};
 use crate::nats::Link;
 use crate::output::{time, Out};
 use crate::EXIT_OK;
 
 fn person_id(text: &str) -> Result<PersonId> {
-    text.parse()
-        .with_context(|| format!("{text:?} is not a person id (a UUID)"))
+    person_arg("", text)
 }
 
 /// One answer record: its type, its JSON data, and its human line.

@@ -10,14 +10,13 @@ use personctl_domain::{At, Event, PersonId, PersonWorld, Persons};
 use personctl_ledger::{Cid, Ledger, SledStore};
 
 use crate::args::{ReplayArgs, ShowArgs};
-use crate::config::Config;
+use crate::config::{person_arg, Config};
 use crate::nats::store_for_reading;
 use crate::output::{person_json, person_text, Out};
 use crate::EXIT_OK;
 
 fn person_id(text: &str) -> Result<PersonId> {
-    text.parse()
-        .with_context(|| format!("--person {text:?} is not a person id (a UUID)"))
+    person_arg("--person ", text)
 }
 
 /// The persons of the store; with `--nats`, `person` (or everyone) first pulled from JetStream.

@@ -129,8 +129,8 @@ struct Applier<'a> {
     policies: Option<&'a PolicyRun>,
     /// Whose events the read models accept: the home's trusted keys.
     trust: &'a TrustSet,
-    /// Events of the current batch whose signatures were checked together.
-    verified: std::collections::HashSet<personctl_ledger::Cid>,
+    /// Events of the current batch, decoded, whose signatures were checked together.
+    verified: HashMap<personctl_ledger::Cid, personctl_ledger::Event>,
 }
 
 /// Told of every event applied to the read models.
@@ -156,8 +156,9 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Checks the signatures of the stored events `cids` in batches (about twice as fast as one
-    /// by one) and remembers those that verify; `prepare` checks any other alone.
+    /// Reads and decodes the stored events `cids`, checks their signatures in batches (about
+    /// twice as fast as one by one) and keeps those that verify for `prepare`, which reads and
+    /// checks any other alone.
     fn verify_batch(&mut self, cids: &[personctl_ledger::Cid]) {
         let mut items = Vec::new();
         for cid in cids {
@@ -170,22 +171,21 @@ impl<'a> Applier<'a> {
             let Ok(message) = personctl_ledger::signing_message(block.bytes()) else {
                 continue;
             };
-            items.push((*cid, message, *event.signature(), *event.author()));
+            items.push((event, message));
         }
         for chunk in items.chunks(64) {
             let checks: Vec<personctl_ledger::SigCheck<'_>> = chunk
                 .iter()
-                .map(
-                    |(_, message, signature, author)| personctl_ledger::SigCheck {
-                        message,
-                        signature,
-                        author,
-                    },
-                )
+                .map(|(event, message)| personctl_ledger::SigCheck {
+                    message,
+                    signature: event.signature(),
+                    author: event.author(),
+                })
                 .collect();
-            for ((cid, ..), ok) in chunk.iter().zip(personctl_ledger::verify_many(&checks)) {
+            let verdicts = personctl_ledger::verify_many(&checks);
+            for ((event, _), ok) in chunk.iter().zip(verdicts) {
                 if ok {
-                    self.verified.insert(*cid);
+                    self.verified.insert(event.cid(), event.clone());
                 }
             }
         }
@@ -317,27 +317,29 @@ impl<'a> Applier<'a> {
                 .await
                 .with_context(|| format!("message {sequence}: pulling {stream}"))?;
         }
-        let event = self
-            .persons
-            .ledger()
-            .event(&notice.cid)
-            .with_context(|| format!("message {sequence}: event {}", notice.cid))?;
+        // Only what trusted keys signed reaches the read models (and the policies).
+        let event = match self.verified.remove(&notice.cid) {
+            Some(event) => event,
+            None => {
+                let block = self.store.get(&notice.cid)?.ok_or_else(|| {
+                    anyhow!("message {sequence}: event {} is not stored", notice.cid)
+                })?;
+                let event = personctl_ledger::Event::decode(&block)
+                    .with_context(|| format!("message {sequence}: event {}", notice.cid))?;
+                if !event.verify_signature(&block)? {
+                    bail!(
+                        "message {sequence}: event {}: signature does not verify",
+                        notice.cid
+                    );
+                }
+                event
+            }
+        };
         if event.stream() != &stream {
             bail!(
                 "message {sequence}: event {} belongs to {}, not {stream}",
                 notice.cid,
                 event.stream()
-            );
-        }
-        // Only what trusted keys signed reaches the read models (and the policies).
-        let block = self
-            .store
-            .get(&notice.cid)?
-            .ok_or_else(|| anyhow!("message {sequence}: event {} is not stored", notice.cid))?;
-        if !self.verified.remove(&notice.cid) && !event.verify_signature(&block)? {
-            bail!(
-                "message {sequence}: event {}: signature does not verify",
-                notice.cid
             );
         }
         if !self.trust.contains(event.author()) {
