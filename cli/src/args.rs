@@ -96,6 +96,12 @@ pub(crate) enum Command {
     /// With --nats: the messages `serve` could not apply.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Write chains to a CARv1 file: every chain, or one person's (`--person`) or one stream's
+    /// (`--stream`), with every block they reach (causal parents too; masked payloads left out).
+    Export(ExportArgs),
+    /// Read a CARv1 file, verify every block and chain, and only then store it here (all or
+    /// nothing; exit 1 when it does not verify).
+    Import(ImportArgs),
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
     Bench(BenchArgs),
     /// Create a fresh sample ledger, append events to a few chains, verify and show them.
@@ -202,6 +208,22 @@ pub(crate) struct DemoArgs {
     /// under the system's temporary directory, kept so that you can explore it.
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ExportArgs {
+    /// The CAR file to write (replaced atomically once complete).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) car: PathBuf,
+    #[command(flatten)]
+    pub(crate) select: StreamSelector,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ImportArgs {
+    /// The CAR file to read.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) car: PathBuf,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -344,6 +366,10 @@ pub(crate) struct AppendEventArgs {
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) select: StreamSelector,
+    /// Audit this CARv1 archive instead of the store (nothing is imported; the home's trusted
+    /// keys are used).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stream", "person"])]
+    pub(crate) car: Option<PathBuf>,
     /// Check each signature on its own instead of in batches (slower; same verdicts).
     #[arg(long)]
     pub(crate) exact: bool,

@@ -84,6 +84,15 @@ pub enum Error {
     /// A block the operation needs is not in the store.
     #[error("block {0} is missing from the store")]
     MissingBlock(Cid),
+    /// A CAR archive is unreadable, does not verify, or does not fit the store it is imported
+    /// into. Nothing was stored.
+    #[error("CAR archive{}: {reason}", .cid.map(|c| format!(" (block {c})")).unwrap_or_default())]
+    Archive {
+        /// The offending block, when one is to blame.
+        cid: Option<Cid>,
+        /// What was wrong.
+        reason: String,
+    },
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),

@@ -25,6 +25,8 @@
 //! The wire format is specified in `docs/FORMAT.md`.
 
 mod block;
+#[cfg(feature = "car")]
+pub mod car;
 mod cid;
 pub mod codec;
 mod error;

@@ -3,13 +3,13 @@
 //! trail says who erased what and why, and no erased value is left in any file of the data
 //! directory or of the JetStream server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use personctl_ledger::{BlockStore, Cid, Ledger, SledStore, StreamId, Tombstone};
 use serde_json::{json, Value};
 
 use crate::nats::NatsServer;
-use crate::{commands, fixture_signer, keyed, ok, walk, Home, Run};
+use crate::{commands, fixture_signer, holding, keyed, ok, Home, Run};
 
 const NAME: &str = "Zelda Quarrington";
 const EMAIL: &str = "zelda.quarrington@private.example";
@@ -17,17 +17,6 @@ const PHONE_1: &str = "+447700900111";
 const PHONE_2: &str = "+447700900222";
 const BIRTH: &str = "1987-06-05";
 const OTHER: &str = "Yannick Brightwater";
-
-/// The files under `dir` whose raw bytes hold `value`.
-fn holding(dir: &Path, value: &str) -> Vec<PathBuf> {
-    walk(dir)
-        .into_iter()
-        .filter(|p| {
-            let bytes = std::fs::read(p).unwrap();
-            bytes.windows(value.len()).any(|w| w == value.as_bytes())
-        })
-        .collect()
-}
 
 /// Registers person `a` with every personal value above and person `b` with a name.
 fn people(home: &Home, nats: &[&str], a: &str, b: &str) {

@@ -4,6 +4,7 @@
 //! stale one.
 
 mod backbone;
+mod car;
 mod cli;
 mod erasure;
 mod jetstream;
@@ -68,6 +69,17 @@ pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The files under `dir` whose raw bytes hold `value`.
+pub(crate) fn holding(dir: &Path, value: &str) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            bytes.windows(value.len()).any(|w| w == value.as_bytes())
+        })
+        .collect()
 }
 
 /// A temporary data directory.

@@ -5,6 +5,7 @@ mod append_event;
 mod bench;
 mod bench_lag;
 mod bench_nats;
+mod car;
 mod demo;
 mod erase;
 mod keygen;
@@ -50,6 +51,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
             Some((url, settings)) => bench_nats::run(url, settings, &a, &mut out)?,
             None => bench::run(&a, &mut out)?,
         },
+        Command::Export(a) => car::export(&config, &a, &mut out)?,
+        Command::Import(a) => car::import(&config, &a, &mut out)?,
         Command::Demo(a) => demo::run(&a, &mut out)?,
     };
     out.flush()?;

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use personctl_ledger::jetstream::cross_check;
-use personctl_ledger::{verify, BlockStore, Finding, Scope, VerifyOptions};
+use personctl_ledger::{verify, BlockStore, Finding, Report, Scope, VerifyOptions};
 
 use crate::args::VerifyArgs;
 use crate::config::{stream_of, Config};
@@ -17,6 +17,9 @@ use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
 pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u8> {
+    if let Some(path) = &args.car {
+        return super::car::verify(config, path, args.exact, out);
+    }
     let scope = match stream_of(&args.select)? {
         Some(s) => Scope::Stream(s),
         None => Scope::All,
@@ -53,7 +56,21 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
         report.findings.extend(check.findings);
     }
     let seconds = started.elapsed().as_secs_f64();
+    print(&report, messages, seconds, out)?;
+    Ok(if report.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_NEGATIVE
+    })
+}
 
+/// Prints a report: every failure, every masked payload, then the summary.
+pub(crate) fn print(
+    report: &Report,
+    messages: Option<u64>,
+    seconds: f64,
+    out: &mut Out,
+) -> Result<()> {
     for f in &report.findings {
         out.record("failure", finding_json(f), || human(f))?;
     }
@@ -108,11 +125,7 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             )
         },
     )?;
-    Ok(if report.is_ok() {
-        EXIT_OK
-    } else {
-        EXIT_NEGATIVE
-    })
+    Ok(())
 }
 
 fn progress_bar(json: bool, total: u64) -> ProgressBar {

@@ -1,0 +1,426 @@
+//! CAR archives: a ledger's chains as one CARv1 file that any IPLD tool can read.
+//!
+//! The file follows the public [CARv1 specification](https://ipld.io/specs/transport/car/carv1/):
+//! a varint-prefixed DAG-CBOR header `{roots, version: 1}`, then one varint-prefixed section per
+//! block (binary CID, then the block's bytes). Framing is done by `iroh-car`; everything about
+//! chains is done here.
+//!
+//! An archive is *closed*: its roots are the head of every chain it holds, and every chain is
+//! complete from its root down to genesis, with every payload (a payload a later tombstone masks
+//! is simply absent) and every causal parent. A chain that is only there because another chain
+//! names one of its events in `causes` is cut at the highest such event, which is then its root.
+//! So an archive verifies on its own, exactly as a store does ([`crate::verify`]).
+//!
+//! [`export`] writes one; [`read`] reads one into memory, re-deriving every CID, into an
+//! [`Archive`] that can be verified ([`Archive::verify`]) and only then imported
+//! ([`Archive::import_into`]), all or nothing.
+//!
+//! ```
+//! use personctl_ledger::{car, Draft, Ipld, Ledger, MemoryStore, Signer, TrustSet};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let signer = Signer::from_seed([7; 32]);
+//! let origin = Ledger::new(MemoryStore::new());
+//! let draft = Draft::new("order/o-1".parse()?, "OrderPlaced", 1)
+//!     .with_data(Ipld::String("3 apples".into()))?;
+//! let placed = origin.append(&signer, draft)?;
+//!
+//! let mut file = Vec::new();
+//! let exported = car::export(origin.store(), None, &mut file).await?;
+//! assert_eq!((exported.events, exported.payloads), (1, 1));
+//!
+//! let archive = car::read(file.as_slice()).await?;
+//! let trust: TrustSet = [signer.author()].into_iter().collect();
+//! assert!(archive.verify(&trust, false)?.is_ok());
+//! let replica = MemoryStore::new();
+//! let imported = archive.import_into(&replica, &trust)?;
+//! assert_eq!(imported.moved[0].1.cid, placed.cid);
+//! # Ok::<(), personctl_ledger::Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore};
+use crate::{
+    verify, Block, Cid, Error, Event, Ledger, Report, Result, StreamId, TrustSet, VerifyOptions,
+};
+
+/// What [`export`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exported {
+    /// The roots: one head per chain, ordered by stream.
+    pub roots: Vec<(StreamId, Head)>,
+    /// Event blocks written.
+    pub events: u64,
+    /// Payload blocks written.
+    pub payloads: u64,
+    /// Payloads left out because a tombstone masks them.
+    pub masked: u64,
+}
+
+/// Writes the chains of `streams` (every stream when `None`) from `store` to `writer` as a CARv1
+/// file, with every block they reach. Fails, before writing anything, when a stream has no
+/// events or a reachable block is missing and no tombstone covers it.
+///
+/// Blocks go out head first, each event followed by its payload: the order in which a reader
+/// walking from the roots meets them.
+pub async fn export<S, W>(store: &S, streams: Option<&[StreamId]>, writer: W) -> Result<Exported>
+where
+    S: BlockStore,
+    W: AsyncWrite + Send + Unpin,
+{
+    let plan = plan(store, streams)?;
+    let header =
+        iroh_car::CarHeader::new_v1(plan.roots.iter().map(|(_, h)| h.cid.to_raw()).collect());
+    let mut car = iroh_car::CarWriter::new(header, writer);
+    for cid in &plan.order {
+        let block = store.get(cid)?.ok_or(Error::MissingBlock(*cid))?;
+        car.write(cid.to_raw(), block.bytes())
+            .await
+            .map_err(|e| archive_io("writing the archive", e))?;
+    }
+    car.finish()
+        .await
+        .map_err(|e| archive_io("finishing the archive", e))?;
+    tracing::debug!(
+        roots = plan.roots.len(),
+        blocks = plan.order.len(),
+        "exported"
+    );
+    Ok(Exported {
+        roots: plan.roots,
+        events: plan.events,
+        payloads: plan.payloads,
+        masked: plan.masked,
+    })
+}
+
+/// The blocks of an export, in order, and its roots.
+struct Plan {
+    roots: Vec<(StreamId, Head)>,
+    order: Vec<Cid>,
+    events: u64,
+    payloads: u64,
+    masked: u64,
+}
+
+/// Walks the chains to export, and the chains their causes reach, recording the block order.
+fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> {
+    let ledger = Ledger::new(store);
+    let heads: Vec<(StreamId, Head)> = match streams {
+        None => store.heads()?,
+        Some(list) => {
+            let mut heads = Vec::with_capacity(list.len());
+            for s in list {
+                let head = store.head(s)?.ok_or_else(|| Error::InvalidStream {
+                    input: s.to_string(),
+                    reason: "no such stream in the store".into(),
+                })?;
+                heads.push((s.clone(), head));
+            }
+            heads
+        }
+    };
+    if heads.is_empty() {
+        return Err(Error::Archive {
+            cid: None,
+            reason: "nothing to export: the store has no streams".into(),
+        });
+    }
+    let mut plan = Plan {
+        roots: Vec::new(),
+        order: Vec::new(),
+        events: 0,
+        payloads: 0,
+        masked: 0,
+    };
+    // The highest event written per stream: the roots.
+    let mut tops: BTreeMap<StreamId, Head> = BTreeMap::new();
+    let mut seen: HashSet<Cid> = HashSet::new();
+    let mut starts: VecDeque<Cid> = heads.iter().map(|(_, h)| h.cid).collect();
+    let mut masks_of: BTreeMap<StreamId, crate::Masks> = BTreeMap::new();
+    while let Some(start) = starts.pop_front() {
+        let mut next = Some(start);
+        while let Some(cid) = next.take() {
+            if !seen.insert(cid) {
+                break; // the rest of this chain is written already
+            }
+            let event = ledger.event(&cid)?;
+            let stream = event.stream().clone();
+            let top = tops.entry(stream.clone()).or_insert(Head {
+                cid,
+                height: event.height(),
+            });
+            if event.height() > top.height {
+                *top = Head {
+                    cid,
+                    height: event.height(),
+                };
+            }
+            plan.order.push(cid);
+            plan.events += 1;
+            if let Some(p) = event.payload() {
+                if store.contains(&p)? {
+                    plan.order.push(p);
+                    plan.payloads += 1;
+                } else {
+                    let masks = match masks_of.get(&stream) {
+                        Some(m) => m,
+                        None => masks_of
+                            .entry(stream.clone())
+                            .or_insert(ledger.masks(&stream)?),
+                    };
+                    if !masks.contains_key(&p) {
+                        return Err(Error::MissingBlock(p));
+                    }
+                    plan.masked += 1;
+                }
+            }
+            starts.extend(event.causes().iter().filter(|c| !seen.contains(c)));
+            next = event.prev();
+        }
+    }
+    plan.roots = tops.into_iter().collect();
+    Ok(plan)
+}
+
+/// A CAR file read into memory: every CID re-derived, its roots resolved to stream heads.
+/// Nothing is stored anywhere until [`Archive::import_into`].
+pub struct Archive {
+    store: MemoryStore,
+    roots: Vec<(StreamId, Head)>,
+    blocks: u64,
+}
+
+/// Reads a CARv1 file. Every section's CID must be a ledger CID (CIDv1, dag-cbor, BLAKE3-256)
+/// that re-derives from its bytes, and every root must be an event block of the file, one per
+/// stream. The first failure is returned, naming the offending CID.
+pub async fn read<R: AsyncRead + Send + Unpin>(reader: R) -> Result<Archive> {
+    let mut car = iroh_car::CarReader::new(reader)
+        .await
+        .map_err(|e| archive_io("reading the CAR header", e))?;
+    let raw_roots = car.header().roots().to_vec();
+    let store = MemoryStore::new();
+    let mut blocks = 0u64;
+    while let Some((raw, bytes)) = car
+        .next_block()
+        .await
+        .map_err(|e| archive_io(format!("reading the CAR section after {blocks} blocks"), e))?
+    {
+        let cid = Cid::try_from(raw)?;
+        let block = Block::verified(cid, bytes)?;
+        store.put(&block)?;
+        blocks += 1;
+    }
+    let mut roots: BTreeMap<StreamId, Head> = BTreeMap::new();
+    for raw in raw_roots {
+        let cid = Cid::try_from(raw)?;
+        let block = store.get(&cid)?.ok_or_else(|| Error::Archive {
+            cid: Some(cid),
+            reason: "a root that is not in the archive".into(),
+        })?;
+        let event = Event::decode(&block).map_err(|e| Error::Archive {
+            cid: Some(cid),
+            reason: format!("a root that is not an event: {e}"),
+        })?;
+        let head = Head {
+            cid,
+            height: event.height(),
+        };
+        if let Some(other) = roots.insert(event.stream().clone(), head) {
+            return Err(Error::Archive {
+                cid: Some(cid),
+                reason: format!(
+                    "a second root for stream {} (the other is {})",
+                    event.stream(),
+                    other.cid
+                ),
+            });
+        }
+    }
+    let roots: Vec<(StreamId, Head)> = roots.into_iter().collect();
+    store.commit(&Commit {
+        blocks: Vec::new(),
+        heads: roots
+            .iter()
+            .map(|(s, h)| HeadUpdate {
+                stream: s.clone(),
+                expected: None,
+                new: *h,
+            })
+            .collect(),
+    })?;
+    Ok(Archive {
+        store,
+        roots,
+        blocks,
+    })
+}
+
+/// What [`Archive::import_into`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Blocks stored (those already stored, and those a local tombstone masks, are not).
+    pub blocks: u64,
+    /// Streams created or moved forward.
+    pub moved: Vec<(StreamId, Head)>,
+    /// Streams left alone: the store already holds the archive's chain, or more of it.
+    pub unchanged: Vec<StreamId>,
+    /// Events in the archive, all verified.
+    pub events: u64,
+}
+
+impl Archive {
+    /// The archive's roots: one head per stream.
+    pub fn roots(&self) -> &[(StreamId, Head)] {
+        &self.roots
+    }
+
+    /// Sections read (blocks, counting repeats once each time).
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// The archive as a store, to read events from.
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// Verifies the archive on its own, as [`crate::verify`] verifies a whole store: every chain
+    /// from its root, every signature against `trust`, and any block no root reaches.
+    pub fn verify(&self, trust: &TrustSet, exact: bool) -> Result<Report> {
+        let options = VerifyOptions {
+            exact,
+            ..VerifyOptions::default()
+        };
+        verify(&self.store, trust, &options, &|_| {})
+    }
+
+    /// Verifies the archive, then stores it in `store` in one atomic commit: every block not
+    /// already there (except payloads a tombstone of either side masks), and every head the
+    /// archive moves forward. Fails and stores nothing when the archive does not verify
+    /// ([`Error::Archive`] naming the first failing CID), when a chain has diverged from the
+    /// store's, or when a head moved meanwhile ([`Error::Conflict`]).
+    pub fn import_into<S: BlockStore>(&self, store: &S, trust: &TrustSet) -> Result<Imported> {
+        let report = self.verify(trust, false)?;
+        if let Some(f) = report.findings.first() {
+            let place = match (&f.stream, f.height) {
+                (Some(s), Some(h)) => format!(" ({s} at height {h})"),
+                _ => String::new(),
+            };
+            return Err(Error::Archive {
+                cid: f.cid,
+                reason: format!(
+                    "does not verify{place}: {} [{}]; {} failures in all",
+                    f.problem,
+                    f.problem.code(),
+                    report.findings.len()
+                ),
+            });
+        }
+        let mine = Ledger::new(&self.store);
+        let local = Ledger::new(store);
+        let mut imported = Imported {
+            events: report.events,
+            ..Imported::default()
+        };
+        let mut heads = Vec::new();
+        let mut masked = crate::Masks::new();
+        for (stream, theirs) in &self.roots {
+            masked.extend(local.masks(stream)?);
+            masked.extend(mine.masks(stream)?);
+            let Some(ours) = store.head(stream)? else {
+                heads.push(HeadUpdate {
+                    stream: stream.clone(),
+                    expected: None,
+                    new: *theirs,
+                });
+                continue;
+            };
+            // The lower head must be on the higher one's chain; otherwise the chains forked.
+            let (here, there) = if ours.height < theirs.height {
+                (ours.cid, at_height(&mine, theirs, ours.height)?)
+            } else {
+                (at_height(&local, &ours, theirs.height)?, theirs.cid)
+            };
+            if here != there {
+                return Err(Error::Archive {
+                    cid: Some(theirs.cid),
+                    reason: format!(
+                        "stream {stream} has diverged from this store at height {}: here {here}, in the archive {there}",
+                        ours.height.min(theirs.height),
+                    ),
+                });
+            }
+            if ours.height < theirs.height {
+                heads.push(HeadUpdate {
+                    stream: stream.clone(),
+                    expected: Some(ours),
+                    new: *theirs,
+                });
+            } else {
+                imported.unchanged.push(stream.clone());
+            }
+        }
+        let mut blocks = Vec::new();
+        let mut failed = None;
+        self.store.scan(&mut |item| match item {
+            Ok(block) => {
+                let cid = block.cid();
+                if masked.contains_key(&cid) {
+                    return true;
+                }
+                match store.contains(&cid) {
+                    Ok(true) => {}
+                    Ok(false) => blocks.push(block),
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        imported.blocks = blocks.len() as u64;
+        imported.moved = heads.iter().map(|u| (u.stream.clone(), u.new)).collect();
+        store.commit(&Commit { blocks, heads })?;
+        tracing::debug!(
+            blocks = imported.blocks,
+            moved = imported.moved.len(),
+            "imported"
+        );
+        Ok(imported)
+    }
+}
+
+/// The CID of the event at `height` on the chain below `head`.
+fn at_height<S: BlockStore>(ledger: &Ledger<S>, head: &Head, height: u64) -> Result<Cid> {
+    let mut cid = head.cid;
+    for _ in height..head.height {
+        cid = ledger.event(&cid)?.prev().ok_or(Error::MissingBlock(cid))?;
+    }
+    Ok(cid)
+}
+
+fn archive_io(context: impl Into<String>, e: iroh_car::Error) -> Error {
+    match e {
+        iroh_car::Error::Io(source) => Error::Io {
+            context: context.into(),
+            source,
+        },
+        other => Error::Archive {
+            cid: None,
+            reason: format!("{}: {other}", context.into()),
+        },
+    }
+}
