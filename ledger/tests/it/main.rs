@@ -15,3 +15,4 @@ use std::path::PathBuf;
 pub(crate) fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
+mod format_doc;
