@@ -70,6 +70,26 @@ impl Draft {
         self.payload = Some(Payload::new(data)?);
         Ok(self)
     }
+
+    /// Wraps a value of any serde type in a freshly salted payload. Read it back with
+    /// [`Payload::decode_as`].
+    pub fn with_value<T: serde::Serialize>(self, value: &T) -> Result<Draft> {
+        let data = ipld_core::serde::to_ipld(value)
+            .map_err(|e| Error::InvalidEvent(format!("the payload value: {e}")))?;
+        self.with_data(data)
+    }
+
+    /// Names causal parents in other streams.
+    pub fn caused_by(mut self, causes: impl IntoIterator<Item = Cid>) -> Draft {
+        self.causes.extend(causes);
+        self
+    }
+
+    /// Sets the head the writer built its decision on.
+    pub fn expecting(mut self, expected: Expected) -> Draft {
+        self.expected = expected;
+        self
+    }
 }
 
 /// The result of one append.

@@ -5,22 +5,106 @@
 //! parents in other streams (`causes`). Event data lives in separate, salted payload blocks, so
 //! it can be erased while the chain stays verifiable.
 //!
+//! The ledger knows nothing of any domain: a domain picks an aggregate type (the first half of
+//! a [`StreamId`], `order` below), event type names and payload types, and keeps its rules in
+//! pure `decide`/`apply` functions. `ledger/examples/organisation.rs` is a complete second
+//! domain built this way; the person domain (`personctl-domain`) is the first.
+//!
+//! # Appending
+//!
+//! A [`Draft`] names the stream, the event type and its schema version, and the data, which goes
+//! into a salted payload block. [`Expected`] is the optimistic-concurrency check: the head the
+//! decision was made on.
+//!
 //! ```
-//! use personctl_ledger::{Draft, Ledger, MemoryStore, Signer, TrustSet, verify, VerifyOptions};
-//! use ipld_core::ipld::Ipld;
+//! use personctl_ledger::{Draft, Error, Expected, Ledger, MemoryStore, Signer};
+//! use serde::{Deserialize, Serialize};
 //!
-//! let signer = Signer::from_seed([42; 32]);
-//! let ledger = Ledger::new(MemoryStore::new());
-//! let stream = "order/o-1".parse()?;
-//! let draft = Draft::new(stream, "OrderPlaced", 1).with_data(Ipld::String("3 apples".into()))?;
-//! let appended = ledger.append(&signer, draft)?;
-//! assert_eq!(appended.height, 0);
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct OrderPlaced {
+//!     item: String,
+//!     quantity: u32,
+//! }
 //!
-//! let trust: TrustSet = [signer.author()].into_iter().collect();
-//! let report = verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {})?;
-//! assert!(report.is_ok());
+//! let signer = Signer::from_seed([42; 32]); // Signer::generate() in real use
+//! let ledger = Ledger::new(MemoryStore::new()); // SledStore::open(dir) for a durable store
+//! let order = "order/o-1".parse()?;
+//! let placed = OrderPlaced { item: "apple".into(), quantity: 3 };
+//! let first = ledger.append(
+//!     &signer,
+//!     Draft::new(order, "OrderPlaced", 1).expecting(Expected::Empty).with_value(&placed)?,
+//! )?;
+//! assert_eq!(first.height, 0);
+//!
+//! // A writer that decided on a stale head is refused, and nothing is written.
+//! let shipment = "shipment/s-9".parse()?;
+//! let stale = Draft::new("order/o-1".parse()?, "OrderCancelled", 1).expecting(Expected::Empty);
+//! assert!(matches!(ledger.append(&signer, stale), Err(Error::Conflict { .. })));
+//!
+//! // A causal link into another stream.
+//! let sent = Draft::new(shipment, "ShipmentSent", 1).caused_by([first.cid]);
+//! assert_eq!(ledger.append(&signer, sent)?.height, 0);
 //! # Ok::<(), personctl_ledger::Error>(())
 //! ```
+//!
+//! # Walking and reading
+//!
+//! [`Ledger::walk_forward`] (genesis first) and [`Ledger::walk_back`] (head first) yield decoded
+//! [`Event`]s; every block read re-derives its CID. [`Payload::decode_as`] reads a payload
+//! straight into its type.
+//!
+//! ```
+//! # use personctl_ledger::{Draft, Ledger, MemoryStore, Signer};
+//! use personctl_ledger::{BlockStore, Payload};
+//! # #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! # struct OrderPlaced { item: String, quantity: u32 }
+//! # let signer = Signer::from_seed([42; 32]);
+//! # let ledger = Ledger::new(MemoryStore::new());
+//! # let placed = OrderPlaced { item: "apple".into(), quantity: 3 };
+//! # ledger.append(&signer, Draft::new("order/o-1".parse()?, "OrderPlaced", 1).with_value(&placed)?)?;
+//! # ledger.append(&signer, Draft::new("order/o-1".parse()?, "OrderPaid", 1))?;
+//! let order = "order/o-1".parse()?;
+//! let mut types = Vec::new();
+//! for event in ledger.walk_forward(&order)? {
+//!     let event = event?;
+//!     types.push(event.event_type().to_string());
+//!     if let Some(cid) = event.payload() {
+//!         let block = ledger.store().get(&cid)?.expect("stored");
+//!         assert_eq!(Payload::decode_as::<OrderPlaced>(&block)?, placed);
+//!     }
+//! }
+//! assert_eq!(types, ["OrderPlaced", "OrderPaid"]);
+//! assert_eq!(ledger.walk_back(&order)?.count(), 2);
+//! # Ok::<(), personctl_ledger::Error>(())
+//! ```
+//!
+//! # Verifying
+//!
+//! [`verify`] audits a store (or one stream) against a [`TrustSet`]: CIDs, strict encoding,
+//! signatures (in batches, on every core), trust, chain links, payloads, causes, forks,
+//! truncation and tombstones. Each failure is a [`Finding`] naming the CID.
+//!
+//! ```
+//! use personctl_ledger::{verify, Draft, Ledger, MemoryStore, Problem, Signer, TrustSet, VerifyOptions};
+//!
+//! let (alice, mallory) = (Signer::from_seed([1; 32]), Signer::from_seed([2; 32]));
+//! let ledger = Ledger::new(MemoryStore::new());
+//! ledger.append(&alice, Draft::new("order/o-1".parse()?, "OrderPlaced", 1))?;
+//! let forged = ledger.append(&mallory, Draft::new("order/o-1".parse()?, "OrderRefunded", 1))?;
+//!
+//! let trust: TrustSet = [alice.author()].into_iter().collect();
+//! let report = verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {})?;
+//! assert!(!report.is_ok());
+//! assert_eq!(report.findings[0].cid, Some(forged.cid));
+//! assert!(matches!(report.findings[0].problem, Problem::UntrustedAuthor { .. }));
+//! # Ok::<(), personctl_ledger::Error>(())
+//! ```
+//!
+//! # Publishing and archives
+//!
+//! With the `jetstream` feature, `jetstream::Backbone` publishes a store's events to NATS
+//! JetStream (messages carry CIDs and links only) and pulls other writers' events. With the
+//! `car` feature, the `car` module exports and imports CARv1 archives that verify on their own.
 //!
 //! The wire format is specified in `docs/FORMAT.md`.
 

@@ -8,6 +8,7 @@ mod car;
 mod cli;
 mod erasure;
 mod jetstream;
+mod library;
 mod nats;
 mod persons;
 mod read_side;

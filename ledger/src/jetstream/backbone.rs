@@ -26,6 +26,21 @@ const CONNECT_TRIES: u32 = 6;
 const BLOCK_WINDOW: usize = 2048;
 
 /// A connection to JetStream: the event stream and the block bucket.
+///
+/// ```no_run
+/// # // Needs a running nats-server with JetStream (`nats-server -js`); the system tests run one.
+/// use personctl_ledger::jetstream::{Backbone, Settings};
+/// use personctl_ledger::{Draft, Ledger, SledStore, Signer};
+///
+/// # async fn run() -> personctl_ledger::Result<()> {
+/// let ledger = Ledger::new(SledStore::open("/tmp/orders")?);
+/// ledger.append(&Signer::generate()?, Draft::new("order/o-1".parse()?, "OrderPlaced", 1))?;
+/// let backbone = Backbone::connect("nats://127.0.0.1:4222", Settings::default()).await?;
+/// let report = backbone.publish(ledger.store(), None).await?;
+/// assert!(report.all_settled());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Backbone {
     js: Context,
     settings: Settings,

@@ -1,0 +1,252 @@
+//! A second domain on the ledger: organisations with members, written against the public API of
+//! `personctl-ledger` alone (nothing in the ledger knows about it).
+//!
+//! The shape is the one the person domain uses: commands go through a pure `decide` over the
+//! current state, which returns events; a pure `apply` folds events into state; the state is
+//! rebuilt by walking the chain. I/O (the store, the key) stays in `main`.
+//!
+//! ```text
+//! cargo run -p personctl-ledger --example organisation -- HOME ORG found NAME
+//! cargo run -p personctl-ledger --example organisation -- HOME ORG join MEMBER ROLE [CAUSE-CID]
+//! cargo run -p personctl-ledger --example organisation -- HOME ORG leave MEMBER
+//! cargo run -p personctl-ledger --example organisation -- HOME ORG show
+//! personctl --home HOME verify
+//! ```
+//!
+//! HOME is a personctl data directory: the store is `HOME/store`, this example's key
+//! `HOME/keys/organisation.pem` (made on first use and added to the store's trusted keys), so
+//! `personctl verify` audits the organisation chains with everything else. `join` may name a
+//! causal parent in another chain, for example the head of the member's person chain.
+//! Exit codes as personctl's: 0 ok, 2 an error (a refused command among them).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use personctl_ledger::{
+    BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Signer, SledStore, StreamId,
+};
+use serde::{Deserialize, Serialize};
+
+/// The aggregate type: every organisation is a stream `org/<id>`.
+const AGGREGATE: &str = "org";
+
+/// What a user asks for.
+enum Command {
+    Found { name: String },
+    Join { member: String, role: String },
+    Leave { member: String },
+}
+
+/// What happened; each variant is an event type with its payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum OrgEvent {
+    Founded { name: String },
+    MemberJoined { member: String, role: String },
+    MemberLeft { member: String },
+}
+
+impl OrgEvent {
+    /// The event type name stored in the event block.
+    fn type_name(&self) -> &'static str {
+        match self {
+            OrgEvent::Founded { .. } => "OrganisationFounded",
+            OrgEvent::MemberJoined { .. } => "MemberJoined",
+            OrgEvent::MemberLeft { .. } => "MemberLeft",
+        }
+    }
+}
+
+/// The state every decision is made on.
+#[derive(Debug, Default, Serialize)]
+struct Organisation {
+    name: Option<String>,
+    members: BTreeMap<String, String>,
+}
+
+/// Pure: the events a command causes, or why it is refused.
+fn decide(state: &Organisation, command: &Command) -> Result<Vec<OrgEvent>, String> {
+    match command {
+        Command::Found { .. } if state.name.is_some() => {
+            Err("the organisation is already founded".into())
+        }
+        Command::Found { name } if name.trim().is_empty() => Err("a name is required".into()),
+        Command::Found { name } => Ok(vec![OrgEvent::Founded {
+            name: name.trim().into(),
+        }]),
+        _ if state.name.is_none() => Err("no such organisation: found it first".into()),
+        Command::Join { member, .. } if state.members.contains_key(member) => {
+            Err(format!("{member} is already a member"))
+        }
+        Command::Join { member, role } => Ok(vec![OrgEvent::MemberJoined {
+            member: member.clone(),
+            role: role.clone(),
+        }]),
+        Command::Leave { member } if !state.members.contains_key(member) => {
+            Err(format!("{member} is not a member"))
+        }
+        Command::Leave { member } => Ok(vec![OrgEvent::MemberLeft {
+            member: member.clone(),
+        }]),
+    }
+}
+
+/// Pure: folds one event into the state.
+fn apply(state: &mut Organisation, event: OrgEvent) {
+    match event {
+        OrgEvent::Founded { name } => state.name = Some(name),
+        OrgEvent::MemberJoined { member, role } => {
+            state.members.insert(member, role);
+        }
+        OrgEvent::MemberLeft { member } => {
+            state.members.remove(&member);
+        }
+    }
+}
+
+/// Rebuilds an organisation by walking its chain from genesis; returns it and its head.
+fn load(
+    ledger: &Ledger<SledStore>,
+    stream: &StreamId,
+) -> personctl_ledger::Result<(Organisation, Option<Head>)> {
+    let mut state = Organisation::default();
+    for event in ledger.walk_forward(stream)? {
+        let event = event?;
+        let cid = event.payload().ok_or_else(|| {
+            personctl_ledger::Error::InvalidEvent(format!("{} has no payload", event.cid()))
+        })?;
+        let block = ledger
+            .store()
+            .get(&cid)?
+            .ok_or(personctl_ledger::Error::MissingBlock(cid))?;
+        apply(&mut state, Payload::decode_as::<OrgEvent>(&block)?);
+    }
+    Ok((state, ledger.store().head(stream)?))
+}
+
+/// This example's key: made on first use, and trusted in the store.
+fn signer(home: &Path, store: &SledStore) -> Result<Signer, String> {
+    let path = home.join("keys/organisation.pem");
+    let signer = match std::fs::read_to_string(&path) {
+        Ok(pem) => Signer::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = Signer::generate().map_err(|e| e.to_string())?;
+            let pem = signer.to_pkcs8_pem().map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(home.join("keys")).map_err(|e| e.to_string())?;
+            std::fs::write(&path, pem.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::Permissions::from_mode(0o600);
+                std::fs::set_permissions(&path, mode).map_err(|e| e.to_string())?;
+            }
+            signer
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    store
+        .trust_add(&signer.author(), "organisation example")
+        .map_err(|e| e.to_string())?;
+    Ok(signer)
+}
+
+fn run(args: &[String]) -> Result<String, String> {
+    let usage = "usage: organisation HOME ORG (found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | show)";
+    let [home, org, verb, rest @ ..] = args else {
+        return Err(usage.into());
+    };
+    let home = Path::new(home);
+    let stream = StreamId::new(AGGREGATE, org.as_str()).map_err(|e| e.to_string())?;
+    let store = SledStore::open(home.join("store")).map_err(|e| e.to_string())?;
+    let ledger = Ledger::new(store);
+    let (state, head) = load(&ledger, &stream).map_err(|e| e.to_string())?;
+    let mut causes: Vec<Cid> = Vec::new();
+    let command = match (verb.as_str(), rest) {
+        ("show", []) => return serde_json::to_string(&state).map_err(|e| e.to_string()),
+        ("found", [name]) => Command::Found { name: name.clone() },
+        ("join", [member, role, cause @ ..]) if cause.len() <= 1 => {
+            for c in cause {
+                causes.push(c.parse().map_err(|e| format!("cause {c:?}: {e}"))?);
+            }
+            Command::Join {
+                member: member.clone(),
+                role: role.clone(),
+            }
+        }
+        ("leave", [member]) => Command::Leave {
+            member: member.clone(),
+        },
+        _ => return Err(usage.into()),
+    };
+    let events = decide(&state, &command).map_err(|e| format!("{stream}: refused: {e}"))?;
+    let signer = signer(home, ledger.store())?;
+    // Optimistic concurrency: the events land only on the head the decision was made on.
+    let expected = head.map_or(Expected::Empty, |h| Expected::Height(h.height));
+    let mut drafts = Vec::new();
+    for event in &events {
+        let draft = Draft::new(stream.clone(), event.type_name(), 1)
+            .expecting(expected)
+            .caused_by(causes.drain(..))
+            .with_value(event)
+            .map_err(|e| e.to_string())?;
+        drafts.push(draft);
+    }
+    let appended = ledger
+        .append_batch(&signer, drafts)
+        .map_err(|e| e.to_string())?;
+    let last = appended.last().expect("decide returns at least one event");
+    Ok(format!("{stream} {} {}", last.height, last.cid))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("organisation: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decide_and_apply_keep_membership() {
+        let mut org = Organisation::default();
+        let join = Command::Join {
+            member: "p-1".into(),
+            role: "engineer".into(),
+        };
+        assert!(decide(&org, &join).is_err(), "not founded yet");
+        for e in decide(
+            &org,
+            &Command::Found {
+                name: "Acme".into(),
+            },
+        )
+        .unwrap()
+        {
+            apply(&mut org, e);
+        }
+        for e in decide(&org, &join).unwrap() {
+            apply(&mut org, e);
+        }
+        assert_eq!(org.members["p-1"], "engineer");
+        assert!(decide(&org, &join).is_err(), "already a member");
+        let leave = Command::Leave {
+            member: "p-1".into(),
+        };
+        for e in decide(&org, &leave).unwrap() {
+            apply(&mut org, e);
+        }
+        assert!(org.members.is_empty());
+        assert!(decide(&org, &leave).is_err(), "no longer a member");
+    }
+}
