@@ -19,15 +19,17 @@
           src = ./.;
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "personctl" ];
-          # The suite needs a nats-server; it is provided to the check phase.
-          nativeCheckInputs = [ pkgs.nats-server ];
-          preCheck = "export NATS_SERVER=${pkgs.nats-server}/bin/nats-server";
+          # The crates' own tests (unit, integration, doc) run in the sandbox. The system tests
+          # (the root package) need a nats-server and npm packages, so they run outside it:
+          # `nix develop -c tests/run.sh`.
+          cargoTestFlags = [ "-p" "personctl-ledger" "-p" "personctl-domain" "-p" "personctl" ];
           meta.mainProgram = "personctl";
         };
 
-        # `nix develop`: Rust toolchain and nats-server for `tests/run.sh`.
+        # `nix develop`: Rust toolchain, nats-server and Node.js (the CAR interop test) for
+        # `tests/run.sh`.
         devShells.default = pkgs.mkShell {
-          packages = [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt pkgs.nats-server ];
+          packages = [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt pkgs.nats-server pkgs.nodejs ];
           shellHook = "export NATS_SERVER=${pkgs.nats-server}/bin/nats-server";
         };
       });
