@@ -25,7 +25,15 @@ struct Row {
     events: u64,
     seconds: f64,
     note: String,
+    /// The ceiling stage this one is compared with.
+    ceiling: Option<&'static str>,
 }
+
+/// Ceiling stages, by name, that the real path is compared with.
+const ENCODE: &str = "encode + CID (1 core)";
+const SIGN_ALL: &str = "sign (all cores)";
+const VERIFY_ALL: &str = "verify batch/64 (all cores)";
+const DECODE_ALL: &str = "decode + CID (all cores)";
 
 impl Row {
     fn rate(&self) -> f64 {
@@ -92,10 +100,11 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .collect::<Vec<_>>()
     });
     rows.push(Row {
-        stage: "encode + CID (1 core)",
+        stage: ENCODE,
         events: n,
         seconds: s,
         note: "ceiling".into(),
+        ceiling: None,
     });
     let (sigs, s) = timed(|| {
         messages
@@ -108,6 +117,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         events: n,
         seconds: s,
         note: "ceiling".into(),
+        ceiling: None,
     });
     let (_, s) = timed(|| {
         messages
@@ -116,10 +126,11 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .collect::<Vec<Signature>>()
     });
     rows.push(Row {
-        stage: "sign (all cores)",
+        stage: SIGN_ALL,
         events: n,
         seconds: s,
         note: format!("ceiling, {threads} threads"),
+        ceiling: None,
     });
     let (ok, s) = timed(|| {
         messages
@@ -133,6 +144,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         events: n,
         seconds: s,
         note: "ceiling".into(),
+        ceiling: None,
     });
     let checks: Vec<SigCheck<'_>> = messages
         .iter()
@@ -149,6 +161,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         events: n,
         seconds: s,
         note: "ceiling".into(),
+        ceiling: None,
     });
     let (_, s) = timed(|| {
         checks
@@ -157,10 +170,36 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .collect::<Vec<_>>()
     });
     rows.push(Row {
-        stage: "verify batch/64 (all cores)",
+        stage: VERIFY_ALL,
         events: n,
         seconds: s,
         note: format!("ceiling, {threads} threads"),
+        ceiling: None,
+    });
+
+    let blocks: Vec<personctl_ledger::Block> = unsigned
+        .iter()
+        .take(n as usize)
+        .map(|u| u.clone().sign(&signer).map(|(_, b)| b))
+        .collect::<personctl_ledger::Result<_>>()?;
+    let (_, s) = timed(|| {
+        blocks
+            .par_iter()
+            .map(|b| {
+                let again = personctl_ledger::Block::verified(b.cid(), b.bytes().to_vec());
+                again
+                    .and_then(|b| personctl_ledger::Event::decode(&b))
+                    .is_ok()
+            })
+            .filter(|ok| *ok)
+            .count()
+    });
+    rows.push(Row {
+        stage: DECODE_ALL,
+        events: n,
+        seconds: s,
+        note: format!("ceiling, {threads} threads: event blocks hashed and decoded strictly"),
+        ceiling: None,
     });
 
     // The real path: append to a fresh sled store, then verify it.
@@ -219,7 +258,9 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             "{writers} writers, batches of {}, {} streams, payload per event, fsync per batch",
             args.batch, args.streams
         ),
+        ceiling: Some(SIGN_ALL),
     });
+    single_appends(args, &ledger, &signer, &mut rows)?;
     let trust: TrustSet = [author].into_iter().collect();
     let (report, s) = timed(|| verify(ledger.store(), &trust, &VerifyOptions::default(), &|_| {}));
     let report = report?;
@@ -234,34 +275,116 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
         events: report.events,
         seconds: s,
         note: format!("{threads} threads, batch verification"),
+        ceiling: Some(VERIFY_ALL),
     });
+    let blocks_bytes = block_bytes(ledger.store())?;
     drop(ledger);
     let disk = dir_size(&dir);
     let world_bytes = domain_stages(args, &signer, &mut rows)?;
 
     for r in &rows {
+        let ceiling = r
+            .ceiling
+            .and_then(|c| rows.iter().find(|x| x.stage == c))
+            .map(|c| (c.stage, r.rate() / c.rate()));
+        let ratio =
+            ceiling.map_or_else(String::new, |(c, q)| format!("{:>5.0} % of {c}", q * 100.0));
         out.record(
             "bench",
-            json!({"stage": r.stage, "events": r.events, "seconds": r.seconds, "events_per_second": r.rate().round(), "note": r.note}),
-            || format!("{:<30} {:>12.0} events/s   ({} in {:.3}s; {})", r.stage, r.rate(), r.events, r.seconds, r.note),
+            json!({"stage": r.stage, "events": r.events, "seconds": r.seconds, "events_per_second": r.rate().round(), "note": r.note, "ceiling": ceiling.map(|(c, _)| c), "ratio": ceiling.map(|(_, q)| (q * 1000.0).round() / 1000.0)}),
+            || format!("{:<34} {:>10.0} events/s  {ratio:<36} ({} in {:.3}s; {})", r.stage, r.rate(), r.events, r.seconds, r.note),
         )?;
     }
+    let peak = peak_rss_bytes();
+    out.record("peak_rss", json!({"bytes": peak}), || {
+        format!("peak RSS: {} MiB", peak.unwrap_or(0) / (1 << 20))
+    })?;
     out.record(
         "memory",
         json!({"world_bytes_per_person": world_bytes}),
         || format!("World memory: {world_bytes} bytes per person (all components and indexes; 100 events per person)"),
     )?;
+    let stored = args.events + single_events(args);
+    let overhead = disk as f64 / blocks_bytes.max(1) as f64;
     out.record(
         "disk",
-        json!({"bytes": disk, "events": args.events, "bytes_per_event": disk / args.events}),
+        json!({"bytes": disk, "events": stored, "bytes_per_event": disk / stored, "block_bytes_per_event": blocks_bytes / stored, "ratio_to_blocks": (overhead * 100.0).round() / 100.0}),
         || {
             format!(
-                "store on disk: {disk} bytes, {} bytes per event (event + payload blocks)",
-                disk / args.events
+                "store on disk: {disk} bytes, {} bytes per event; its event + payload blocks are {} bytes: {overhead:.2}x",
+                disk / stored,
+                blocks_bytes / stored
             )
         },
     )?;
     Ok(EXIT_OK)
+}
+
+/// Events of the one-event-per-call stage.
+fn single_events(args: &BenchArgs) -> u64 {
+    (args.events / 20).clamp(1, 5_000)
+}
+
+/// One event per `append` call from 32 concurrent writers, each on its own streams: how far
+/// concurrent single appends share durable writes.
+fn single_appends(
+    args: &BenchArgs,
+    ledger: &Ledger<SledStore>,
+    signer: &Signer,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    const WRITERS: u64 = 32;
+    let total = single_events(args);
+    let (result, s) = timed(|| {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    scope.spawn(move || -> Result<()> {
+                        for k in (w..total).step_by(WRITERS as usize) {
+                            let stream = StreamId::new("single", format!("w{w}-{}", k % 64))?;
+                            let draft =
+                                Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))?;
+                            ledger.append(signer, draft)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("writer thread panicked"))
+        })
+    });
+    result?;
+    rows.push(Row {
+        stage: "append to sled, 1 event per call",
+        events: total,
+        seconds: s,
+        note: format!("{WRITERS} concurrent writers, payload per event, durable per call"),
+        ceiling: Some(SIGN_ALL),
+    });
+    Ok(())
+}
+
+/// The bytes of every block in the store.
+fn block_bytes(store: &SledStore) -> Result<u64> {
+    use personctl_ledger::BlockStore;
+    let mut total = 0u64;
+    store.scan(&mut |b| {
+        if let Ok(b) = b {
+            total += b.bytes().len() as u64;
+        }
+        true
+    })?;
+    Ok(total)
+}
+
+/// The process's peak resident set size (Linux: `VmHWM` of `/proc/self/status`).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -334,6 +457,7 @@ fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Resu
         events,
         seconds: s,
         note: format!("{n_persons} persons x {per_person} commands, decide + sign + append, {group} persons per commit"),
+        ceiling: Some(SIGN_ALL),
     });
 
     let (replayed, s) = timed(|| persons.replay_all());
@@ -346,6 +470,7 @@ fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Resu
             "{} persons, CIDs re-derived, payloads decoded, 2 threads",
             world.len()
         ),
+        ceiling: Some(DECODE_ALL),
     });
     drop(world);
 
@@ -395,6 +520,7 @@ fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Resu
             "{:.1} ms for the whole chain (walk and payloads on 2 threads)",
             s * 1000.0
         ),
+        ceiling: Some(DECODE_ALL),
     });
     Ok(world_bytes)
 }

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::instrument;
 
@@ -53,6 +53,27 @@ pub struct SledStore {
     /// Serialises writers, so that the head check, the writes and the map updates are one step.
     /// sled allows one process per database, so a process-wide lock is enough.
     writer: Mutex<u64>,
+    /// Commits waiting for the writer lock; its next holder writes them all as one group.
+    queue: Mutex<Vec<Arc<Queued>>>,
+}
+
+/// A commit waiting in the group-commit queue, and its outcome once a group wrote it.
+struct Queued {
+    commit: Commit,
+    outcome: Mutex<Option<Result<()>>>,
+}
+
+impl Queued {
+    fn settle(&self, outcome: Result<()>) {
+        *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    }
+
+    fn outcome(&self) -> Option<Result<()>> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
 }
 
 /// The in-memory index, rebuilt from the commit records at open.
@@ -229,6 +250,7 @@ impl SledStore {
             segments,
             state: RwLock::new(state),
             writer: Mutex::new(next),
+            queue: Mutex::new(Vec::new()),
         })
     }
 
@@ -272,6 +294,57 @@ impl SledStore {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes a group of queued commits (see [`BlockStore::commit`]) and settles each one.
+    fn write_group(&self, next: &mut u64, group: &[Arc<Queued>]) {
+        let state = self.read_state();
+        let mut moved: HashMap<StreamId, Head> = HashMap::default();
+        let mut accepted = Vec::with_capacity(group.len());
+        for q in group {
+            let current = |s: &StreamId| {
+                Ok(moved
+                    .get(s)
+                    .copied()
+                    .or_else(|| state.heads.get(s).copied()))
+            };
+            match check_heads(&q.commit, current) {
+                Ok(()) => {
+                    for u in &q.commit.heads {
+                        moved.insert(u.stream.clone(), u.new);
+                    }
+                    accepted.push(q);
+                }
+                Err(e) => q.settle(Err(e)),
+            }
+        }
+        drop(state);
+        if accepted.is_empty() {
+            return;
+        }
+        let blocks: Vec<(Cid, &[u8])> = accepted
+            .iter()
+            .flat_map(|q| q.commit.blocks.iter().map(|b| (b.cid(), b.bytes())))
+            .collect();
+        let heads = accepted
+            .iter()
+            .flat_map(|q| q.commit.heads.iter().map(|u| (u.stream.clone(), u.new)))
+            .collect();
+        match self.write_locked(next, &blocks, heads, Vec::new()) {
+            Ok(()) => accepted.iter().for_each(|q| q.settle(Ok(()))),
+            Err(e) => {
+                // Nothing of the group counts; every member gets the failure.
+                let text = e.to_string();
+                let mut first = Some(e);
+                for q in accepted {
+                    let e = first.take().unwrap_or_else(|| Error::Io {
+                        context: "committing a group of writes".into(),
+                        source: std::io::Error::other(text.clone()),
+                    });
+                    q.settle(Err(e));
+                }
+            }
+        }
+    }
+
     /// Writes a commit: blocks to a segment, the record to sled, then the in-memory maps.
     /// `check` runs under the writer lock, before anything is written.
     fn write(
@@ -283,6 +356,17 @@ impl SledStore {
     ) -> Result<()> {
         let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         check(&self.read_state())?;
+        self.write_locked(&mut next, blocks, heads, removed)
+    }
+
+    /// [`SledStore::write`] with the writer lock held (`next` is under it).
+    fn write_locked(
+        &self,
+        next: &mut u64,
+        blocks: &[(Cid, &[u8])],
+        heads: Vec<(StreamId, Head)>,
+        removed: Vec<Cid>,
+    ) -> Result<()> {
         let mut record = Record {
             blocks: Vec::new(),
             heads,
@@ -371,18 +455,28 @@ impl BlockStore for SledStore {
             .collect())
     }
 
+    /// Group commit: the commit joins a queue, then waits for the writer lock. Whoever holds the
+    /// lock next writes every queued commit in one durable write (one segment sync, one sled
+    /// flush), checking each one's heads in queue order against the heads before it, so that
+    /// concurrent single-event appends share their syncs. A commit whose check fails gets its
+    /// conflict and is not written; the others are unaffected.
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
-        let blocks: Vec<(Cid, &[u8])> =
-            commit.blocks.iter().map(|b| (b.cid(), b.bytes())).collect();
-        let heads = commit
-            .heads
-            .iter()
-            .map(|u| (u.stream.clone(), u.new))
-            .collect();
-        self.write(&blocks, heads, Vec::new(), |state| {
-            check_heads(commit, |s| Ok(state.heads.get(s).copied()))
-        })
+        let me = Arc::new(Queued {
+            commit: commit.clone(),
+            outcome: Mutex::new(None),
+        });
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&me));
+        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outcome) = me.outcome() {
+            return outcome; // an earlier lock holder wrote it in its group
+        }
+        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        self.write_group(&mut next, &group);
+        me.outcome().expect("the group holds this commit")
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {

@@ -111,3 +111,53 @@ fn a_batch_is_all_or_nothing() {
         .unwrap();
     assert_eq!(scanned, 1);
 }
+
+#[test]
+fn group_commit_keeps_exactly_the_winners_across_a_reopen() {
+    // Sixteen writers, one event per call, four of them per stream, racing with Expected::Height:
+    // concurrent commits share durable writes (group commit), and within a group each commit
+    // is checked against the heads the commits before it moved.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::new(SledStore::open(dir.path()).unwrap()));
+    const PER_STREAM: u64 = 60;
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                let signer = fixture_signer();
+                let stream: StreamId = format!("person/group-{}", t % 4).parse().unwrap();
+                let mut won = 0u64;
+                let mut lost = 0u64;
+                loop {
+                    let head = ledger.store().head(&stream).unwrap();
+                    if head.is_some_and(|h| h.height + 1 >= PER_STREAM) {
+                        return (won, lost);
+                    }
+                    let mut draft = Draft::new(stream.clone(), "Touched", 1);
+                    draft.expected = head.map_or(Expected::Empty, |h| Expected::Height(h.height));
+                    draft.causation = Some(uuid::Uuid::from_u128(t as u128));
+                    match ledger.append(&signer, draft) {
+                        Ok(_) => won += 1,
+                        Err(Error::Conflict { .. }) => lost += 1,
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (won, lost) = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |(w, l), (a, b)| (w + a, l + b));
+    assert_eq!(won, 4 * PER_STREAM, "every height of every stream won once");
+    eprintln!("conflicts observed: {lost}");
+    let heads = ledger.store().heads().unwrap();
+    drop(ledger);
+
+    let reopened = Ledger::new(SledStore::open(dir.path()).unwrap());
+    assert_eq!(reopened.store().heads().unwrap(), heads);
+    let trust: TrustSet = [fixture_signer().author()].into_iter().collect();
+    let report = verify(reopened.store(), &trust, &VerifyOptions::default(), &|_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(report.events, 4 * PER_STREAM, "no losing event was stored");
+}
