@@ -194,62 +194,65 @@ impl<S: BlockStore> Ledger<S> {
             starts.push(self.store.head(stream)?);
         }
         let now = now_us();
-        let built: Vec<Result<StreamBuild>> = order
-            .par_iter()
-            .zip(starts.par_iter())
-            .map(|(stream, start)| {
-                let mut head = *start;
-                let mut blocks = Vec::new();
-                let mut results = Vec::new();
-                for &i in &groups[stream] {
-                    let d = &drafts[i];
-                    check_expected(stream, d.expected, head)?;
-                    let payload_block = d.payload.as_ref().map(Payload::to_block).transpose()?;
-                    let correlation = d.correlation.unwrap_or_else(Uuid::now_v7);
-                    let unsigned = UnsignedEvent {
+        let build = |(stream, start): (&StreamId, &Option<Head>)| -> Result<StreamBuild> {
+            let mut head = *start;
+            let mut blocks = Vec::new();
+            let mut results = Vec::new();
+            for &i in &groups[stream] {
+                let d = &drafts[i];
+                check_expected(stream, d.expected, head)?;
+                let payload_block = d.payload.as_ref().map(Payload::to_block).transpose()?;
+                let correlation = d.correlation.unwrap_or_else(Uuid::now_v7);
+                let unsigned = UnsignedEvent {
+                    stream: stream.clone(),
+                    height: head.map_or(0, |h| h.height + 1),
+                    prev: head.map(|h| h.cid),
+                    causes: d.causes.clone(),
+                    event_type: d.event_type.clone(),
+                    schema: d.schema,
+                    payload: payload_block.as_ref().map(Block::cid),
+                    time_us: d.time_us.unwrap_or(now),
+                    correlation,
+                    causation: d.causation.unwrap_or(correlation),
+                };
+                let height = unsigned.height;
+                let (event, block) = unsigned.sign(signer)?;
+                head = Some(Head {
+                    cid: event.cid(),
+                    height,
+                });
+                results.push((
+                    i,
+                    Appended {
                         stream: stream.clone(),
-                        height: head.map_or(0, |h| h.height + 1),
-                        prev: head.map(|h| h.cid),
-                        causes: d.causes.clone(),
-                        event_type: d.event_type.clone(),
-                        schema: d.schema,
-                        payload: payload_block.as_ref().map(Block::cid),
-                        time_us: d.time_us.unwrap_or(now),
-                        correlation,
-                        causation: d.causation.unwrap_or(correlation),
-                    };
-                    let height = unsigned.height;
-                    let (event, block) = unsigned.sign(signer)?;
-                    head = Some(Head {
                         cid: event.cid(),
                         height,
-                    });
-                    results.push((
-                        i,
-                        Appended {
-                            stream: stream.clone(),
-                            cid: event.cid(),
-                            height,
-                            event_type: d.event_type.clone(),
-                            payload: event.payload(),
-                        },
-                    ));
-                    blocks.extend(payload_block);
-                    blocks.push(block);
-                }
-                let new = head.expect("a group has at least one draft");
-                let update = HeadUpdate {
-                    stream: stream.clone(),
-                    expected: *start,
-                    new,
-                };
-                Ok(StreamBuild {
-                    results,
-                    blocks,
-                    update,
-                })
+                        event_type: d.event_type.clone(),
+                        payload: event.payload(),
+                    },
+                ));
+                blocks.extend(payload_block);
+                blocks.push(block);
+            }
+            let new = head.expect("a group has at least one draft");
+            let update = HeadUpdate {
+                stream: stream.clone(),
+                expected: *start,
+                new,
+            };
+            Ok(StreamBuild {
+                results,
+                blocks,
+                update,
             })
-            .collect();
+        };
+        // One stream is built on the calling thread: handing a single task to the pool only
+        // adds a round trip, which many concurrent single-event writers pay on every call.
+        let built: Vec<Result<StreamBuild>> = if order.len() == 1 {
+            order.iter().zip(&starts).map(build).collect()
+        } else {
+            order.par_iter().zip(starts.par_iter()).map(build).collect()
+        };
 
         let mut commit = Commit::default();
         let mut out: Vec<Option<Appended>> = vec![None; drafts.len()];

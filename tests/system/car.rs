@@ -41,6 +41,35 @@ fn ledger(home: &Home, a: &str, b: &str) -> String {
     ok(&run).records()[0].1["cid"].as_str().unwrap().to_string()
 }
 
+/// A keyed home holding `ledger`'s chains, its key, the two person ids, and a scratch directory
+/// outside it for archives.
+struct Origin {
+    home: Home,
+    did: String,
+    a: String,
+    b: String,
+    /// The org chain's event, which names `b`'s head as its cause.
+    org_event: String,
+    work: Home,
+}
+
+fn origin() -> Origin {
+    let (home, did) = keyed();
+    let (a, b) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let org_event = ledger(&home, &a, &b);
+    Origin {
+        home,
+        did,
+        a,
+        b,
+        org_event,
+        work: Home::new(),
+    }
+}
+
 /// `streams --json` as a map from stream to its record.
 fn stream_heads(home: &Home) -> std::collections::BTreeMap<String, Value> {
     ok(&home.run(&["--json", "streams"]))
@@ -152,13 +181,14 @@ fn read_with_js(file: &Path) -> Value {
 
 #[test]
 fn an_export_is_read_by_standard_tools_verifies_and_imports_into_a_fresh_home() {
-    let (home, did) = keyed();
-    let (a, b) = (
-        uuid::Uuid::now_v7().to_string(),
-        uuid::Uuid::now_v7().to_string(),
-    );
-    let org_event = ledger(&home, &a, &b);
-    let work = Home::new();
+    let Origin {
+        home,
+        did,
+        a,
+        b,
+        org_event,
+        work,
+    } = origin();
     let file = work.path().join("all.car");
     let records = export(&home, &file, &[]);
     let heads = stream_heads(&home);
@@ -268,13 +298,9 @@ fn an_export_is_read_by_standard_tools_verifies_and_imports_into_a_fresh_home() 
 
 #[test]
 fn a_partial_export_carries_its_causal_parents_and_leaves_masked_payloads_out() {
-    let (home, _) = keyed();
-    let (a, b) = (
-        uuid::Uuid::now_v7().to_string(),
-        uuid::Uuid::now_v7().to_string(),
-    );
-    ledger(&home, &a, &b);
-    let work = Home::new();
+    let Origin {
+        home, a, b, work, ..
+    } = origin();
     // The org chain names b's head as a cause: b's chain comes along, cut at that event, and
     // its head there is a root too.
     let file = work.path().join("org.car");
@@ -303,13 +329,9 @@ fn a_partial_export_carries_its_causal_parents_and_leaves_masked_payloads_out() 
 
 #[test]
 fn a_damaged_archive_imports_nothing_and_names_the_offending_block() {
-    let (home, did) = keyed();
-    let (a, b) = (
-        uuid::Uuid::now_v7().to_string(),
-        uuid::Uuid::now_v7().to_string(),
-    );
-    ledger(&home, &a, &b);
-    let work = Home::new();
+    let Origin {
+        home, did, work, ..
+    } = origin();
     let file = work.path().join("all.car");
     export(&home, &file, &[]);
     let (header, blocks) = sections(&std::fs::read(&file).unwrap());
@@ -380,13 +402,14 @@ fn block(data: &[u8]) -> personctl_ledger::Block {
 
 #[test]
 fn an_import_fast_forwards_refuses_a_diverged_chain_and_never_restores_erased_data() {
-    let (home, did) = keyed();
-    let (a, b) = (
-        uuid::Uuid::now_v7().to_string(),
-        uuid::Uuid::now_v7().to_string(),
-    );
-    ledger(&home, &a, &b);
-    let work = Home::new();
+    let Origin {
+        home,
+        did,
+        a,
+        b,
+        work,
+        ..
+    } = origin();
     let old = work.path().join("old.car");
     export(&home, &old, &[]);
 

@@ -224,29 +224,19 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     // Expected::Any, so a lost race costs a retry, never a fork.
     let writers = args.writers.max(1);
     let (result, s) = timed(|| {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..writers)
-                .map(|w| {
-                    let (ledger, signer, streams) = (&ledger, &signer, &streams);
-                    scope.spawn(move || -> Result<()> {
-                        let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
-                        for part in mine.chunks(args.batch as usize) {
-                            let drafts = part
-                                .iter()
-                                .map(|&k| {
-                                    let stream = streams[(k % args.streams) as usize].clone();
-                                    Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
-                                })
-                                .collect::<personctl_ledger::Result<Vec<_>>>()?;
-                            ledger.append_batch(signer, drafts)?;
-                        }
-                        Ok(())
+        in_threads(writers, |w| {
+            let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
+            for part in mine.chunks(args.batch as usize) {
+                let drafts = part
+                    .iter()
+                    .map(|&k| {
+                        let stream = streams[(k % args.streams) as usize].clone();
+                        Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().expect("writer thread panicked"))
+                    .collect::<personctl_ledger::Result<Vec<_>>>()?;
+                ledger.append_batch(&signer, drafts)?;
+            }
+            Ok(())
         })
     });
     result?;
@@ -320,6 +310,21 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Runs `work(0..n)` on `n` threads at once; the first error wins.
+fn in_threads(n: u64, work: impl Fn(u64) -> Result<()> + Sync) -> Result<()> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|w| {
+                let work = &work;
+                scope.spawn(move || work(w))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("writer thread panicked"))
+    })
+}
+
 /// Events of the one-event-per-call stage.
 fn single_events(args: &BenchArgs) -> u64 {
     (args.events / 20).clamp(1, 5_000)
@@ -336,23 +341,13 @@ fn single_appends(
     const WRITERS: u64 = 32;
     let total = single_events(args);
     let (result, s) = timed(|| {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..WRITERS)
-                .map(|w| {
-                    scope.spawn(move || -> Result<()> {
-                        for k in (w..total).step_by(WRITERS as usize) {
-                            let stream = StreamId::new("single", format!("w{w}-{}", k % 64))?;
-                            let draft =
-                                Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))?;
-                            ledger.append(signer, draft)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().expect("writer thread panicked"))
+        in_threads(WRITERS, |w| {
+            for k in (w..total).step_by(WRITERS as usize) {
+                let stream = StreamId::new("single", format!("w{w}-{}", k % 64))?;
+                let draft = Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))?;
+                ledger.append(signer, draft)?;
+            }
+            Ok(())
         })
     });
     result?;
