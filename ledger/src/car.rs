@@ -167,13 +167,10 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
                     plan.order.push(p);
                     plan.payloads += 1;
                 } else {
-                    let masks = match masks_of.get(&stream) {
-                        Some(m) => m,
-                        None => masks_of
-                            .entry(stream.clone())
-                            .or_insert(ledger.masks(&stream)?),
-                    };
-                    if !masks.contains_key(&p) {
+                    if !masks_of.contains_key(&stream) {
+                        masks_of.insert(stream.clone(), ledger.masks(&stream)?);
+                    }
+                    if !masks_of[&stream].contains_key(&p) {
                         return Err(Error::MissingBlock(p));
                     }
                     plan.masked += 1;
@@ -330,8 +327,9 @@ impl Archive {
         let mut heads = Vec::new();
         let mut masked = crate::Masks::new();
         for (stream, theirs) in &self.roots {
+            // The archive's own masked payloads are not in it (it verified), so only the masks
+            // of this store's chains matter.
             masked.extend(local.masks(stream)?);
-            masked.extend(mine.masks(stream)?);
             let Some(ours) = store.head(stream)? else {
                 heads.push(HeadUpdate {
                     stream: stream.clone(),

@@ -70,6 +70,20 @@ fn origin() -> Origin {
     }
 }
 
+/// `append add-skill` for `person`.
+fn add_skill(home: &Home, person: &str, name: &str, level: &str) {
+    ok(&home.run(&[
+        "append",
+        "add-skill",
+        "--person",
+        person,
+        "--name",
+        name,
+        "--level",
+        level,
+    ]));
+}
+
 /// `streams --json` as a map from stream to its record.
 fn stream_heads(home: &Home) -> std::collections::BTreeMap<String, Value> {
     ok(&home.run(&["--json", "streams"]))
@@ -323,8 +337,7 @@ fn a_partial_export_carries_its_causal_parents_and_leaves_masked_payloads_out() 
     assert_eq!(holding(work.path(), EMAIL), Vec::<PathBuf>::new());
     let run = home.run(&["--json", "verify", "--car", file.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let masked = run.records().iter().filter(|(t, _)| t == "masked").count();
-    assert_eq!(masked, 2);
+    assert_eq!(run.of_type("masked").len(), 2);
 }
 
 #[test]
@@ -417,50 +430,18 @@ fn an_import_fast_forwards_refuses_a_diverged_chain_and_never_restores_erased_da
     let (replica, _) = keyed();
     ok(&replica.run(&["trust", "add", &did]));
     ok(&replica.run(&["import", "--car", old.to_str().unwrap()]));
-    ok(&home.run(&[
-        "append",
-        "add-skill",
-        "--person",
-        &b,
-        "--name",
-        "go",
-        "--level",
-        "2",
-    ]));
+    add_skill(&home, &b, "go", "2");
     let newer = work.path().join("newer.car");
     export(&home, &newer, &[]);
     let run = replica.run(&["--json", "import", "--car", newer.to_str().unwrap()]);
-    let moved: Vec<Value> = ok(&run)
-        .records()
-        .into_iter()
-        .filter(|(t, _)| t == "moved")
-        .map(|(_, d)| d)
-        .collect();
+    let moved = ok(&run).of_type("moved");
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0]["stream"], json!(format!("person/{b}")));
     assert_eq!(stream_heads(&replica), stream_heads(&home));
 
     // Both sides append to b's chain: the chains fork, and the import refuses.
-    ok(&home.run(&[
-        "append",
-        "add-skill",
-        "--person",
-        &b,
-        "--name",
-        "sql",
-        "--level",
-        "3",
-    ]));
-    ok(&replica.run(&[
-        "append",
-        "add-skill",
-        "--person",
-        &b,
-        "--name",
-        "c",
-        "--level",
-        "1",
-    ]));
+    add_skill(&home, &b, "sql", "3");
+    add_skill(&replica, &b, "c", "1");
     let forked = work.path().join("forked.car");
     export(&home, &forked, &[]);
     let before = stream_heads(&replica);

@@ -58,13 +58,8 @@ fn audit(home: &Home, nats: &[&str]) -> (i32, Vec<Value>, Value) {
     let mut args = nats.to_vec();
     args.extend(["--json", "verify"]);
     let run = home.run(&args);
-    let records = run.records();
-    let masked = records
-        .iter()
-        .filter(|(t, _)| t == "masked")
-        .map(|(_, d)| d.clone())
-        .collect();
-    (run.code, masked, records.last().unwrap().1.clone())
+    let summary = run.records().last().unwrap().1.clone();
+    (run.code, run.of_type("masked"), summary)
 }
 
 fn replayed(home: &Home, nats: &[&str], id: &str) -> Value {

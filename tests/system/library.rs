@@ -123,10 +123,9 @@ fn a_second_domain_on_the_ledger_verifies_with_personctl() {
         "org/acme",
     ]);
     let roots: Vec<String> = ok(&run)
-        .records()
-        .into_iter()
-        .filter(|(t, _)| t == "root")
-        .map(|(_, d)| d["stream"].as_str().unwrap().to_string())
+        .of_type("root")
+        .iter()
+        .map(|d| d["stream"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(roots, ["org/acme".to_string(), format!("person/{id}")]);
     ok(&home.run(&["verify", "--car", file.to_str().unwrap()]));

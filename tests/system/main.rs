@@ -104,6 +104,15 @@ impl Run {
         }
     }
 
+    /// The `data` of every record of type `ty`, in order.
+    pub(crate) fn of_type(&self, ty: &str) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|(t, _)| t == ty)
+            .map(|(_, d)| d)
+            .collect()
+    }
+
     /// Every stdout line as a JSON Lines record; panics unless each is `{"type", "data"}`.
     pub(crate) fn records(&self) -> Vec<(String, serde_json::Value)> {
         self.stdout
@@ -201,10 +210,9 @@ pub(crate) fn ok(run: &Run) -> &Run {
 
 /// The CIDs of the `appended` records of a `--json append` run.
 pub(crate) fn appended(run: &Run) -> Vec<String> {
-    run.records()
-        .into_iter()
-        .filter(|(ty, _)| ty == "appended")
-        .map(|(_, d)| d["cid"].as_str().unwrap().to_string())
+    run.of_type("appended")
+        .iter()
+        .map(|d| d["cid"].as_str().unwrap().to_string())
         .collect()
 }
 

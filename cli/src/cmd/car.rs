@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use personctl_ledger::car::{self, Archive};
@@ -39,11 +39,6 @@ pub(crate) fn export(config: &Config, args: &ExportArgs, out: &mut Out) -> Resul
         (None, Some(s)) => Some(vec![s]),
         (None, None) => None,
     };
-    if let Some(first) = streams.as_ref().and_then(|s| s.first()) {
-        if store.head(first)?.is_none() {
-            bail!("stream {first} has no events in this store; nothing to export");
-        }
-    }
     // Written next to the target and renamed over it once complete: a failed export leaves no
     // half-written file behind, and never damages an earlier archive.
     let dir = match args.car.parent() {

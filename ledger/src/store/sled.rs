@@ -294,55 +294,62 @@ impl SledStore {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a group of queued commits (see [`BlockStore::commit`]) and settles each one.
-    fn write_group(&self, next: &mut u64, group: &[Arc<Queued>]) {
+    /// Writes a group of commits (see [`BlockStore::commit`]) in one durable write; returns each
+    /// one's outcome, in order.
+    fn write_group(&self, next: &mut u64, group: &[&Commit]) -> Vec<Result<()>> {
+        let mut outcomes: Vec<Option<Result<()>>> = Vec::with_capacity(group.len());
         let state = self.read_state();
         let mut moved: HashMap<StreamId, Head> = HashMap::default();
-        let mut accepted = Vec::with_capacity(group.len());
-        for q in group {
+        for commit in group {
             let current = |s: &StreamId| {
                 Ok(moved
                     .get(s)
                     .copied()
                     .or_else(|| state.heads.get(s).copied()))
             };
-            match check_heads(&q.commit, current) {
+            match check_heads(commit, current) {
                 Ok(()) => {
-                    for u in &q.commit.heads {
+                    for u in &commit.heads {
                         moved.insert(u.stream.clone(), u.new);
                     }
-                    accepted.push(q);
+                    outcomes.push(None); // accepted: settled by the write below
                 }
-                Err(e) => q.settle(Err(e)),
+                Err(e) => outcomes.push(Some(Err(e))),
             }
         }
         drop(state);
-        if accepted.is_empty() {
-            return;
-        }
-        let blocks: Vec<(Cid, &[u8])> = accepted
-            .iter()
-            .flat_map(|q| q.commit.blocks.iter().map(|b| (b.cid(), b.bytes())))
+        let accepted = || {
+            group
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.is_none())
+                .map(|(c, _)| *c)
+        };
+        let blocks: Vec<(Cid, &[u8])> = accepted()
+            .flat_map(|c| c.blocks.iter().map(|b| (b.cid(), b.bytes())))
             .collect();
-        let heads = accepted
-            .iter()
-            .flat_map(|q| q.commit.heads.iter().map(|u| (u.stream.clone(), u.new)))
+        let heads: Vec<(StreamId, Head)> = accepted()
+            .flat_map(|c| c.heads.iter().map(|u| (u.stream.clone(), u.new)))
             .collect();
-        match self.write_locked(next, &blocks, heads, Vec::new()) {
-            Ok(()) => accepted.iter().for_each(|q| q.settle(Ok(()))),
-            Err(e) => {
-                // Nothing of the group counts; every member gets the failure.
-                let text = e.to_string();
-                let mut first = Some(e);
-                for q in accepted {
-                    let e = first.take().unwrap_or_else(|| Error::Io {
-                        context: "committing a group of writes".into(),
-                        source: std::io::Error::other(text.clone()),
-                    });
-                    q.settle(Err(e));
-                }
-            }
-        }
+        let written = if accepted().next().is_none() {
+            Ok(())
+        } else {
+            self.write_locked(next, &blocks, heads, Vec::new())
+        };
+        // On a failed write nothing of the group counts, and every accepted commit gets it.
+        let text = written.as_ref().err().map(|e| e.to_string());
+        let mut first = written.err();
+        outcomes
+            .into_iter()
+            .map(|o| match (o, &text) {
+                (Some(rejected), _) => rejected,
+                (None, None) => Ok(()),
+                (None, Some(text)) => Err(first.take().unwrap_or_else(|| Error::Io {
+                    context: "committing a group of writes".into(),
+                    source: std::io::Error::other(text.clone()),
+                })),
+            })
+            .collect()
     }
 
     /// Writes a commit: blocks to a segment, the record to sled, then the in-memory maps.
@@ -455,28 +462,52 @@ impl BlockStore for SledStore {
             .collect())
     }
 
-    /// Group commit: the commit joins a queue, then waits for the writer lock. Whoever holds the
-    /// lock next writes every queued commit in one durable write (one segment sync, one sled
-    /// flush), checking each one's heads in queue order against the heads before it, so that
-    /// concurrent single-event appends share their syncs. A commit whose check fails gets its
-    /// conflict and is not written; the others are unaffected.
+    /// Group commit: a writer that finds the writer lock free writes its commit at once, with
+    /// any commits queued for the lock. Otherwise the commit (a copy: the writer waits for it)
+    /// joins the queue, and whoever holds the lock next writes every queued commit in one durable
+    /// write (one segment sync, one sled flush), checking each one's heads in queue order
+    /// against the heads before it, so that concurrent single-event appends share their syncs.
+    /// A commit whose check fails gets its conflict and is not written; the others are
+    /// unaffected.
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
-        let me = Arc::new(Queued {
-            commit: commit.clone(),
-            outcome: Mutex::new(None),
-        });
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&me));
-        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(outcome) = me.outcome() {
-            return outcome; // an earlier lock holder wrote it in its group
+        let free = match self.writer.try_lock() {
+            Ok(next) => Some(next),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let (mut next, me) = match free {
+            Some(next) => (next, None),
+            None => {
+                let me = Arc::new(Queued {
+                    commit: commit.clone(),
+                    outcome: Mutex::new(None),
+                });
+                self.queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Arc::clone(&me));
+                let next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(outcome) = me.outcome() {
+                    return outcome; // an earlier lock holder wrote it in its group
+                }
+                (next, Some(me))
+            }
+        };
+        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut group: Vec<&Commit> = queued.iter().map(|q| &q.commit).collect();
+        if me.is_none() {
+            group.push(commit);
         }
-        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        self.write_group(&mut next, &group);
-        me.outcome().expect("the group holds this commit")
+        let mut outcomes = self.write_group(&mut next, &group);
+        let direct = if me.is_none() { outcomes.pop() } else { None };
+        for (q, o) in queued.iter().zip(outcomes) {
+            q.settle(o);
+        }
+        match (me, direct) {
+            (Some(me), _) => me.outcome().expect("the group holds this commit"),
+            (None, direct) => direct.expect("one outcome per commit"),
+        }
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
