@@ -61,7 +61,7 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    let messages: Vec<Vec<u8>> = (0..256)
+    let messages: Vec<Vec<u8>> = (0..1024)
         .map(|i| sample(i).signing_message(&author).unwrap())
         .collect();
     let sigs: Vec<Signature> = messages.iter().map(|m| signer.sign(m)).collect();
@@ -79,7 +79,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("strict single", |b| {
         b.iter(|| author.verify(black_box(&messages[0]), &sigs[0]))
     });
-    for n in [16usize, 64, 256] {
+    for n in [16usize, 64, 256, 1024] {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("batch of {n}"), |b| {
             b.iter(|| verify_many(black_box(&checks[..n])))

@@ -273,6 +273,13 @@ fn strict_prechecks(item: &SigCheck<'_>) -> bool {
     is_canonical_encoding(&r) && !small_order_encodings().contains(&r)
 }
 
+/// The batch size at which [`verify_many`] is cheapest per signature, and the one [`verify`]
+/// uses. Batch verification is one multi-scalar multiplication, which gets cheaper per point
+/// as it grows and levels off around a thousand points (see `personctl bench`).
+///
+/// [`verify`]: crate::verify()
+pub const VERIFY_BATCH: usize = 1024;
+
 /// Verifies many signatures, returning one verdict per item, in order.
 ///
 /// Items that pass the strict pre-checks are verified together with the batch equation; if the

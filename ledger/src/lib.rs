@@ -132,7 +132,7 @@ pub use crate::event::{
     signing_message, BlockKind, Event, Payload, UnsignedEvent, FORMAT_VERSION, MIN_SALT_LEN,
     SIGNING_PREFIX,
 };
-pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer};
+pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer, VERIFY_BATCH};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
 pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Published, SledStore};
 pub use crate::stream::StreamId;

@@ -15,11 +15,13 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use tracing::instrument;
 
-use crate::keys::{verify_many, SigCheck};
+use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::{BlockStore, Head};
 use crate::{
     event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result,
@@ -326,10 +328,14 @@ struct Gathered {
 
 /// Blocks are processed in chunks of this many, in parallel within a chunk.
 const CHUNK: usize = 8192;
-/// Signatures per batch-verification call.
-const SIG_BATCH: usize = 64;
+/// Signature batches waiting on the pool before the reader stops to help check them (bounds
+/// the memory held by signed messages waiting for their check).
+const MAX_PENDING: usize = 8;
 
 /// Verifies `store` against `trust`. `progress` is called with the number of events processed.
+///
+/// Blocks are read, re-hashed and decoded in chunks while the signatures of earlier chunks are
+/// checked on the rayon pool, so reading and signature checks overlap.
 #[instrument(skip_all, fields(scope = ?options.scope))]
 pub fn verify<S: BlockStore + ?Sized>(
     store: &S,
@@ -343,49 +349,28 @@ pub fn verify<S: BlockStore + ?Sized>(
     let expected: u64 = all_heads.iter().map(|(_, h)| h.height + 1).sum();
     g.events
         .reserve(usize::try_from(expected).unwrap_or(0).min(1 << 26));
-    let heads: Vec<(StreamId, Head)> = match &options.scope {
-        Scope::All => {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            let mut failed: Option<Error> = None;
-            store.scan(&mut |item| {
-                match item {
-                    Ok(block) => {
-                        chunk.push(block);
-                        if chunk.len() == CHUNK {
-                            g.absorb(std::mem::take(&mut chunk), trust, options.exact);
-                            progress(g.event_count);
-                        }
-                    }
-                    Err(Error::CidMismatch { expected, actual }) => {
-                        g.broken.insert(expected);
-                        g.push(Some(expected), None, None, Problem::CidMismatch { actual });
-                    }
-                    Err(Error::InvalidCid { reason, .. }) => {
-                        g.push(None, None, None, Problem::CorruptKey { reason });
-                    }
-                    Err(other) => {
-                        failed = Some(other);
-                        return false;
-                    }
-                }
-                true
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            g.absorb(chunk, trust, options.exact);
-            progress(g.event_count);
-            all_heads.clone()
-        }
-        Scope::Stream(stream) => {
-            let head = store.head(stream)?.ok_or_else(|| Error::InvalidStream {
-                input: stream.to_string(),
-                reason: "no such stream in the store".into(),
-            })?;
-            g.gather_stream(store, head, trust, options.exact, progress)?;
-            vec![(stream.clone(), head)]
-        }
-    };
+    let failed = Mutex::new(Vec::new());
+    let pending = AtomicUsize::new(0);
+    let heads = rayon::scope(|pool| {
+        let mut checker = Checker {
+            pool,
+            pending: &pending,
+            failed: &failed,
+            exact: options.exact,
+            queued: Vec::new(),
+        };
+        let heads = g.gather(
+            store,
+            &all_heads,
+            trust,
+            &options.scope,
+            &mut checker,
+            progress,
+        );
+        checker.flush();
+        heads
+    })?;
+    g.bad_signatures(failed.into_inner().unwrap_or_else(|e| e.into_inner()));
     let mut report = Report {
         streams: heads.len() as u64,
         ..Report::default()
@@ -434,6 +419,77 @@ enum Looked {
     Event { summary: Summary, job: SigJob },
     Payload,
     Bad(Problem),
+}
+
+/// Checks signatures on the rayon pool while the caller goes on reading: jobs are queued,
+/// and every full batch is spawned as one task. The caller helps with queued tasks when more
+/// than [`MAX_PENDING`] are waiting. CIDs whose signature fails end up in `failed`.
+struct Checker<'a, 's> {
+    pool: &'a rayon::Scope<'s>,
+    pending: &'s AtomicUsize,
+    failed: &'s Mutex<Vec<Cid>>,
+    exact: bool,
+    queued: Vec<SigJob>,
+}
+
+impl Checker<'_, '_> {
+    fn queue(&mut self, jobs: Vec<SigJob>) {
+        self.queued.extend(jobs);
+        while self.queued.len() >= VERIFY_BATCH {
+            let rest = self.queued.split_off(VERIFY_BATCH);
+            let batch = std::mem::replace(&mut self.queued, rest);
+            self.spawn(batch);
+        }
+    }
+
+    /// Spawns whatever is queued, however few.
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.queued);
+        if !batch.is_empty() {
+            self.spawn(batch);
+        }
+    }
+
+    fn spawn(&self, batch: Vec<SigJob>) {
+        while self.pending.load(Ordering::Acquire) >= MAX_PENDING {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let (pending, failed, exact) = (self.pending, self.failed, self.exact);
+        self.pool.spawn(move |_| {
+            let bad = check_signatures(&batch, exact);
+            if !bad.is_empty() {
+                failed.lock().unwrap_or_else(|e| e.into_inner()).extend(bad);
+            }
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// The CIDs of the jobs whose signature does not verify.
+fn check_signatures(jobs: &[SigJob], exact: bool) -> Vec<Cid> {
+    let verdicts: Vec<bool> = if exact {
+        jobs.iter()
+            .map(|j| j.author.verify(&j.message, &j.signature))
+            .collect()
+    } else {
+        let checks: Vec<SigCheck<'_>> = jobs
+            .iter()
+            .map(|j| SigCheck {
+                message: &j.message,
+                signature: &j.signature,
+                author: &j.author,
+            })
+            .collect();
+        verify_many(&checks)
+    };
+    jobs.iter()
+        .zip(verdicts)
+        .filter(|(_, ok)| !ok)
+        .map(|(j, _)| j.cid)
+        .collect()
 }
 
 fn look(block: &Block) -> Looked {
@@ -495,8 +551,74 @@ impl Gathered {
         });
     }
 
-    /// Decodes a chunk of blocks and checks their signatures, in parallel.
-    fn absorb(&mut self, blocks: Vec<Block>, trust: &TrustSet, exact: bool) {
+    /// Reads, re-hashes and decodes every block in `scope`, queueing signatures on `checker`.
+    /// Returns the heads of the chains in scope.
+    fn gather<S: BlockStore + ?Sized>(
+        &mut self,
+        store: &S,
+        all_heads: &[(StreamId, Head)],
+        trust: &TrustSet,
+        scope: &Scope,
+        checker: &mut Checker<'_, '_>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<(StreamId, Head)>> {
+        match scope {
+            Scope::All => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut failed: Option<Error> = None;
+                store.scan(&mut |item| {
+                    match item {
+                        Ok(block) => {
+                            chunk.push(block);
+                            if chunk.len() == CHUNK {
+                                self.absorb(std::mem::take(&mut chunk), trust, checker);
+                                progress(self.event_count);
+                            }
+                        }
+                        Err(Error::CidMismatch { expected, actual }) => {
+                            self.broken.insert(expected);
+                            self.push(Some(expected), None, None, Problem::CidMismatch { actual });
+                        }
+                        Err(Error::InvalidCid { reason, .. }) => {
+                            self.push(None, None, None, Problem::CorruptKey { reason });
+                        }
+                        Err(other) => {
+                            failed = Some(other);
+                            return false;
+                        }
+                    }
+                    true
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                self.absorb(chunk, trust, checker);
+                progress(self.event_count);
+                Ok(all_heads.to_vec())
+            }
+            Scope::Stream(stream) => {
+                let head = store.head(stream)?.ok_or_else(|| Error::InvalidStream {
+                    input: stream.to_string(),
+                    reason: "no such stream in the store".into(),
+                })?;
+                self.gather_stream(store, head, trust, checker, progress)?;
+                Ok(vec![(stream.clone(), head)])
+            }
+        }
+    }
+
+    /// Records a finding for every event whose signature did not verify.
+    fn bad_signatures(&mut self, failed: Vec<Cid>) {
+        for cid in failed {
+            let summary = &self.events[&cid];
+            let (s, h) = (summary.stream.clone(), summary.height);
+            self.push(Some(cid), Some(s), Some(h), Problem::BadSignature);
+        }
+    }
+
+    /// Decodes a chunk of blocks in parallel, records what they are, and queues their
+    /// signatures on `checker`.
+    fn absorb(&mut self, blocks: Vec<Block>, trust: &TrustSet, checker: &mut Checker<'_, '_>) {
         let looked: Vec<Looked> = blocks.par_iter().map(look).collect();
         let mut jobs: Vec<SigJob> = Vec::new();
         for (block, looked) in blocks.iter().zip(looked) {
@@ -526,32 +648,7 @@ impl Gathered {
                 }
             }
         }
-        let verdicts: Vec<bool> = if exact {
-            jobs.par_iter()
-                .map(|j| j.author.verify(&j.message, &j.signature))
-                .collect()
-        } else {
-            jobs.par_chunks(SIG_BATCH)
-                .flat_map_iter(|batch| {
-                    let checks: Vec<SigCheck<'_>> = batch
-                        .iter()
-                        .map(|j| SigCheck {
-                            message: &j.message,
-                            signature: &j.signature,
-                            author: &j.author,
-                        })
-                        .collect();
-                    verify_many(&checks)
-                })
-                .collect()
-        };
-        for (job, ok) in jobs.iter().zip(verdicts) {
-            if !ok {
-                let summary = &self.events[&job.cid];
-                let (s, h) = (summary.stream.clone(), summary.height);
-                self.push(Some(job.cid), Some(s), Some(h), Problem::BadSignature);
-            }
-        }
+        checker.queue(jobs);
     }
 
     /// Loads one block for a single-stream verification, recording what is wrong with it.
@@ -585,7 +682,7 @@ impl Gathered {
         store: &S,
         head: Head,
         trust: &TrustSet,
-        exact: bool,
+        checker: &mut Checker<'_, '_>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
         let mut next = Some(head.cid);
@@ -616,7 +713,7 @@ impl Gathered {
         }
         for chunk in [chain_blocks, linked] {
             for part in chunk.chunks(CHUNK) {
-                self.absorb(part.to_vec(), trust, exact);
+                self.absorb(part.to_vec(), trust, checker);
                 progress(self.event_count);
             }
         }

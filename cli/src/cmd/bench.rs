@@ -13,7 +13,7 @@ use serde_json::json;
 
 use personctl_ledger::{
     verify, verify_many, Cid, Draft, Ipld, Ledger, SigCheck, Signature, Signer, SledStore,
-    StreamId, TrustSet, UnsignedEvent, VerifyOptions,
+    StreamId, TrustSet, UnsignedEvent, VerifyOptions, VERIFY_BATCH,
 };
 
 use crate::args::BenchArgs;
@@ -32,7 +32,7 @@ struct Row {
 /// Ceiling stages, by name, that the real path is compared with.
 const ENCODE: &str = "encode + CID (1 core)";
 const SIGN_ALL: &str = "sign (all cores)";
-const VERIFY_ALL: &str = "verify batch/64 (all cores)";
+const VERIFY_ALL: &str = "verify batch/1024 (all cores)";
 const DECODE_ALL: &str = "decode + CID (all cores)";
 
 impl Row {
@@ -155,9 +155,14 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             author: &author,
         })
         .collect();
-    let (_, s) = timed(|| checks.chunks(64).flat_map(verify_many).collect::<Vec<_>>());
+    let (_, s) = timed(|| {
+        checks
+            .chunks(VERIFY_BATCH)
+            .flat_map(verify_many)
+            .collect::<Vec<_>>()
+    });
     rows.push(Row {
-        stage: "verify batch/64 (1 core)",
+        stage: "verify batch/1024 (1 core)",
         events: n,
         seconds: s,
         note: "ceiling".into(),
@@ -165,7 +170,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     });
     let (_, s) = timed(|| {
         checks
-            .par_chunks(64)
+            .par_chunks(VERIFY_BATCH)
             .flat_map_iter(verify_many)
             .collect::<Vec<_>>()
     });
