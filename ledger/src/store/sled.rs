@@ -30,7 +30,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::Thread;
 
 use tracing::instrument;
 
@@ -53,19 +55,32 @@ pub struct SledStore {
     /// Serialises writers, so that the head check, the writes and the map updates are one step.
     /// sled allows one process per database, so a process-wide lock is enough.
     writer: Mutex<u64>,
-    /// Commits waiting for the writer lock; its next holder writes them all as one group.
-    queue: Mutex<Vec<Arc<Queued>>>,
+    /// Group commit: the commits waiting for the next group, and whether a group is being
+    /// written.
+    queue: Mutex<Queue>,
 }
 
-/// A commit waiting in the group-commit queue, and its outcome once a group wrote it.
+/// The group-commit queue (see [`SledStore::commit`]).
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Arc<Queued>>,
+    /// Whether some writer is writing a group now: the leader.
+    leading: bool,
+}
+
+/// A commit waiting in the group-commit queue: its outcome once a group wrote it, or the
+/// leadership of the next group. Either is announced by unparking its thread.
 struct Queued {
     commit: Commit,
     outcome: Mutex<Option<Result<()>>>,
+    lead: AtomicBool,
+    thread: Thread,
 }
 
 impl Queued {
     fn settle(&self, outcome: Result<()>) {
         *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        self.thread.unpark();
     }
 
     fn outcome(&self) -> Option<Result<()>> {
@@ -73,6 +88,11 @@ impl Queued {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    fn hand_lead(&self) {
+        self.lead.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 
@@ -250,7 +270,7 @@ impl SledStore {
             segments,
             state: RwLock::new(state),
             writer: Mutex::new(next),
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
         })
     }
 
@@ -292,6 +312,45 @@ impl SledStore {
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes one group as its leader: `waiting` (settled here) and `own`, the leader's own
+    /// commit, whose outcome is returned. Then hands the lead to the first commit waiting, or
+    /// steps down; even when writing panics, so that nobody waits for a leader that is gone.
+    fn lead(&self, own: Option<&Commit>, waiting: &[Arc<Queued>]) -> Option<Result<()>> {
+        struct HandOver<'a>(&'a SledStore, &'a [Arc<Queued>]);
+        impl Drop for HandOver<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    for q in self.1 {
+                        q.settle(Err(Error::Io {
+                            context: "committing a group of writes".into(),
+                            source: std::io::Error::other("the writer of the group panicked"),
+                        }));
+                    }
+                }
+                let mut queue = self.0.lock_queue();
+                match queue.waiting.first() {
+                    Some(next) => next.hand_lead(),
+                    None => queue.leading = false,
+                }
+            }
+        }
+        let _hand_over = HandOver(self, waiting);
+        let mut group: Vec<&Commit> = waiting.iter().map(|q| &q.commit).collect();
+        group.extend(own);
+        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcomes = self.write_group(&mut next, &group);
+        drop(next);
+        let direct = own.and_then(|_| outcomes.pop());
+        for (q, o) in waiting.iter().zip(outcomes) {
+            q.settle(o);
+        }
+        direct
     }
 
     /// Writes a group of commits (see [`BlockStore::commit`]) in one durable write; returns each
@@ -462,51 +521,43 @@ impl BlockStore for SledStore {
             .collect())
     }
 
-    /// Group commit: a writer that finds the writer lock free writes its commit at once, with
-    /// any commits queued for the lock. Otherwise the commit (a copy: the writer waits for it)
-    /// joins the queue, and whoever holds the lock next writes every queued commit in one durable
-    /// write (one segment sync, one sled flush), checking each one's heads in queue order
-    /// against the heads before it, so that concurrent single-event appends share their syncs.
-    /// A commit whose check fails gets its conflict and is not written; the others are
-    /// unaffected.
+    /// Group commit. A writer that finds no group being written leads: it writes its own
+    /// commit (without copying it) together with every commit waiting. Otherwise its commit
+    /// (a copy) waits for the next group, which the leader hands to the first waiter when it is
+    /// done. Each group is one durable write (one segment sync, one sled flush); every commit's
+    /// heads are checked in queue order against the heads before it, so that concurrent
+    /// single-event appends share their syncs. A commit whose check fails gets its conflict and
+    /// is not written; the others are unaffected. Each waiter is woken once, by its own
+    /// outcome or by the lead.
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
-        let free = match self.writer.try_lock() {
-            Ok(next) => Some(next),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let (mut next, me) = match free {
-            Some(next) => (next, None),
-            None => {
-                let me = Arc::new(Queued {
-                    commit: commit.clone(),
-                    outcome: Mutex::new(None),
-                });
-                self.queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Arc::clone(&me));
-                let next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(outcome) = me.outcome() {
-                    return outcome; // an earlier lock holder wrote it in its group
-                }
-                (next, Some(me))
+        let mut queue = self.lock_queue();
+        if !queue.leading {
+            queue.leading = true;
+            let waiting = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            return self
+                .lead(Some(commit), &waiting)
+                .expect("the leader's own commit has an outcome");
+        }
+        let me = Arc::new(Queued {
+            commit: commit.clone(),
+            outcome: Mutex::new(None),
+            lead: AtomicBool::new(false),
+            thread: std::thread::current(),
+        });
+        queue.waiting.push(Arc::clone(&me));
+        drop(queue);
+        loop {
+            std::thread::park();
+            if let Some(outcome) = me.outcome() {
+                return outcome; // a leader wrote it in its group
             }
-        };
-        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut group: Vec<&Commit> = queued.iter().map(|q| &q.commit).collect();
-        if me.is_none() {
-            group.push(commit);
-        }
-        let mut outcomes = self.write_group(&mut next, &group);
-        let direct = if me.is_none() { outcomes.pop() } else { None };
-        for (q, o) in queued.iter().zip(outcomes) {
-            q.settle(o);
-        }
-        match (me, direct) {
-            (Some(me), _) => me.outcome().expect("the group holds this commit"),
-            (None, direct) => direct.expect("one outcome per commit"),
+            if me.lead.load(Ordering::Acquire) {
+                let waiting = std::mem::take(&mut self.lock_queue().waiting);
+                self.lead(None, &waiting);
+                return me.outcome().expect("the group holds this commit");
+            }
         }
     }
 
