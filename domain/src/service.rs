@@ -84,20 +84,31 @@ impl<S: BlockStore> Persons<S> {
     /// events already found; the events are then applied from genesis on.
     #[instrument(skip_all, fields(person = %id))]
     pub fn replay(&self, id: PersonId, at: Option<At>) -> Result<Replayed, Error> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<personctl_ledger::Event>(1024);
+        // Events go over in runs: one hand-over (and thread wake-up) per run, not per event.
+        const RUN: usize = 256;
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<personctl_ledger::Event>>(8);
         let stream = id.stream();
         let (walked, decoded) = std::thread::scope(|scope| {
             let walker = scope.spawn(move || -> Result<(), Error> {
+                let mut run = Vec::with_capacity(RUN);
                 for event in self.ledger.walk_back(&stream)? {
-                    if sender.send(event?).is_err() {
-                        break;
+                    run.push(event?);
+                    if run.len() == RUN {
+                        let full = std::mem::replace(&mut run, Vec::with_capacity(RUN));
+                        if sender.send(full).is_err() {
+                            return Ok(());
+                        }
                     }
+                }
+                if !run.is_empty() {
+                    let _ = sender.send(run);
                 }
                 Ok(())
             });
             let mut masks = Masks::new();
             let decoded: Result<Vec<(Head, Event)>, Error> = receiver
                 .iter()
+                .flatten()
                 .map(|stored| {
                     self.read(id, &stored, &mut masks)
                         .map(|(h, r)| (h, r.event))
