@@ -4,6 +4,7 @@
 //! stale one.
 
 mod backbone;
+mod bench;
 mod car;
 mod cli;
 mod erasure;

@@ -317,6 +317,18 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Says which stages need a server, when `bench` runs without `--nats`.
+pub(crate) fn without_nats(out: &mut Out) -> Result<u8> {
+    const STAGES: &str =
+        "append + JetStream, raw publish, append-to-visible latency, projection lag";
+    out.record(
+        "skipped",
+        json!({"stages": STAGES, "reason": "no --nats URL"}),
+        || format!("not run without --nats URL: {STAGES}"),
+    )?;
+    Ok(EXIT_OK)
+}
+
 /// Runs `work(0..n)` on `n` threads at once; the first error wins.
 fn in_threads(n: u64, work: impl Fn(u64) -> Result<()> + Sync) -> Result<()> {
     std::thread::scope(|scope| {

@@ -4,7 +4,7 @@
 //! `serve`'s loop runs on a thread of its own, with its own store and read models (as a
 //! separate process would: it pulls every chain from JetStream and the bucket). A writer
 //! registers 1,000 persons, then renames them at 5,000 events/s (50 every 10 ms, appended as
-//! the domain writes them) for 3 s, publishing each batch. The projection lag of an event runs
+//! the domain writes them) for 3 s (`--events`, at most 15,000), publishing each batch. The projection lag of an event runs
 //! from the publish's ack (the event is in JetStream) to its application to the read models;
 //! the end-to-end lag from the start of its append.
 
@@ -19,6 +19,7 @@ use personctl_domain::{Command, PersonId, Persons, Projections};
 use personctl_ledger::jetstream::{Backbone, Settings};
 use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore, TrustSet};
 
+use super::bench_nats::PER_TICK;
 use crate::args::ServeArgs;
 use crate::nats::Link;
 
@@ -30,15 +31,13 @@ pub(crate) struct ReadSide {
     /// Sorted lags in milliseconds from the start of the append (domain decide, sign, commit,
     /// publish) to the application.
     pub(crate) end_to_end: Vec<f64>,
-    /// How long the writer took for the events (3 s at a steady 5,000/s).
+    /// How long the writer took for the events (3 s for 15,000 at a steady 5,000/s).
     pub(crate) seconds: f64,
     /// Events the rebuild read, and its seconds.
     pub(crate) rebuild: (u64, f64),
 }
 
 const PERSONS: usize = 1_000;
-const TOTAL: usize = 15_000;
-const PER_TICK: usize = 50;
 /// The bench writer's key, which the bench's serve trusts.
 const WRITER_SEED: [u8; 32] = [9; 32];
 
@@ -47,6 +46,7 @@ pub(crate) fn read_side(
     backbone: &Backbone,
     url: &str,
     settings: &Settings,
+    total: usize,
 ) -> Result<ReadSide> {
     let dir = tempfile::tempdir()?;
     let applied: Arc<Mutex<HashMap<Cid, Instant>>> = Arc::default();
@@ -131,7 +131,7 @@ pub(crate) fn read_side(
     let started: Mutex<HashMap<Cid, Instant>> = Mutex::default();
     let published: Mutex<HashMap<Cid, Instant>> = Mutex::default();
     let begin = Instant::now();
-    for k in 0..TOTAL / PER_TICK {
+    for k in 0..total / PER_TICK {
         super::bench_nats::wait_for_tick(begin, k);
         let t = Instant::now();
         // Renames as the domain writes them, appended directly: the writer's own cost (a

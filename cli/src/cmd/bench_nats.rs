@@ -177,8 +177,17 @@ fn stages(
     let raw3_s = raw(&[sizes.0, sizes.1, sizes.2])?;
 
     // Append-to-visible latency at 5,000 events/s.
-    let latencies = latency(runtime, backbone, &Ledger::new(&*store), &signer, &streams)?;
-    let read_side = super::bench_lag::read_side(runtime, backbone, url, backbone.settings())?;
+    let total = steady_events(args);
+    let latencies = latency(
+        runtime,
+        backbone,
+        &Ledger::new(&*store),
+        &signer,
+        &streams,
+        total,
+    )?;
+    let read_side =
+        super::bench_lag::read_side(runtime, backbone, url, backbone.settings(), total)?;
 
     let rows = [
         (
@@ -294,7 +303,19 @@ fn settle(report: personctl_ledger::jetstream::Report) -> Result<()> {
     Ok(())
 }
 
-/// Appends 15,000 events at 5,000/s (50 every 10 ms) while a consumer follows; returns the
+/// Events appended at a steady rate by the latency stages: `--events`, at most 15,000, in
+/// whole ticks.
+fn steady_events(args: &BenchArgs) -> usize {
+    let n = usize::try_from(args.events)
+        .unwrap_or(usize::MAX)
+        .min(15_000);
+    (n / PER_TICK).max(1) * PER_TICK
+}
+
+/// Events per 10 ms tick of the latency stages (5,000 events/s).
+pub(super) const PER_TICK: usize = 50;
+
+/// Appends `total` events at 5,000/s (50 every 10 ms) while a consumer follows; returns the
 /// sorted latencies in milliseconds from the start of each event's append to its delivery.
 fn latency(
     runtime: &tokio::runtime::Runtime,
@@ -302,9 +323,8 @@ fn latency(
     ledger: &Ledger<&SledStore>,
     signer: &Signer,
     streams: &[StreamId],
+    total: usize,
 ) -> Result<Vec<f64>> {
-    const TOTAL: usize = 15_000;
-    const PER_TICK: usize = 50;
     let started: Arc<Mutex<HashMap<Cid, Instant>>> = Arc::default();
     let seen: Arc<Mutex<Vec<(Cid, Instant)>>> = Arc::default();
     let follower = {
@@ -323,7 +343,7 @@ fn latency(
                     .expect("not poisoned")
                     .push((m.notice.cid, Instant::now()));
                 n += 1;
-                if n == TOTAL {
+                if n == total {
                     break;
                 }
             }
@@ -333,7 +353,7 @@ fn latency(
         task
     };
     let begin = Instant::now();
-    for k in 0..TOTAL / PER_TICK {
+    for k in 0..total / PER_TICK {
         wait_for_tick(begin, k);
         let t = Instant::now();
         let drafts: Vec<Draft> = (0..PER_TICK)

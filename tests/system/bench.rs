@@ -1,0 +1,157 @@
+//! `personctl bench`: one run measures every stage next to its ceiling, verifies what it
+//! appended, and (with `--nats`) adds the JetStream and read-side stages against a real server.
+//! The figures themselves are machine-dependent and asserted nowhere; what is asserted is that
+//! every stage ran on the events it claims and reports consistent numbers.
+
+use crate::nats::NatsServer;
+use crate::{ok, Home, Run};
+
+/// The stages of the embedded run, ceilings first.
+const EMBEDDED: [&str; 14] = [
+    "encode + CID (1 core)",
+    "sign (1 core)",
+    "sign (all cores)",
+    "verify single (1 core)",
+    "verify batch/1024 (1 core)",
+    "verify batch/1024 (all cores)",
+    "decode + CID (all cores)",
+    "append to sled, batched",
+    "verify whole store",
+    "append to sled, 1 event per call, 32 writers",
+    "append to sled, 1 event per call, 128 writers",
+    "domain commands, batched",
+    "replay all into the World",
+    "rebuild one 10,000-event chain",
+];
+
+/// Every `bench` record's data, by stage name.
+fn stages(run: &Run) -> Vec<(String, serde_json::Value)> {
+    run.of_type("bench")
+        .into_iter()
+        .map(|d| (d["stage"].as_str().expect("a stage name").to_string(), d))
+        .collect()
+}
+
+fn stage<'a>(all: &'a [(String, serde_json::Value)], name: &str) -> &'a serde_json::Value {
+    &all.iter()
+        .find(|(s, _)| s == name)
+        .unwrap_or_else(|| panic!("no stage {name:?} in {all:?}"))
+        .1
+}
+
+/// Small sizes: 400 events over 20 streams in batches of 50.
+const ARGS: [&str; 7] = [
+    "bench",
+    "--events",
+    "400",
+    "--streams",
+    "20",
+    "--batch",
+    "50",
+];
+
+#[test]
+fn one_run_reports_every_stage_next_to_its_ceiling() {
+    let home = Home::new();
+    let mut args = vec!["--json"];
+    args.extend(ARGS);
+    let run = home.run(&args);
+    ok(&run);
+    let all = stages(&run);
+    let names: Vec<&str> = all.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, EMBEDDED);
+    for (name, d) in &all {
+        let events = d["events"].as_u64().unwrap();
+        let seconds = d["seconds"].as_f64().unwrap();
+        let rate = d["events_per_second"].as_f64().unwrap();
+        assert!(events > 0 && seconds > 0.0, "{name}: {d}");
+        assert!(
+            (rate - events as f64 / seconds).abs() <= 1.0,
+            "{name}: the rate is events / seconds: {d}"
+        );
+        // Every measured stage names a ceiling of this run, and its ratio to that ceiling.
+        if let Some(ceiling) = d["ceiling"].as_str() {
+            let c = stage(&all, ceiling);
+            assert!(c["ceiling"].is_null(), "{ceiling} is itself a ceiling");
+            let expected = rate / c["events_per_second"].as_f64().unwrap();
+            let ratio = d["ratio"].as_f64().unwrap();
+            assert!(
+                (ratio - expected).abs() < 0.01,
+                "{name}: {ratio} vs {expected}"
+            );
+        } else {
+            assert!(d["note"].as_str().unwrap().starts_with("ceiling"), "{name}");
+        }
+    }
+    // The measured stages ran on the sizes asked for, and the store they wrote verified.
+    assert_eq!(stage(&all, "append to sled, batched")["events"], 400);
+    assert_eq!(stage(&all, "verify whole store")["events"], 400);
+    assert_eq!(
+        stage(&all, "verify whole store")["ceiling"],
+        "verify batch/1024 (all cores)"
+    );
+    assert_eq!(stage(&all, "domain commands, batched")["events"], 400);
+    assert_eq!(stage(&all, "replay all into the World")["events"], 400);
+    assert_eq!(
+        stage(&all, "rebuild one 10,000-event chain")["events"],
+        10_000
+    );
+    // Memory and disk.
+    let rss = &run.of_type("peak_rss")[0];
+    assert!(rss["bytes"].as_u64().unwrap() > 1 << 20, "{rss}");
+    let disk = &run.of_type("disk")[0];
+    // 400 batched events and 80 from each one-event-per-call stage.
+    assert_eq!(disk["events"], 400 + 2 * 80);
+    let per_event = disk["bytes_per_event"].as_u64().unwrap();
+    let blocks = disk["block_bytes_per_event"].as_u64().unwrap();
+    assert!(blocks > 100 && per_event >= blocks, "{disk}");
+    let memory = &run.of_type("memory")[0];
+    assert!(memory["world_bytes_per_person"].as_u64().unwrap() > 0);
+    // Without a server, the JetStream stages are named as not run.
+    let skipped = run.of_type("skipped");
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["reason"], "no --nats URL");
+}
+
+#[test]
+fn with_nats_the_same_run_adds_jetstream_next_to_raw_publish() {
+    let server = NatsServer::start();
+    let home = Home::new();
+    let url = server.url();
+    let mut args = vec!["--nats", url.as_str(), "--json"];
+    args.extend(ARGS);
+    let run = home.run(&args);
+    ok(&run);
+    let all = stages(&run);
+    let names: Vec<&str> = all.iter().map(|(s, _)| s.as_str()).collect();
+    // The embedded stages come first, in the same run.
+    assert_eq!(names[..EMBEDDED.len()], EMBEDDED);
+    assert!(run.of_type("skipped").is_empty());
+    for name in [
+        "raw publish, 1 message/event",
+        "raw publish, 3 messages/event",
+        "personctl append + JetStream",
+        "rebuild read models",
+    ] {
+        let d = stage(&all, name);
+        assert!(
+            d["events_per_second"].as_f64().unwrap() > 0.0,
+            "{name}: {d}"
+        );
+    }
+    assert_eq!(stage(&all, "personctl append + JetStream")["events"], 400);
+    assert_eq!(stage(&all, "raw publish, 3 messages/event")["events"], 400);
+    // The latency stages ran on --events events (in whole ticks of 50), each one seen.
+    for kind in ["latency", "projection_lag", "append_to_projection"] {
+        let d = &run.of_type(kind)[0];
+        assert_eq!(d["events"], 400, "{kind}: {d}");
+        let (p50, p95, max) = (
+            d["p50_ms"].as_f64().unwrap(),
+            d["p95_ms"].as_f64().unwrap(),
+            d["max_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p95 && p95 <= max, "{kind}: {d}");
+    }
+    let ratio = &run.of_type("ratio")[0];
+    assert!(ratio["of_raw_3_messages"].as_f64().unwrap() > 0.0);
+}
