@@ -434,11 +434,12 @@ struct Checker<'a, 's> {
 
 impl Checker<'_, '_> {
     fn queue(&mut self, jobs: Vec<SigJob>) {
-        self.queued.extend(jobs);
-        while self.queued.len() >= VERIFY_BATCH {
-            let rest = self.queued.split_off(VERIFY_BATCH);
-            let batch = std::mem::replace(&mut self.queued, rest);
-            self.spawn(batch);
+        for job in jobs {
+            self.queued.push(job);
+            if self.queued.len() == VERIFY_BATCH {
+                let batch = std::mem::replace(&mut self.queued, Vec::with_capacity(VERIFY_BATCH));
+                self.spawn(batch);
+            }
         }
     }
 
@@ -711,9 +712,14 @@ impl Gathered {
                 }
             }
         }
-        for chunk in [chain_blocks, linked] {
-            for part in chunk.chunks(CHUNK) {
-                self.absorb(part.to_vec(), trust, checker);
+        for blocks in [chain_blocks, linked] {
+            let mut blocks = blocks.into_iter();
+            loop {
+                let part: Vec<Block> = blocks.by_ref().take(CHUNK).collect();
+                if part.is_empty() {
+                    break;
+                }
+                self.absorb(part, trust, checker);
                 progress(self.event_count);
             }
         }

@@ -36,6 +36,22 @@ const VERIFY_ALL: &str = "verify batch/1024 (all cores)";
 const DECODE_ALL: &str = "decode + CID (all cores)";
 
 impl Row {
+    /// A ceiling row: a raw primitive the real path is compared with.
+    fn ceiling(stage: &'static str, events: u64, seconds: f64, detail: &str) -> Row {
+        let note = if detail.is_empty() {
+            "ceiling".to_string()
+        } else {
+            format!("ceiling, {detail}")
+        };
+        Row {
+            stage,
+            events,
+            seconds,
+            note,
+            ceiling: None,
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.events as f64 / self.seconds.max(1e-9)
     }
@@ -99,39 +115,21 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             })
             .collect::<Vec<_>>()
     });
-    rows.push(Row {
-        stage: ENCODE,
-        events: n,
-        seconds: s,
-        note: "ceiling".into(),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling(ENCODE, n, s, ""));
     let (sigs, s) = timed(|| {
         messages
             .iter()
             .map(|m| signer.sign(m))
             .collect::<Vec<Signature>>()
     });
-    rows.push(Row {
-        stage: "sign (1 core)",
-        events: n,
-        seconds: s,
-        note: "ceiling".into(),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling("sign (1 core)", n, s, ""));
     let (_, s) = timed(|| {
         messages
             .par_iter()
             .map(|m| signer.sign(m))
             .collect::<Vec<Signature>>()
     });
-    rows.push(Row {
-        stage: SIGN_ALL,
-        events: n,
-        seconds: s,
-        note: format!("ceiling, {threads} threads"),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling(SIGN_ALL, n, s, &format!("{threads} threads")));
     let (ok, s) = timed(|| {
         messages
             .iter()
@@ -139,13 +137,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .all(|(m, sig)| author.verify(m, sig))
     });
     assert!(ok, "benchmark signatures verify");
-    rows.push(Row {
-        stage: "verify single (1 core)",
-        events: n,
-        seconds: s,
-        note: "ceiling".into(),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling("verify single (1 core)", n, s, ""));
     let checks: Vec<SigCheck<'_>> = messages
         .iter()
         .zip(&sigs)
@@ -161,30 +153,22 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .flat_map(verify_many)
             .collect::<Vec<_>>()
     });
-    rows.push(Row {
-        stage: "verify batch/1024 (1 core)",
-        events: n,
-        seconds: s,
-        note: "ceiling".into(),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling("verify batch/1024 (1 core)", n, s, ""));
     let (_, s) = timed(|| {
         checks
             .par_chunks(VERIFY_BATCH)
             .flat_map_iter(verify_many)
             .collect::<Vec<_>>()
     });
-    rows.push(Row {
-        stage: VERIFY_ALL,
-        events: n,
-        seconds: s,
-        note: format!("ceiling, {threads} threads"),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling(
+        VERIFY_ALL,
+        n,
+        s,
+        &format!("{threads} threads"),
+    ));
 
     let blocks: Vec<personctl_ledger::Block> = unsigned
         .iter()
-        .take(n as usize)
         .map(|u| u.clone().sign(&signer).map(|(_, b)| b))
         .collect::<personctl_ledger::Result<_>>()?;
     let (_, s) = timed(|| {
@@ -199,13 +183,12 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
             .filter(|ok| *ok)
             .count()
     });
-    rows.push(Row {
-        stage: DECODE_ALL,
-        events: n,
-        seconds: s,
-        note: format!("ceiling, {threads} threads: event blocks hashed and decoded strictly"),
-        ceiling: None,
-    });
+    rows.push(Row::ceiling(
+        DECODE_ALL,
+        n,
+        s,
+        &format!("{threads} threads: event blocks hashed and decoded strictly"),
+    ));
 
     // The real path: append to a fresh sled store, then verify it.
     let tmp;

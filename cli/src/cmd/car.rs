@@ -15,7 +15,7 @@ use personctl_ledger::{BlockStore, StreamId};
 use crate::args::{ExportArgs, ImportArgs};
 use crate::config::{person_arg, stream_of, Config};
 use crate::output::Out;
-use crate::{EXIT_NEGATIVE, EXIT_OK};
+use crate::EXIT_OK;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -117,12 +117,7 @@ pub(crate) fn verify(config: &Config, path: &Path, exact: bool, out: &mut Out) -
     let archive = read(path)?;
     let report = archive.verify(&trust, exact)?;
     let seconds = started.elapsed().as_secs_f64();
-    super::verify::print(&report, None, seconds, out)?;
-    Ok(if report.is_ok() {
-        EXIT_OK
-    } else {
-        EXIT_NEGATIVE
-    })
+    super::verify::print(&report, None, seconds, out)
 }
 
 /// `import --car FILE`: verifies an archive, then stores it, all or nothing.
@@ -143,12 +138,12 @@ pub(crate) fn import(config: &Config, args: &ImportArgs, out: &mut Out) -> Resul
                     args.car.display()
                 )));
             }
-            super::verify::print(&report, None, started.elapsed().as_secs_f64(), out)?;
+            let code = super::verify::print(&report, None, started.elapsed().as_secs_f64(), out)?;
             eprintln!(
                 "personctl: {} does not verify ({e}); nothing was imported",
                 args.car.display()
             );
-            return Ok(EXIT_NEGATIVE);
+            return Ok(code);
         }
     };
     for (stream, head) in &imported.moved {

@@ -56,21 +56,17 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
         report.findings.extend(check.findings);
     }
     let seconds = started.elapsed().as_secs_f64();
-    print(&report, messages, seconds, out)?;
-    Ok(if report.is_ok() {
-        EXIT_OK
-    } else {
-        EXIT_NEGATIVE
-    })
+    print(&report, messages, seconds, out)
 }
 
-/// Prints a report: every failure, every masked payload, then the summary.
+/// Prints a report: every failure, every masked payload, then the summary. Returns the exit
+/// code of its verdict.
 pub(crate) fn print(
     report: &Report,
     messages: Option<u64>,
     seconds: f64,
     out: &mut Out,
-) -> Result<()> {
+) -> Result<u8> {
     for f in &report.findings {
         out.record("failure", finding_json(f), || human(f))?;
     }
@@ -125,7 +121,11 @@ pub(crate) fn print(
             )
         },
     )?;
-    Ok(())
+    Ok(if report.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_NEGATIVE
+    })
 }
 
 fn progress_bar(json: bool, total: u64) -> ProgressBar {

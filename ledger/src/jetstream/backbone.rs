@@ -507,11 +507,12 @@ impl Backbone {
             let mut blocks = Vec::new();
             let mut ok = true;
             for (notice, _) in planned {
-                let Some((block, event)) = decoded.get(&notice.cid) else {
+                // Each event (and its salted payload) belongs to one stream: taken, not copied.
+                let Some((block, event)) = decoded.remove(&notice.cid) else {
                     ok = false;
                     break;
                 };
-                let payload = event.payload().map(|p| payload_blocks.get(&p));
+                let payload = event.payload().map(|p| payload_blocks.remove(&p));
                 let fits = event.stream() == stream
                     && event.height() == height
                     && event.prev() == notice.prev
@@ -521,9 +522,9 @@ impl Backbone {
                     ok = false;
                     break;
                 }
-                blocks.push(block.clone());
+                blocks.push(block);
                 if let Some(Some(p)) = payload {
-                    blocks.push(p.clone());
+                    blocks.push(p);
                 }
                 height += 1;
             }

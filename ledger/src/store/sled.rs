@@ -411,17 +411,16 @@ impl SledStore {
             .collect()
     }
 
-    /// Writes a commit: blocks to a segment, the record to sled, then the in-memory maps.
-    /// `check` runs under the writer lock, before anything is written.
+    /// Writes a commit without any head check (block puts and removals, and the test hooks):
+    /// blocks to a segment, the record to sled, then the in-memory maps. Commits that move
+    /// heads go through [`BlockStore::commit`].
     fn write(
         &self,
         blocks: &[(Cid, &[u8])],
         heads: Vec<(StreamId, Head)>,
         removed: Vec<Cid>,
-        check: impl FnOnce(&State) -> Result<()>,
     ) -> Result<()> {
         let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        check(&self.read_state())?;
         self.write_locked(&mut next, blocks, heads, removed)
     }
 
@@ -463,13 +462,13 @@ impl SledStore {
     /// Sets a head without any check, to simulate corruption in tests.
     #[cfg(feature = "test-corruption")]
     pub fn set_head_unchecked(&self, stream: &StreamId, head: Head) -> Result<()> {
-        self.write(&[], vec![(stream.clone(), head)], Vec::new(), |_| Ok(()))
+        self.write(&[], vec![(stream.clone(), head)], Vec::new())
     }
 
     /// Stores `bytes` under `cid` without checking them, to simulate corruption in tests.
     #[cfg(feature = "test-corruption")]
     pub fn insert_unchecked(&self, cid: &Cid, bytes: &[u8]) -> Result<()> {
-        self.write(&[(*cid, bytes)], Vec::new(), Vec::new(), |_| Ok(()))
+        self.write(&[(*cid, bytes)], Vec::new(), Vec::new())
     }
 }
 
@@ -490,12 +489,7 @@ impl BlockStore for SledStore {
         if self.contains(&block.cid())? {
             return Ok(());
         }
-        self.write(
-            &[(block.cid(), block.bytes())],
-            Vec::new(),
-            Vec::new(),
-            |_| Ok(()),
-        )
+        self.write(&[(block.cid(), block.bytes())], Vec::new(), Vec::new())
     }
 
     /// Records the removal, then overwrites the bytes with zeros.
@@ -503,7 +497,7 @@ impl BlockStore for SledStore {
         let Some(loc) = self.read_state().blocks.get(cid).copied() else {
             return Ok(false);
         };
-        self.write(&[], Vec::new(), vec![*cid], |_| Ok(()))?;
+        self.write(&[], Vec::new(), vec![*cid])?;
         self.segments.zero(loc)?;
         Ok(true)
     }
