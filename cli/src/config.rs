@@ -92,17 +92,51 @@ impl Config {
     }
 
     fn open(&self, path: &Path) -> Result<SledStore> {
-        SledStore::open(path).map_err(|e| {
-            let text = e.to_string();
-            if text.contains("WouldBlock") || text.contains("lock") {
-                anyhow::anyhow!(
-                    "the store at {} is in use by another personctl process",
-                    path.display()
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("opening the store at {}", path.display()))
+        let store = SledStore::open(path).map_err(|e| match e {
+            personctl_ledger::Error::InUse { .. } => anyhow::anyhow!(
+                "the store at {} is in use by another personctl process (one writer at a time; commands that only read still work)",
+                path.display()
+            ),
+            other => {
+                anyhow::Error::new(other).context(format!("opening the store at {}", path.display()))
             }
-        })
+        })?;
+        report_repairs(&store, false);
+        Ok(store)
+    }
+
+    /// Opens an existing store for a command that only reads: for writing when it can (so that
+    /// recovery repairs what a crash left), else read-only: while another process writes it,
+    /// or when its files cannot be written (an auditor's copy, a read-only mount).
+    pub(crate) fn open_for_reading(&self) -> Result<SledStore> {
+        let path = self.store_path();
+        if !path.is_dir() {
+            return self.open_existing_store();
+        }
+        let busy = match SledStore::open(&path) {
+            Ok(store) => {
+                report_repairs(&store, false);
+                return Ok(store);
+            }
+            Err(personctl_ledger::Error::InUse { .. }) => true,
+            Err(personctl_ledger::Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                false
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("opening the store at {}", path.display())))
+            }
+        };
+        tracing::debug!(busy, "opening the store read-only");
+        let store = SledStore::open_read_only(&path)
+            .with_context(|| format!("opening the store at {} read-only", path.display()))?;
+        report_repairs(&store, busy);
+        Ok(store)
     }
 
     /// The trusted keys recorded in the store.
@@ -113,6 +147,21 @@ impl Config {
     /// Loads the signing key from the key path.
     pub(crate) fn signer(&self) -> Result<Signer> {
         load_signer(&self.key)
+    }
+}
+
+/// Says on stderr what recovery did when the store was opened. A read-only open beside a
+/// writer (`busy`) does not mention a torn tail: that is the writer's commit in progress.
+fn report_repairs(store: &SledStore, busy: bool) {
+    use personctl_ledger::store::Repair;
+    for repair in store.repairs() {
+        if busy && matches!(repair, Repair::TornTail { .. }) {
+            continue;
+        }
+        eprintln!(
+            "personctl: recovery: {}",
+            crate::output::escape(&repair.to_string())
+        );
     }
 }
 

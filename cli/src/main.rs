@@ -34,6 +34,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Everything a home holds is private to its owner: files 0600, directories 0700, whatever
+    // the umask was (sled's files and exported archives included).
+    // SAFETY: umask only sets the process's file-mode mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     init_tracing();
     match cmd::run(args) {
         Ok(code) => ExitCode::from(code),

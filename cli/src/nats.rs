@@ -130,7 +130,7 @@ pub(crate) fn store_for_reading(
     stream: Option<&StreamId>,
 ) -> Result<personctl_ledger::SledStore> {
     let Some(link) = Link::connect(config)? else {
-        return config.open_existing_store();
+        return config.open_for_reading();
     };
     let store = config.open_or_create_store()?;
     match stream {

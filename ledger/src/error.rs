@@ -96,6 +96,28 @@ pub enum Error {
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// Another process holds the store for writing (one writer per store).
+    #[error("the store at {} is in use by another process", .path.display())]
+    InUse {
+        /// The store's directory.
+        path: std::path::PathBuf,
+    },
+    /// A write was asked of a store opened read-only.
+    #[error("the store at {} is open read-only", .path.display())]
+    ReadOnly {
+        /// The store's directory.
+        path: std::path::PathBuf,
+    },
+    /// An input is over one of the documented limits (`docs/FORMAT.md`, Limits).
+    #[error("{what} is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What is too large (a block, naming its CID or kind).
+        what: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The storage backend failed.
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),

@@ -140,5 +140,23 @@ pub use crate::tombstone::{Masks, Tombstone, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 pub use crate::trust::TrustSet;
 pub use crate::verify::{verify, Finding, Masked, Problem, Report, Scope, VerifyOptions};
 
+/// The largest block the ledger writes, in bytes (256 KiB): an event or payload block over it
+/// is refused with [`Error::TooLarge`] before anything is signed or stored. It stays well under
+/// JetStream's default `max_payload` (1 MiB), which a block must fit with its message headers,
+/// and under the 4 MiB a CAR section may hold. See `docs/FORMAT.md`, Limits.
+pub const MAX_BLOCK: usize = 256 * 1024;
+
+/// Refuses a block of `size` bytes over [`MAX_BLOCK`]; `what` names it in the error.
+pub(crate) fn check_block_size(what: &str, size: usize) -> Result<()> {
+    if size > MAX_BLOCK {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            size,
+            limit: MAX_BLOCK,
+        });
+    }
+    Ok(())
+}
+
 /// Re-exported so that users build payload data without naming the crate version.
 pub use ipld_core::ipld::Ipld;

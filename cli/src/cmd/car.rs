@@ -25,7 +25,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `export --car FILE [--person ID | --stream TYPE/ID]`.
 pub(crate) fn export(config: &Config, args: &ExportArgs, out: &mut Out) -> Result<u8> {
-    let store = config.open_existing_store()?;
+    let store = config.open_for_reading()?;
     let streams: Option<Vec<StreamId>> = match (&args.select.person, stream_of(&args.select)?) {
         (Some(p), _) => {
             let person = person_arg("--person ", p)?;
@@ -110,7 +110,7 @@ fn read(path: &Path) -> Result<Archive> {
 
 /// `verify --car FILE`: audits an archive without importing it.
 pub(crate) fn verify(config: &Config, path: &Path, exact: bool, out: &mut Out) -> Result<u8> {
-    let store = config.open_existing_store()?;
+    let store = config.open_for_reading()?;
     let trust = config.trust(&store)?;
     drop(store);
     let started = Instant::now();

@@ -64,7 +64,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
 }
 
 fn streams(config: &Config, out: &mut Out) -> Result<u8> {
-    let store = config.open_existing_store()?;
+    let store = config.open_for_reading()?;
     for (stream, head) in personctl_ledger::BlockStore::heads(&store)? {
         out.record(
             "stream",

@@ -230,7 +230,7 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
             link.pull_all(&store)?;
             (store, Some(last))
         }
-        None => (config.open_existing_store()?, None),
+        None => (config.open_for_reading()?, None),
     };
     let projections = projections(config)?;
     let started = Instant::now();

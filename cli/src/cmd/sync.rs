@@ -67,7 +67,7 @@ pub(crate) fn tail(config: &Config, args: &TailArgs, out: &mut Out) -> Result<u8
     let only = stream_of(&args.select)?;
     let link = Link::connect(config)?.expect("checked above");
     // The local store, if there is one, saves a bucket read per event.
-    let store = config.open_existing_store().ok();
+    let store = config.open_for_reading().ok();
     let backbone = link.backbone();
     link.block_on(async {
         let seen = personctl_ledger::jetstream::follow(backbone, only.as_ref()).await?;

@@ -45,7 +45,7 @@ pub(crate) fn run(config: &Config, command: TrustCommand, out: &mut Out) -> Resu
             )?;
         }
         TrustCommand::List => {
-            let store = config.open_existing_store()?;
+            let store = config.open_for_reading()?;
             for (author, label) in store.trust_list()? {
                 out.record(
                     "trusted",

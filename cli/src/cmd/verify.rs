@@ -24,7 +24,7 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
         Some(s) => Scope::Stream(s),
         None => Scope::All,
     };
-    let store = config.open_existing_store()?;
+    let store = config.open_for_reading()?;
     let trust = config.trust(&store)?;
     if trust.is_empty() {
         tracing::warn!("no trusted keys in this home: every event will be reported as untrusted");

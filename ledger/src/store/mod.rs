@@ -4,15 +4,19 @@
 //! [`BlockStore::commit`] writes blocks and moves heads in one atomic step, with a
 //! compare-and-swap on every head it moves: that is what keeps a chain from forking.
 //!
-//! - [`SledStore`]: the embedded default, durable, in a directory: block bytes in append-only
-//!   segment files, the index, heads and trust list in sled.
+//! - [`SledStore`]: the embedded default, durable, in a directory: block bytes and commit
+//!   records in append-only segment files (the source of truth, from which the index is
+//!   derived at open), the trust list in a file, JetStream published marks in sled.
 //! - [`MemoryStore`]: in memory, for unit tests and examples.
 
 mod memory;
+mod recover;
 mod segments;
 mod sled;
+mod trust_file;
 
 pub use self::memory::MemoryStore;
+pub use self::recover::Repair;
 pub use self::sled::SledStore;
 
 use serde::{Deserialize, Serialize};

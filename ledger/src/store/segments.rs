@@ -2,13 +2,16 @@
 //!
 //! A segment is `blocks/NNNNNNNN.seg`. Each record is
 //! `len: u32 little-endian | CID: 36 bytes | bytes: len`, so a segment can be read on its own.
-//! Every write ends with a footer record, the commit record of the blocks before it. Records are only appended; a removed block's bytes are overwritten with zeros in place
-//! (its header stays, so the segment stays readable). Reads go through the index, never by parsing
-//! segments, so a record cut short by a crash (never indexed: the index is written after the
-//! segment is synced) is harmless garbage; appends continue after it. Nothing is ever truncated.
+//! Every write ends with a footer record, the commit record of the blocks before it; the write
+//! and its `fdatasync` are the commit point. Records are only appended; a removed block's bytes
+//! are overwritten with zeros in place (its header stays, so the segment stays parseable). The
+//! one other change is made at open, by recovery (`recover.rs`): a torn tail after the last
+//! complete commit of the newest segment (a commit that was never acknowledged) is cut off.
+//!
+//! Files are created `0600` and the directory `0700`: segments hold personal data.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,6 +21,15 @@ use crate::{Block, Cid, Error, Result, CID_LEN};
 pub(super) const HEADER: u64 = 4 + CID_LEN as u64;
 /// A new segment is started once the active one is this large.
 const MAX_SEGMENT: u64 = 256 * 1024 * 1024;
+
+/// How a store's files are opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Appends, removals and recovery's truncation allowed; files created as needed.
+    ReadWrite,
+    /// Nothing is created or changed: for auditors' copies and concurrent readers.
+    ReadOnly,
+}
 
 /// Where a block's bytes are: segment number, offset of the bytes (after the header), length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,6 +66,7 @@ struct Active {
 /// The segment files of one store.
 pub(super) struct Segments {
     dir: PathBuf,
+    access: Access,
     files: RwLock<Vec<Arc<File>>>,
     /// Read-only maps of the segments, as long as they were when mapped; a read beyond a map's
     /// end remaps that segment.
@@ -66,10 +79,13 @@ fn map(file: &File) -> std::io::Result<Option<Arc<memmap2::Mmap>>> {
     if file.metadata()?.len() == 0 {
         return Ok(None);
     }
-    // SAFETY: segment files are only ever appended to, never truncated, so the mapped range
-    // stays valid. The one in-place write, zeroing a removed block, may race with a reader
-    // copying those bytes; a reader then sees old bytes, zeros or a mix, and the CID check that
-    // every read goes through (invariant 4) rejects anything but the original bytes.
+    // SAFETY: segment files are only appended to, except for two changes. Zeroing a removed
+    // block may race with a reader copying those bytes; the reader then sees old bytes, zeros
+    // or a mix, and the CID check that every read goes through (invariant 4) rejects anything
+    // but the original bytes. Recovery cuts a torn tail at open, before this process maps the
+    // segment again (`truncate_active` drops the map first) and before any location past the
+    // cut exists; another process's read-only map may cover the cut bytes, but it only reads
+    // at locations of complete commits, which lie before the cut (see docs/DESIGN.md).
     unsafe { memmap2::Mmap::map(file) }.map(|m| Some(Arc::new(m)))
 }
 
@@ -83,8 +99,14 @@ fn segment_path(dir: &Path, id: u32) -> PathBuf {
 }
 
 impl Segments {
-    pub(super) fn open(dir: PathBuf) -> Result<Segments> {
-        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    pub(super) fn open(dir: PathBuf, access: Access) -> Result<Segments> {
+        if access == Access::ReadWrite {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io(format!("creating {}", dir.display())))?;
+        }
         let mut ids = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io(format!("reading {}", dir.display())))? {
             let name = entry
@@ -107,27 +129,36 @@ impl Segments {
                 )),
             });
         }
-        if ids.is_empty() {
+        if ids.is_empty() && access == Access::ReadWrite {
             ids.push(0);
         }
         let mut files = Vec::new();
         for &id in &ids {
             let path = segment_path(&dir, id);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io(format!("opening {}", path.display())))?;
+            let file = match access {
+                Access::ReadWrite => OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .open(&path),
+                Access::ReadOnly => File::open(&path),
+            }
+            .map_err(io(format!("opening {}", path.display())))?;
             files.push(Arc::new(file));
         }
-        let id = *ids.last().expect("at least one segment");
-        let path = segment_path(&dir, id);
-        let end = files[id as usize]
-            .metadata()
-            .map_err(io(format!("reading {}", path.display())))?
-            .len();
+        let (id, end) = match ids.last() {
+            Some(&id) => {
+                let path = segment_path(&dir, id);
+                let end = files[id as usize]
+                    .metadata()
+                    .map_err(io(format!("reading {}", path.display())))?
+                    .len();
+                (id, end)
+            }
+            None => (0, 0),
+        };
         let maps = files
             .iter()
             .map(|f| map(f))
@@ -135,10 +166,65 @@ impl Segments {
             .map_err(io(format!("mapping the segments in {}", dir.display())))?;
         Ok(Segments {
             dir,
+            access,
             files: RwLock::new(files),
             maps: RwLock::new(maps),
             active: Mutex::new(Active { id, end }),
         })
+    }
+
+    /// The directory of the segments.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many segments there are.
+    pub(super) fn count(&self) -> u32 {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).len() as u32
+    }
+
+    /// The whole of one segment as it is now (empty for an empty segment), for recovery.
+    pub(super) fn whole(&self, id: u32) -> Result<Option<Arc<memmap2::Mmap>>> {
+        let file = self.file(id)?;
+        let len = file
+            .metadata()
+            .map_err(io(format!(
+                "reading segment {id} in {}",
+                self.dir.display()
+            )))?
+            .len();
+        if len == 0 {
+            return Ok(None);
+        }
+        self.map_covering(id, len)
+            .map(Some)
+            .ok_or_else(|| Error::Io {
+                context: format!("mapping segment {id} in {}", self.dir.display()),
+                source: std::io::Error::other("the segment could not be mapped"),
+            })
+    }
+
+    /// Cuts the newest segment at `len` (recovery's torn tail), durably, and appends continue
+    /// there. Only at open, before any read is handed out.
+    pub(super) fn truncate_active(&self, len: u64) -> Result<()> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let file = self.file(active.id)?;
+        let path = segment_path(&self.dir, active.id);
+        // Drop the map first: a map beyond a file's end faults on access.
+        if let Some(slot) = self
+            .maps
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(active.id as usize)
+        {
+            *slot = None;
+        }
+        file.set_len(len)
+            .map_err(io(format!("truncating {}", path.display())))?;
+        file.sync_all()
+            .map_err(io(format!("syncing {}", path.display())))?;
+        active.end = len;
+        Ok(())
     }
 
     fn file(&self, id: u32) -> Result<Arc<File>> {
@@ -156,6 +242,9 @@ impl Segments {
         blocks: &[(Cid, &[u8])],
         footer: impl FnOnce(&[Loc]) -> Vec<u8>,
     ) -> Result<(Vec<Loc>, Cid, Loc)> {
+        if self.access == Access::ReadOnly {
+            return Err(read_only(&self.dir));
+        }
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if active.end >= MAX_SEGMENT {
             let id = active.id + 1;
@@ -164,6 +253,7 @@ impl Segments {
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
                 .map_err(io(format!("creating {}", path.display())))?;
             sync_dir(&self.dir)?;
@@ -177,8 +267,8 @@ impl Segments {
         let mut buf = Vec::with_capacity(total);
         let mut locs = Vec::with_capacity(blocks.len());
         for (cid, bytes) in blocks {
-            let len = u32::try_from(bytes.len())
-                .map_err(|_| Error::InvalidEvent(format!("block {cid} is larger than 4 GiB")))?;
+            crate::check_block_size(&format!("block {cid}"), bytes.len())?;
+            let len = bytes.len() as u32;
             buf.extend_from_slice(&len.to_le_bytes());
             buf.extend_from_slice(&cid.to_bytes());
             let offset = active.end + buf.len() as u64;
@@ -251,6 +341,9 @@ impl Segments {
 
     /// Overwrites a block's bytes with zeros, durably.
     pub(super) fn zero(&self, loc: Loc) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(read_only(&self.dir));
+        }
         let file = self.file(loc.segment)?;
         let path = segment_path(&self.dir, loc.segment);
         file.write_all_at(&vec![0u8; loc.len as usize], loc.offset)
@@ -272,6 +365,13 @@ impl Segments {
                 break;
             }
         }
+    }
+}
+
+/// The error of a write to a store opened read-only.
+pub(super) fn read_only(dir: &Path) -> Error {
+    Error::ReadOnly {
+        path: dir.parent().unwrap_or(dir).to_path_buf(),
     }
 }
 

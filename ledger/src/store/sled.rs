@@ -1,25 +1,29 @@
-//! [`SledStore`]: the embedded, durable [`BlockStore`]: block bytes in append-only segment
-//! files, and an ordered log of commit records in sled.
+//! [`SledStore`]: the embedded, durable [`BlockStore`]: block bytes and commit records in
+//! append-only segment files, which are the source of truth; the index is derived from them.
 //!
 //! Layout of a store directory:
 //!
 //! | path | content |
 //! |---|---|
-//! | `blocks/NNNNNNNN.seg` | block bytes, appended (see `segments.rs`) |
-//! | `index/` (sled) `meta/format` | store layout version, `1` |
-//! | `index/` (sled) tree `commits` | sequence number (u64 BE) to the CID (36 bytes) and location (16 bytes) of a commit record |
-//! | `index/` (sled) tree `trust` | trusted author key (32 bytes) to a UTF-8 label |
+//! | `blocks/NNNNNNNN.seg` | block bytes and commit records, appended (see `segments.rs`) |
+//! | `trust` | trusted author keys with labels (see `trust_file.rs`) |
+//! | `LOCK` | held (`flock`) by the one process that writes the store |
+//! | `index/` (sled) `meta/format` | store layout version, `2` |
 //! | `index/` (sled) tree `published` | stream key to how far JetStream acknowledged it: CID (36 bytes), height (u64 BE), sequence (u64 BE) |
 //!
 //! A commit record lists the blocks the commit wrote (CID and location), the heads it moved and
 //! the blocks it removed. It is written to the segment right after the commit's blocks, in the
-//! same write and sync; sled then gets one small entry pointing at it, and its atomic insert and
-//! flush is what makes the commit count. At open the records are read back, in order, checked
-//! against their CIDs and replayed into two in-memory maps: CID to location, and stream to head
-//! (the Bitcask model: memory holds the index, files hold the data). Only then are the maps
-//! updated. A crash before the sled flush leaves unindexed bytes in a segment: invisible and
-//! harmless. sled never holds block bytes (and so never personal data); removing a block
-//! overwrites its bytes in place.
+//! same write, and the `fdatasync` that follows is the commit point. At open, recovery
+//! (`recover.rs`) reads the segments in order and replays every complete commit record into two
+//! in-memory maps: CID to location, and stream to head (the Bitcask model: memory holds the
+//! index, files hold the data). A crash before the sync leaves an incomplete commit at the end
+//! of the newest segment, which the next writer's open cuts off. sled holds only the published
+//! marks, which may be lost without harm (they are found again from JetStream): so a damaged
+//! sled is made anew, never a reason for a home not to open. sled never holds block bytes (and
+//! so never personal data); removing a block overwrites its bytes in place.
+//!
+//! Layout version 1 (before recovery was segment-driven) kept the trust list and a pointer per
+//! commit in sled; opening such a store moves the trust list to `trust` and drops the pointers.
 //!
 //! Commit record, binary, all integers big-endian:
 //! `blocks: u32, (CID: 36 bytes, segment: u32, offset: u64, len: u32) * blocks,`
@@ -27,6 +31,8 @@
 //! `removed: u32, CID: 36 bytes * removed`.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
@@ -36,29 +42,45 @@ use std::thread::Thread;
 
 use tracing::instrument;
 
-use super::segments::{checked, Loc, Segments};
+use super::recover::{recover, Repair};
+use super::segments::{checked, Access, Loc, Segments};
+use super::trust_file;
 use super::{check_heads, BlockStore, Commit, Head, Published};
 use crate::{Author, Block, Cid, Error, Result, StreamId, CID_LEN};
 
 const META_FORMAT: &[u8] = b"meta/format";
-const LAYOUT_VERSION: &[u8] = b"1";
+const LAYOUT_VERSION: &[u8] = b"2";
 
 /// A durable block store in a directory.
 pub struct SledStore {
     path: PathBuf,
-    db: ::sled::Db,
-    commits: ::sled::Tree,
-    trust: ::sled::Tree,
-    published: ::sled::Tree,
+    /// The published marks (`None` when opened read-only: nothing is published then).
+    marks: Option<Marks>,
+    /// The `LOCK` file, locked while this writer lives (`None` when read-only).
+    _lock: Option<File>,
     segments: Segments,
     state: RwLock<State>,
+    /// What recovery did at open.
+    repairs: Vec<Repair>,
     /// Serialises writers, so that the head check, the writes and the map updates are one step.
-    /// sled allows one process per database, so a process-wide lock is enough.
-    writer: Mutex<u64>,
+    /// The `LOCK` file keeps other processes out, so a process-wide lock is enough. Set once a
+    /// write failed: what reached the disk is then unknown, so the store takes no more writes
+    /// until it is opened again (and recovery reads what is there).
+    writer: Mutex<Poisoned>,
     /// Group commit: the commits waiting for the next group, and whether a group is being
     /// written.
     queue: Mutex<Queue>,
 }
+
+/// The sled side of a writable store.
+struct Marks {
+    db: ::sled::Db,
+    published: ::sled::Tree,
+}
+
+/// Whether an earlier write failed (see [`SledStore`]'s `writer`).
+#[derive(Default)]
+struct Poisoned(bool);
 
 /// The group-commit queue (see [`SledStore::commit`]).
 #[derive(Default)]
@@ -98,17 +120,17 @@ impl Queued {
 
 /// The in-memory index, rebuilt from the commit records at open.
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     blocks: HashMap<Cid, Loc>,
     heads: BTreeMap<StreamId, Head>,
 }
 
 /// One commit record (see the module docs).
 #[derive(Default)]
-struct Record {
-    blocks: Vec<(Cid, Loc)>,
-    heads: Vec<(StreamId, Head)>,
-    removed: Vec<Cid>,
+pub(super) struct Record {
+    pub(super) blocks: Vec<(Cid, Loc)>,
+    pub(super) heads: Vec<(StreamId, Head)>,
+    pub(super) removed: Vec<Cid>,
 }
 
 impl Record {
@@ -134,8 +156,8 @@ impl Record {
         out
     }
 
-    fn decode(seq: u64, bytes: &[u8]) -> Result<Record> {
-        let bad = || corrupt(format!("commit record {seq} is malformed"));
+    pub(super) fn decode(bytes: &[u8]) -> Result<Record> {
+        let bad = || corrupt("a commit record is malformed".into());
         let mut r = Reader { bytes, pos: 0 };
         let mut record = Record::default();
         for _ in 0..r.u32().ok_or_else(bad)? {
@@ -180,6 +202,128 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// A layout-1 store's trust list, read from sled to be moved to the trust file.
+type LegacyTrust = Option<Vec<(Author, String)>>;
+
+/// Takes the store's `LOCK` file: one writing process per store.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    }
+}
+
+/// Opens the sled side of a writable store (the published marks), removing what an
+/// interrupted snapshot left behind, and making it anew when it cannot be opened: it holds
+/// nothing that cannot be found again. Returns a layout-1 store's trust list, still to be moved.
+fn open_marks(dir: &Path, repairs: &mut Vec<Repair>) -> Result<(Marks, LegacyTrust)> {
+    let index = dir.join("index");
+    // sled writes a snapshot to `snap.N.generating`, then renames it; a kill in between leaves
+    // a partial file that sled 0.34 reads at the next open and calls corrupt (sled #1527).
+    if let Ok(entries) = std::fs::read_dir(&index) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("snap.") && name.ends_with(".generating") {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+                repairs.push(Repair::Leftover { path });
+            }
+        }
+    }
+    let open = || -> std::result::Result<(::sled::Db, LegacyTrust), String> {
+        let db = ::sled::Config::new()
+            .path(&index)
+            .open()
+            .map_err(|e| e.to_string())?;
+        let legacy = match db.get(META_FORMAT).map_err(|e| e.to_string())? {
+            Some(v) if v.as_ref() == LAYOUT_VERSION => None,
+            Some(v) if v.as_ref() == b"1" => {
+                let trust = db.open_tree("trust").map_err(|e| e.to_string())?;
+                let mut list = Vec::new();
+                for entry in trust.iter() {
+                    let (k, v) = entry.map_err(|e| e.to_string())?;
+                    let key: [u8; 32] = k
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| "a trusted key is not 32 bytes".to_string())?;
+                    let author = Author::from_bytes(&key).map_err(|e| e.to_string())?;
+                    list.push((author, String::from_utf8_lossy(&v).into_owned()));
+                }
+                Some(list)
+            }
+            Some(v) => {
+                return Err(format!(
+                    "store layout version {:?} is not supported (expected 2)",
+                    String::from_utf8_lossy(&v)
+                ))
+            }
+            None => {
+                db.insert(META_FORMAT, LAYOUT_VERSION)
+                    .map_err(|e| e.to_string())?;
+                db.flush().map_err(|e| e.to_string())?;
+                None
+            }
+        };
+        Ok((db, legacy))
+    };
+    let (db, legacy) = match open() {
+        Ok(opened) => opened,
+        Err(reason) if reason.contains("is not supported") => {
+            return Err(Error::Io {
+                context: format!("opening the store at {}", dir.display()),
+                source: std::io::Error::other(reason),
+            })
+        }
+        Err(reason) => {
+            std::fs::remove_dir_all(&index).map_err(io(format!("removing {}", index.display())))?;
+            repairs.push(Repair::IndexRebuilt { reason });
+            open().map_err(|reason| Error::Io {
+                context: format!("making the index {} anew", index.display()),
+                source: std::io::Error::other(reason),
+            })?
+        }
+    };
+    let published = db.open_tree("published")?;
+    restrict(&index)?;
+    Ok((Marks { db, published }, legacy))
+}
+
+/// Makes sled's files readable by their owner alone (sled creates them with the umask).
+fn restrict(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = std::fs::read_dir(dir).map_err(io(format!("reading {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("restricting {}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        if path.is_dir() {
+            restrict(&path)?;
+        } else {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(io(format!("restricting {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
 fn corrupt(what: String) -> Error {
     Error::Io {
         context: "reading the store index".into(),
@@ -188,7 +332,7 @@ fn corrupt(what: String) -> Error {
 }
 
 impl State {
-    fn apply(&mut self, record: Record) {
+    pub(super) fn apply(&mut self, record: Record) {
         self.blocks.extend(record.blocks);
         self.heads.extend(record.heads);
         for cid in record.removed {
@@ -198,80 +342,113 @@ impl State {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in directory `path`, replaying its commit records.
+    /// Opens (or creates) the store in directory `path` for writing, recovering from any crash
+    /// state (see [`SledStore::repairs`]).
     ///
-    /// Fails with a clear error when the directory holds something that is not a personctl
-    /// store, or is already opened by another process.
+    /// Fails with [`Error::InUse`] while another process writes the store, and with a clear
+    /// error when the directory holds something that is not a personctl store.
     #[instrument(skip_all, fields(path = %path.as_ref().display()))]
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
-        let context = || format!("opening the store at {}", path.display());
-        let db = ::sled::Config::new()
-            .path(path.join("index"))
-            .open()
-            .map_err(|e| match e {
-                ::sled::Error::Io(source) => Error::Io {
-                    context: context(),
-                    source,
-                },
-                other => Error::Storage(other),
-            })?;
-        match db.get(META_FORMAT)? {
-            Some(v) if v.as_ref() == LAYOUT_VERSION => {}
-            Some(v) => {
-                return Err(Error::Io {
-                    context: context(),
-                    source: std::io::Error::other(format!(
-                        "store layout version {:?} is not supported (expected 1)",
-                        String::from_utf8_lossy(&v)
-                    )),
-                })
-            }
-            None => {
-                db.insert(META_FORMAT, LAYOUT_VERSION)?;
-                db.flush()?;
-            }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(io(format!("creating {}", path.display())))?;
+        let lock = lock(&path)?;
+        let mut repairs = Vec::new();
+        let (marks, legacy_trust) = open_marks(&path, &mut repairs)?;
+        if let Some(leftover) = trust_file::leftover(&path) {
+            std::fs::remove_file(&leftover)
+                .map_err(io(format!("removing {}", leftover.display())))?;
+            repairs.push(Repair::Leftover { path: leftover });
         }
-        let commits = db.open_tree("commits")?;
-        let trust = db.open_tree("trust")?;
-        let published = db.open_tree("published")?;
-        let segments = Segments::open(path.join("blocks"))?;
+        if let Some(list) = legacy_trust {
+            // Layout 1: the trust list moves out of sled, before sled forgets it.
+            let mut merged = trust_file::read(&path)?;
+            for (author, label) in list {
+                if !merged.iter().any(|(a, _)| *a == author) {
+                    merged.push((author, label));
+                }
+            }
+            trust_file::write(&path, &merged)?;
+            marks.db.drop_tree("trust")?;
+            marks.db.drop_tree("commits")?;
+            marks.db.insert(META_FORMAT, LAYOUT_VERSION)?;
+            marks.db.flush()?;
+        }
+        let segments = Segments::open(path.join("blocks"), Access::ReadWrite)?;
         let mut state = State::default();
-        let mut next = 0;
-        for entry in commits.iter() {
-            let (k, v) = entry?;
-            let seq = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("bad commit key".into()))?,
-            );
-            let bad = || corrupt(format!("commit pointer {seq} is malformed"));
-            if v.len() != CID_LEN + 16 {
-                return Err(bad());
-            }
-            let cid = Cid::from_bytes(&v[..CID_LEN])?;
-            let loc = Loc::from_bytes(&v[CID_LEN..]).ok_or_else(bad)?;
-            let footer = checked(cid, segments.read(loc))?;
-            state.apply(Record::decode(seq, footer.bytes())?);
-            next = seq + 1;
+        repairs.extend(recover(&segments, &mut state, true)?);
+        Ok(SledStore::assemble(
+            path,
+            Some(marks),
+            Some(lock),
+            segments,
+            state,
+            repairs,
+        ))
+    }
+
+    /// Opens an existing store without writing anything to it: for an auditor's read-only copy,
+    /// or to read while another process writes. Nothing is created, locked, cut or rebuilt;
+    /// recovery's findings are reported by [`SledStore::repairs`] as for a writer. Appends,
+    /// removals and published marks fail with [`Error::ReadOnly`]; no event is published.
+    #[instrument(skip_all, fields(path = %path.as_ref().display()))]
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SledStore> {
+        let path = path.as_ref().to_path_buf();
+        let blocks = path.join("blocks");
+        if !blocks.is_dir() {
+            return Err(Error::Io {
+                context: format!("opening the store at {} read-only", path.display()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no blocks directory: not a personctl store",
+                ),
+            });
         }
+        let segments = Segments::open(blocks, Access::ReadOnly)?;
+        let mut state = State::default();
+        let repairs = recover(&segments, &mut state, false)?;
+        Ok(SledStore::assemble(
+            path, None, None, segments, state, repairs,
+        ))
+    }
+
+    fn assemble(
+        path: PathBuf,
+        marks: Option<Marks>,
+        lock: Option<File>,
+        segments: Segments,
+        state: State,
+        repairs: Vec<Repair>,
+    ) -> SledStore {
         tracing::debug!(
-            commits = next,
             blocks = state.blocks.len(),
             streams = state.heads.len(),
+            repairs = repairs.len(),
             "store opened"
         );
-        Ok(SledStore {
+        SledStore {
             path,
-            db,
-            commits,
-            trust,
-            published,
+            marks,
+            _lock: lock,
             segments,
             state: RwLock::new(state),
-            writer: Mutex::new(next),
+            repairs,
+            writer: Mutex::new(Poisoned::default()),
             queue: Mutex::new(Queue::default()),
-        })
+        }
+    }
+
+    /// What recovery did or found when the store was opened (empty for a clean store).
+    pub fn repairs(&self) -> &[Repair] {
+        &self.repairs
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.marks.is_none()
     }
 
     /// The directory of the store.
@@ -279,35 +456,49 @@ impl SledStore {
         &self.path
     }
 
-    /// Adds a trusted author with a label; returns whether it was new.
+    /// Adds a trusted author with a label (control characters become spaces); returns whether
+    /// it was new.
     pub fn trust_add(&self, author: &Author, label: &str) -> Result<bool> {
-        let old = self.trust.insert(author.to_bytes(), label.as_bytes())?;
-        self.trust.flush()?;
-        Ok(old.is_none())
+        self.writable()?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = trust_file::read(&self.path)?;
+        let new = match list.iter_mut().find(|(a, _)| a == author) {
+            Some(entry) => {
+                entry.1 = label.to_string();
+                false
+            }
+            None => {
+                list.push((*author, label.to_string()));
+                true
+            }
+        };
+        trust_file::write(&self.path, &list)?;
+        Ok(new)
     }
 
     /// Removes a trusted author; returns whether it was there.
     pub fn trust_remove(&self, author: &Author) -> Result<bool> {
-        let old = self.trust.remove(author.to_bytes())?;
-        self.trust.flush()?;
-        Ok(old.is_some())
+        self.writable()?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = trust_file::read(&self.path)?;
+        let before = list.len();
+        list.retain(|(a, _)| a != author);
+        if list.len() == before {
+            return Ok(false);
+        }
+        trust_file::write(&self.path, &list)?;
+        Ok(true)
     }
 
-    /// Every trusted author with its label.
+    /// Every trusted author with its label, in the order they were added.
     pub fn trust_list(&self) -> Result<Vec<(Author, String)>> {
-        let mut out = Vec::new();
-        for entry in self.trust.iter() {
-            let (k, v) = entry?;
-            let key: [u8; 32] = k.as_ref().try_into().map_err(|_| Error::InvalidKey {
-                input: format!("{} bytes in the trust tree", k.len()),
-                reason: "a trusted key has 32 bytes".into(),
-            })?;
-            out.push((
-                Author::from_bytes(&key)?,
-                String::from_utf8_lossy(&v).into_owned(),
-            ));
-        }
-        Ok(out)
+        trust_file::read(&self.path)
+    }
+
+    fn writable(&self) -> Result<&Marks> {
+        self.marks.as_ref().ok_or_else(|| Error::ReadOnly {
+            path: self.path.clone(),
+        })
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -343,9 +534,9 @@ impl SledStore {
         let _hand_over = HandOver(self, waiting);
         let mut group: Vec<&Commit> = waiting.iter().map(|q| &q.commit).collect();
         group.extend(own);
-        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut outcomes = self.write_group(&mut next, &group);
-        drop(next);
+        let mut poisoned = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcomes = self.write_group(&mut poisoned, &group);
+        drop(poisoned);
         let direct = own.and_then(|_| outcomes.pop());
         for (q, o) in waiting.iter().zip(outcomes) {
             q.settle(o);
@@ -355,7 +546,7 @@ impl SledStore {
 
     /// Writes a group of commits (see [`BlockStore::commit`]) in one durable write; returns each
     /// one's outcome, in order.
-    fn write_group(&self, next: &mut u64, group: &[&Commit]) -> Vec<Result<()>> {
+    fn write_group(&self, poisoned: &mut Poisoned, group: &[&Commit]) -> Vec<Result<()>> {
         let mut outcomes: Vec<Option<Result<()>>> = Vec::with_capacity(group.len());
         let state = self.read_state();
         let mut moved: HashMap<StreamId, Head> = HashMap::default();
@@ -393,7 +584,7 @@ impl SledStore {
         let written = if accepted().next().is_none() {
             Ok(())
         } else {
-            self.write_locked(next, &blocks, heads, Vec::new())
+            self.write_locked(poisoned, &blocks, heads, Vec::new())
         };
         // On a failed write nothing of the group counts, and every accepted commit gets it.
         let text = written.as_ref().err().map(|e| e.to_string());
@@ -420,38 +611,48 @@ impl SledStore {
         heads: Vec<(StreamId, Head)>,
         removed: Vec<Cid>,
     ) -> Result<()> {
-        let mut next = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        self.write_locked(&mut next, blocks, heads, removed)
+        let mut poisoned = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_locked(&mut poisoned, blocks, heads, removed)
     }
 
-    /// [`SledStore::write`] with the writer lock held (`next` is under it).
+    /// [`SledStore::write`] with the writer lock held.
     fn write_locked(
         &self,
-        next: &mut u64,
+        poisoned: &mut Poisoned,
         blocks: &[(Cid, &[u8])],
         heads: Vec<(StreamId, Head)>,
         removed: Vec<Cid>,
     ) -> Result<()> {
+        self.writable()?;
+        if poisoned.0 {
+            return Err(Error::Io {
+                context: format!("writing to the store at {}", self.path.display()),
+                source: std::io::Error::other(
+                    "an earlier write failed; open the store again to recover",
+                ),
+            });
+        }
         let mut record = Record {
             blocks: Vec::new(),
             heads,
             removed,
         };
-        let (locs, footer_cid, footer_loc) = self.segments.append(blocks, |locs| {
+        let appended = self.segments.append(blocks, |locs| {
             record.blocks = blocks
                 .iter()
                 .map(|(c, _)| *c)
                 .zip(locs.iter().copied())
                 .collect();
             record.encode()
-        })?;
-        debug_assert_eq!(locs.len(), blocks.len());
-        let mut pointer = Vec::with_capacity(CID_LEN + 16);
-        pointer.extend_from_slice(&footer_cid.to_bytes());
-        pointer.extend_from_slice(&footer_loc.to_bytes());
-        self.commits.insert(next.to_be_bytes(), pointer)?;
-        self.db.flush()?;
-        *next += 1;
+        });
+        if let Err(e) = appended {
+            // Limits are checked before anything is written; any other failure may have left
+            // bytes behind, so no later write may build on what this process believes.
+            if !matches!(e, Error::TooLarge { .. }) {
+                poisoned.0 = true;
+            }
+            return Err(e);
+        }
         self.state
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -486,6 +687,7 @@ impl BlockStore for SledStore {
     }
 
     fn put(&self, block: &Block) -> Result<()> {
+        self.writable()?;
         if self.contains(&block.cid())? {
             return Ok(());
         }
@@ -494,6 +696,7 @@ impl BlockStore for SledStore {
 
     /// Records the removal, then overwrites the bytes with zeros.
     fn remove(&self, cid: &Cid) -> Result<bool> {
+        self.writable()?;
         let Some(loc) = self.read_state().blocks.get(cid).copied() else {
             return Ok(false);
         };
@@ -525,6 +728,7 @@ impl BlockStore for SledStore {
     /// outcome or by the lead.
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
+        self.writable()?;
         let mut queue = self.lock_queue();
         if !queue.leading {
             queue.leading = true;
@@ -568,7 +772,10 @@ impl BlockStore for SledStore {
     }
 
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
-        let Some(v) = self.published.get(stream.key())? else {
+        let Some(marks) = &self.marks else {
+            return Ok(None);
+        };
+        let Some(v) = marks.published.get(stream.key())? else {
             return Ok(None);
         };
         let bad = || corrupt(format!("the published mark of {stream} is malformed"));
@@ -590,7 +797,7 @@ impl BlockStore for SledStore {
         v.extend_from_slice(&published.head.cid.to_bytes());
         v.extend_from_slice(&published.head.height.to_be_bytes());
         v.extend_from_slice(&published.sequence.to_be_bytes());
-        self.published.insert(stream.key(), v)?;
+        self.writable()?.published.insert(stream.key(), v)?;
         Ok(())
     }
 }

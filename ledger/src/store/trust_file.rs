@@ -1,0 +1,103 @@
+//! The trust list of a [`super::SledStore`]: a small text file, `trust`, rewritten whole and
+//! atomically (a temporary file, synced, renamed over the old one, the directory synced).
+//!
+//! One line per trusted key: the key as 64 lowercase hex digits, a tab, and a label (UTF-8, no
+//! control characters). It lives outside sled so that the one thing a store holds besides its
+//! segments that cannot be derived from them survives anything that happens to sled.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Author, Error, Result};
+
+/// The file's name in the store directory.
+pub(super) const NAME: &str = "trust";
+const TEMPORARY: &str = "trust.tmp";
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// The path of a leftover temporary file, if one is there (an interrupted rewrite: the old
+/// file is still whole).
+pub(super) fn leftover(dir: &Path) -> Option<PathBuf> {
+    let path = dir.join(TEMPORARY);
+    path.exists().then_some(path)
+}
+
+/// Reads the list; a missing file is an empty list.
+pub(super) fn read(dir: &Path) -> Result<Vec<(Author, String)>> {
+    let path = dir.join(NAME);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+    };
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let bad = |reason: &str| Error::Io {
+            context: format!("reading {}", path.display()),
+            source: std::io::Error::other(format!("line {}: {reason}", n + 1)),
+        };
+        let (hex, label) = line.split_once('\t').ok_or_else(|| bad("no tab"))?;
+        let bytes: [u8; 32] = decode_hex(hex).ok_or_else(|| bad("not 64 hex digits"))?;
+        out.push((Author::from_bytes(&bytes)?, label.to_string()));
+    }
+    Ok(out)
+}
+
+/// Writes the list atomically.
+pub(super) fn write(dir: &Path, list: &[(Author, String)]) -> Result<()> {
+    let mut text = String::new();
+    for (author, label) in list {
+        for b in author.to_bytes() {
+            text.push_str(&format!("{b:02x}"));
+        }
+        text.push('\t');
+        text.push_str(&clean_label(label));
+        text.push('\n');
+    }
+    let tmp = dir.join(TEMPORARY);
+    let path = dir.join(NAME);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("creating {}", tmp.display())))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io(format!("writing {}", tmp.display())))?;
+    fs::rename(&tmp, &path).map_err(io(format!("renaming {}", tmp.display())))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("syncing {}", dir.display())))
+}
+
+/// A label as the file keeps it: control characters (which would break the line format or a
+/// terminal) become spaces.
+pub(super) fn clean_label(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
