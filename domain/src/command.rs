@@ -26,9 +26,15 @@ pub enum Command {
         reason: String,
     },
     /// Set (or correct) the date of birth.
-    SetBirthDate { date: Date },
+    SetBirthDate {
+        #[serde(deserialize_with = "crate::model::strict_date::one")]
+        date: Date,
+    },
     /// Record the person's death.
-    RecordDeath { date: Date },
+    RecordDeath {
+        #[serde(deserialize_with = "crate::model::strict_date::one")]
+        date: Date,
+    },
     /// Suspend the person.
     Suspend {
         #[serde(default)]

@@ -26,6 +26,41 @@ fn check_name(name: &str) -> Result<String, DomainError> {
     Ok(name.to_string())
 }
 
+/// The longest text value a command may carry, in bytes (`legal_name` has its own, smaller
+/// limit of 200 characters). See README, Limits.
+pub const MAX_TEXT: usize = 1024;
+/// The most entries a list in a command may have.
+pub const MAX_LIST: usize = 64;
+
+/// Checks every text value and list of a command against [`MAX_TEXT`] and [`MAX_LIST`], naming
+/// the field, before any rule runs: no value over them reaches a payload block.
+fn check_limits(command: &Command) -> Result<(), DomainError> {
+    use personctl_ledger::Ipld;
+    fn walk(field: &str, value: &Ipld) -> Result<(), String> {
+        match value {
+            Ipld::String(s) if s.len() > MAX_TEXT => Err(format!(
+                "{field}: {} bytes, over the limit of {MAX_TEXT} bytes",
+                s.len()
+            )),
+            Ipld::List(items) if items.len() > MAX_LIST => Err(format!(
+                "{field}: {} entries, over the limit of {MAX_LIST}",
+                items.len()
+            )),
+            Ipld::List(items) => items.iter().try_for_each(|v| walk(field, v)),
+            Ipld::Map(map) => map.iter().try_for_each(|(k, v)| walk(k, v)),
+            _ => Ok(()),
+        }
+    }
+    let value = ipld_core::serde::to_ipld(command).map_err(|e| DomainError::Invalid {
+        field: "command",
+        reason: e.to_string(),
+    })?;
+    walk("command", &value).map_err(|reason| DomainError::Invalid {
+        field: "limits",
+        reason,
+    })
+}
+
 fn non_empty(field: &'static str, value: &str) -> Result<(), DomainError> {
     if value.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -145,6 +180,7 @@ pub fn decide(
     person: Option<&Person>,
     command: &Command,
 ) -> Result<Vec<Event>, DomainError> {
+    check_limits(command)?;
     let state = person.map_or(State::Unregistered, |p| p.lifecycle.state());
     if lifecycle::next(state, command.action()).is_none() {
         return Err(DomainError::InvalidTransition {

@@ -28,7 +28,9 @@ mod service;
 
 pub use crate::apply::{apply, MASKED};
 pub use crate::command::Command;
-pub use crate::decide::{decide, decide_erasure, decide_merge_target, Erasure, Recorded};
+pub use crate::decide::{
+    decide, decide_erasure, decide_merge_target, Erasure, Recorded, MAX_LIST, MAX_TEXT,
+};
 pub use crate::ecs::PersonWorld;
 pub use crate::error::{DomainError, Error};
 pub use crate::event::{ErasedScope, Event};

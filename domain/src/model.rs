@@ -13,6 +13,41 @@ use crate::PersonId;
 /// A calendar date (ISO 8601 `YYYY-MM-DD` in every wire format).
 pub type Date = jiff::civil::Date;
 
+/// Dates as commands and payloads spell them: exactly `YYYY-MM-DD`. A date with a time or an
+/// offset (`2020-01-02T10:00`, which a lenient parser would cut to its day) is refused.
+pub(crate) mod strict_date {
+    use serde::{Deserialize, Deserializer};
+
+    use super::Date;
+
+    fn parse<E: serde::de::Error>(text: &str) -> Result<Date, E> {
+        let shaped = text.len() == 10
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        if !shaped {
+            return Err(E::custom(format!(
+                "{text:?} is not a date in the form YYYY-MM-DD"
+            )));
+        }
+        text.parse()
+            .map_err(|e| E::custom(format!("{text:?} is not a valid date: {e}")))
+    }
+
+    /// A required date.
+    pub(crate) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    /// An optional date (`null` or absent: none).
+    pub(crate) fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| parse(&t))
+            .transpose()
+    }
+}
+
 /// An email address and whether it was verified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,9 +111,10 @@ pub struct Employment {
     /// The role.
     pub role: String,
     /// First day.
+    #[serde(deserialize_with = "strict_date::one")]
     pub start: Date,
     /// Last day, if it ended.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_date::opt")]
     pub end: Option<Date>,
 }
 
@@ -92,9 +128,10 @@ pub struct Certification {
     #[serde(default)]
     pub issuer: String,
     /// When it was issued.
+    #[serde(deserialize_with = "strict_date::one")]
     pub issued: Date,
     /// When it expires, if it does.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_date::opt")]
     pub expires: Option<Date>,
 }
 
@@ -124,10 +161,10 @@ pub struct Attribute {
     #[serde(default)]
     pub confidence: u8,
     /// First day the value holds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_date::opt")]
     pub valid_from: Option<Date>,
     /// Last day the value holds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_date::opt")]
     pub valid_until: Option<Date>,
 }
 

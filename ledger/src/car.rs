@@ -46,6 +46,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore};
 use crate::{
     verify, Block, Cid, Error, Event, Ledger, Report, Result, StreamId, TrustSet, VerifyOptions,
+    CID_LEN,
 };
 
 /// What [`export`] wrote.
@@ -61,9 +62,15 @@ pub struct Exported {
     pub masked: u64,
 }
 
+/// The largest CAR section (CID and block bytes) that readers accept: 4 MiB, as `iroh-car`
+/// and the IPLD project's JavaScript reader allocate at most.
+pub const MAX_SECTION: usize = 4 * 1024 * 1024;
+
 /// Writes the chains of `streams` (every stream when `None`) from `store` to `writer` as a CARv1
 /// file, with every block they reach. Fails, before writing anything, when a stream has no
-/// events or a reachable block is missing and no tombstone covers it.
+/// events or a reachable block is missing and no tombstone covers it; and, while writing, when
+/// a block's section would exceed [`MAX_SECTION`] ([`Error::TooLarge`]: write to a temporary
+/// file and keep it only on success).
 ///
 /// Blocks go out head first, each event followed by its payload: the order in which a reader
 /// walking from the roots meets them.
@@ -78,6 +85,15 @@ where
     let mut car = iroh_car::CarWriter::new(header, writer);
     for cid in &plan.order {
         let block = store.get(cid)?.ok_or(Error::MissingBlock(*cid))?;
+        // A section (CID and bytes) over what CAR readers allocate could be written but never
+        // read back: refuse it rather than make a backup that cannot be restored.
+        if CID_LEN + block.bytes().len() > MAX_SECTION {
+            return Err(Error::TooLarge {
+                what: format!("block {cid} (with its CID, one CAR section)"),
+                size: CID_LEN + block.bytes().len(),
+                limit: MAX_SECTION,
+            });
+        }
         car.write(cid.to_raw(), block.bytes())
             .await
             .map_err(|e| archive_io("writing the archive", e))?;

@@ -174,6 +174,7 @@ impl UnsignedEvent {
         let message = self.signing_message(&author)?;
         let signature = signer.sign(&message);
         let bytes = splice_signature(&message[SIGNING_PREFIX.len()..], &signature)?;
+        crate::check_block_size("the event block", bytes.len())?;
         let block = Block::new(bytes);
         Ok((
             Event {
@@ -400,7 +401,9 @@ impl Payload {
             data: self.data.clone(),
             salt: self.salt.clone(),
         };
-        Ok(Block::new(codec::encode(&wire)?))
+        let bytes = codec::encode(&wire)?;
+        crate::check_block_size("the payload block", bytes.len())?;
+        Ok(Block::new(bytes))
     }
 
     /// Decodes a payload block strictly, straight into the data type `T` (no `Ipld` tree in

@@ -96,60 +96,84 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         words.remove(i);
         out.set_json(true);
     }
-    let (commands, bad_line) = match &args.file {
-        Some(path) => read_file(path)?,
+    let mut file = match &args.file {
+        Some(path) => Some(Lines::open(path)?),
+        None => None,
+    };
+    let single = match &file {
+        Some(_) => None,
         None => {
             let value = args_to_json(&words)?;
             let name = words[0].clone();
-            (
-                vec![(1, parse(value).with_context(|| format!("append {name}"))?)],
-                None,
-            )
+            Some(parse(value).with_context(|| format!("append {name}"))?)
         }
     };
     let signer = config.signer()?;
     let store = config.open_or_create_store()?;
     let link = Link::connect_and_recover(config, &store)?;
     let persons = Persons::new(Ledger::new(&store));
-    let lines: Vec<usize> = commands.iter().map(|(line, _)| *line).collect();
-    let batch: Vec<(PersonId, Command)> = commands.into_iter().map(|(_, c)| c).collect();
-    let location = |i: usize| match &args.file {
-        Some(path) => format!("{}:{}", path.display(), lines[i]),
-        None => format!("append {}", batch[i].1.name()),
-    };
-    let (appended, failure) = match &link {
-        None => match persons.execute_batch(&signer, &batch) {
-            Ok(appended) => (appended, None),
-            Err(f) => (f.appended, Some((f.index, f.error))),
-        },
-        Some(link) => execute_published(link, &persons, &signer, &batch, &location)?,
-    };
-    for ((id, command), events) in batch.iter().zip(&appended) {
-        report(out, *id, command, events)?;
-    }
-    if let Some((index, error)) = failure {
-        out.flush()?;
-        let what = if error.is_conflict() {
-            " (another writer changed the person; reload and retry)"
-        } else {
-            ""
+    let mut single = single.map(|c| vec![(1, c)]);
+    let mut unpublished: Option<anyhow::Error> = None;
+    loop {
+        let (commands, bad_line) = match (&mut file, single.take()) {
+            (Some(lines), _) => lines.batch(FILE_BATCH),
+            (None, Some(commands)) => (commands, None),
+            (None, None) => break,
         };
-        bail!(
-            "{}: {error}{what}; nothing of it was appended",
-            location(index)
-        );
-    }
-    if let Some((line, error)) = bad_line {
+        if commands.is_empty() && bad_line.is_none() {
+            break;
+        }
+        let lines: Vec<usize> = commands.iter().map(|(line, _)| *line).collect();
+        let batch: Vec<(PersonId, Command)> = commands.into_iter().map(|(_, c)| c).collect();
+        let location = |i: usize| match &file {
+            Some(f) => format!("{}:{}", f.name, lines[i]),
+            None => format!("append {}", batch[i].1.name()),
+        };
+        // Once JetStream failed, the rest of the file is stored here alone, pending.
+        let (appended, failure) = match (&link, &unpublished) {
+            (Some(link), None) => {
+                let (appended, failure, publishing) =
+                    execute_published(link, &persons, &signer, &batch, &location)?;
+                unpublished = publishing;
+                (appended, failure)
+            }
+            _ => match persons.execute_batch(&signer, &batch) {
+                Ok(appended) => (appended, None),
+                Err(f) => (f.appended, Some((f.index, f.error))),
+            },
+        };
+        for ((id, command), events) in batch.iter().zip(&appended) {
+            report(out, *id, command, events)?;
+        }
+        if let Some((index, error)) = failure {
+            out.flush()?;
+            if let Some(e) = unpublished {
+                tracing::error!("{e:#}");
+            }
+            let what = if error.is_conflict() {
+                " (another writer changed the person; reload and retry)"
+            } else {
+                ""
+            };
+            bail!(
+                "{}: {error}{what}; nothing of it was appended",
+                location(index)
+            );
+        }
+        if let Some((line, error)) = bad_line {
+            out.flush()?;
+            if let Some(e) = unpublished {
+                tracing::error!("{e:#}");
+            }
+            let name = file.as_ref().map(|f| f.name.clone()).unwrap_or_default();
+            bail!("{name}:{line}: {error:#}; the lines before it were appended, nothing of it");
+        }
         out.flush()?;
-        let path = args
-            .file
-            .as_deref()
-            .map(Path::display)
-            .map(|d| d.to_string())
-            .unwrap_or_default();
-        bail!("{path}:{line}: {error:#}; the lines before it were appended, nothing of it");
     }
-    Ok(EXIT_OK)
+    match unpublished {
+        Some(e) => Err(e),
+        None => Ok(EXIT_OK),
+    }
 }
 
 /// How many times commands whose events lost a race on JetStream are decided again.
@@ -157,7 +181,8 @@ const ROUNDS: usize = 10_000;
 
 /// Executes the batch and publishes its events. Commands whose events lost a race on JetStream
 /// (withdrawn, and the store pulled level with the winner) are decided again on the new state,
-/// in their order, until every command is acknowledged or fails.
+/// in their order, until every command is acknowledged or fails. When publishing fails, the
+/// events stored so far stay pending, and the publishing error comes back third.
 #[allow(clippy::type_complexity)]
 fn execute_published(
     link: &Link,
@@ -165,7 +190,11 @@ fn execute_published(
     signer: &Signer,
     batch: &[(PersonId, Command)],
     location: &dyn Fn(usize) -> String,
-) -> Result<(Vec<Vec<Appended>>, Option<(usize, DomainError)>)> {
+) -> Result<(
+    Vec<Vec<Appended>>,
+    Option<(usize, DomainError)>,
+    Option<anyhow::Error>,
+)> {
     let store = *persons.ledger().store();
     // Decide on the newest state: bring every person of the batch level with JetStream.
     let mut seen = HashSet::new();
@@ -188,7 +217,23 @@ fn execute_published(
             .flatten()
             .map(|a| a.stream.clone())
             .collect();
-        let report = link.publish(store, Some(&streams))?;
+        let report = match link.publish(store, Some(&streams)) {
+            Ok(report) => report,
+            Err(e) => {
+                // Stored, not published: pending, like every event of the batch so far.
+                for (k, events) in appended.into_iter().enumerate() {
+                    results[todo[k]] = Some(events);
+                }
+                let failure = failed.map(|(k, error)| (todo[k], error));
+                let done = results.iter().take_while(|r| r.is_some()).count();
+                let failure = failure.filter(|(i, _)| *i == done);
+                return Ok((
+                    results.into_iter().take(done).map(Option::unwrap).collect(),
+                    failure,
+                    Some(e),
+                ));
+            }
+        };
         let withdrawn: HashSet<Cid> = report
             .conflicts
             .iter()
@@ -238,6 +283,7 @@ fn execute_published(
     Ok((
         results.into_iter().take(done).map(Option::unwrap).collect(),
         failure,
+        None,
     ))
 }
 
@@ -260,31 +306,178 @@ fn report(out: &mut Out, id: PersonId, command: &Command, events: &[Appended]) -
     Ok(())
 }
 
-/// Reads a JSON Lines file: the commands up to the first invalid line, and that line's error.
-#[allow(clippy::type_complexity)]
-fn read_file(
-    path: &Path,
-) -> Result<(
-    Vec<(usize, (PersonId, Command))>,
-    Option<(usize, anyhow::Error)>,
-)> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut commands = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let number = i + 1;
-        let line = line.with_context(|| format!("{}:{number}: reading", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<Value>(&line)
-            .map_err(anyhow::Error::from)
-            .and_then(parse);
-        match parsed {
-            Ok(c) => commands.push((number, c)),
-            Err(e) => return Ok((commands, Some((number, e)))),
+/// The longest line `append --file` reads, in bytes (a command is far smaller; see README,
+/// Limits). A longer line is the bad line.
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+/// Commands `append --file` decides and commits together: memory stays bounded whatever the
+/// file's size.
+const FILE_BATCH: usize = 1_000;
+
+/// A JSON Lines file (or standard input for `-`), read a bounded batch at a time.
+struct Lines {
+    name: String,
+    reader: Box<dyn BufRead>,
+    number: usize,
+    done: bool,
+}
+
+impl Lines {
+    fn open(path: &Path) -> Result<Lines> {
+        let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            Box::new(std::io::BufReader::new(file))
+        };
+        Ok(Lines {
+            name: if path.as_os_str() == "-" {
+                "<stdin>".into()
+            } else {
+                path.display().to_string()
+            },
+            reader,
+            number: 0,
+            done: false,
+        })
+    }
+
+    /// The next line's bytes, at most [`MAX_LINE`] of them; `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (take, end) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (available.len(), false),
+            };
+            if line.len() + take > MAX_LINE {
+                return Err(std::io::Error::other(format!(
+                    "the line is longer than {MAX_LINE} bytes (the limit of one command)"
+                )));
+            }
+            line.extend_from_slice(&available[..take]);
+            self.reader.consume(take + usize::from(end));
+            if end {
+                return Ok(Some(line));
+            }
         }
     }
-    Ok((commands, None))
+
+    /// Up to `max` commands, and the first bad line's number and error (the batch then ends
+    /// there, and so does the file).
+    #[allow(clippy::type_complexity)]
+    fn batch(
+        &mut self,
+        max: usize,
+    ) -> (
+        Vec<(usize, (PersonId, Command))>,
+        Option<(usize, anyhow::Error)>,
+    ) {
+        let mut commands = Vec::new();
+        while !self.done && commands.len() < max {
+            self.number += 1;
+            let number = self.number;
+            let line = match self.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return (commands, Some((number, anyhow!(e))));
+                }
+            };
+            let parsed = std::str::from_utf8(&line)
+                .map_err(|e| anyhow!("not UTF-8 text ({e})"))
+                .and_then(|text| {
+                    if text.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    strict_json(text).and_then(parse).map(Some)
+                });
+            match parsed {
+                Ok(Some(c)) => commands.push((number, c)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return (commands, Some((number, e)));
+                }
+            }
+        }
+        (commands, None)
+    }
+}
+
+/// Parses one JSON value, refusing an object with a key given twice (which plain JSON parsers
+/// resolve silently, the last one winning).
+fn strict_json(text: &str) -> Result<Value> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict(Value);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Strict, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_bool<E>(self, v: bool) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::Bool(v)))
+                }
+                fn visit_i64<E>(self, v: i64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(json!(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(json!(v)))
+                }
+                fn visit_f64<E>(self, v: f64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(json!(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::String(v.to_string())))
+                }
+                fn visit_string<E>(self, v: String) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::String(v)))
+                }
+                fn visit_unit<E>(self) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::Null))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> std::result::Result<Strict, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(Strict(v)) = seq.next_element()? {
+                        out.push(v);
+                    }
+                    Ok(Strict(Value::Array(out)))
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Strict, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        let Strict(v) = map.next_value()?;
+                        if out.insert(key.clone(), v).is_some() {
+                            return Err(serde::de::Error::custom(format!(
+                                "the key {key:?} is given twice"
+                            )));
+                        }
+                    }
+                    Ok(Strict(Value::Object(out)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let Strict(value) = serde_json::from_str(text)?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -328,5 +521,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("global option"), "{err}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let err = strict_json(r#"{"command":"register","legal_name":"A","legal_name":"B"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"legal_name\" is given twice"), "{err}");
+        let nested = strict_json(r#"{"a":[{"x":1,"x":2}]}"#);
+        assert!(nested.is_err());
+        assert_eq!(
+            strict_json(r#"{"a":[1,{"b":null}],"c":"d"}"#).unwrap(),
+            json!({"a": [1, {"b": null}], "c": "d"})
+        );
+    }
+
+    #[test]
+    fn lines_are_bounded_and_a_bad_line_keeps_the_ones_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let good = r#"{"command":"register","legal_name":"A"}"#;
+        let mut bytes = format!("{good}\n\n{good}\n").into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe{}\n");
+        bytes.extend_from_slice(good.as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let mut lines = Lines::open(&path).unwrap();
+        let (commands, bad) = lines.batch(10);
+        assert_eq!(commands.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 3]);
+        let (n, e) = bad.unwrap();
+        assert_eq!(n, 4);
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+        // An endless line stops at the limit, with nothing read past it.
+        std::fs::write(&path, vec![b' '; MAX_LINE + 1]).unwrap();
+        let (commands, bad) = Lines::open(&path).unwrap().batch(10);
+        assert!(commands.is_empty());
+        assert!(bad.unwrap().1.to_string().contains("longer than"));
+        // Batches: a bounded number of commands at a time, numbered across batches.
+        std::fs::write(&path, format!("{good}\n").repeat(5)).unwrap();
+        let mut lines = Lines::open(&path).unwrap();
+        assert_eq!(lines.batch(2).0.len(), 2);
+        assert_eq!(lines.batch(2).0[1].0, 4);
+        assert_eq!(lines.batch(2).0.len(), 1);
+        assert!(lines.batch(2).0.is_empty());
     }
 }

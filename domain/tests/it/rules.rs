@@ -442,3 +442,50 @@ fn masked_events_keep_the_lifecycle_and_nothing_brings_values_back_after_an_eras
     assert_eq!(p.identity.legal_name, MASKED);
     assert!(p.contact.is_none());
 }
+
+#[test]
+fn text_over_the_limit_is_refused_naming_the_field() {
+    let long = "x".repeat(personctl_domain::MAX_TEXT + 1);
+    given(&registered())
+        .when(Command::Suspend {
+            reason: long.clone(),
+        })
+        .then_err(DomainError::Invalid {
+            field: "limits",
+            reason: format!(
+                "reason: {} bytes, over the limit of {} bytes",
+                long.len(),
+                personctl_domain::MAX_TEXT
+            ),
+        });
+    given(&registered())
+        .when(Command::Suspend {
+            reason: "x".repeat(personctl_domain::MAX_TEXT),
+        })
+        .then(
+            &with(&[Event::Suspended {
+                reason: "x".repeat(personctl_domain::MAX_TEXT),
+            }])[registered().len()..],
+        );
+}
+
+#[test]
+fn a_date_is_exactly_a_day() {
+    let parse = |date: &str| {
+        serde_json::from_value::<Command>(serde_json::json!({
+            "command": "set-birth-date", "date": date
+        }))
+    };
+    assert!(parse("1815-12-10").is_ok());
+    for bad in [
+        "1815-12-10T10:00",
+        "1815-12-10T00:00:00Z",
+        "1815-12-10+01:00",
+        "1815-1-10",
+        "18151210",
+        "1815-13-10",
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains(bad), "{bad}: {err}");
+    }
+}
