@@ -38,13 +38,57 @@ impl Out {
             serde_json::to_writer(&mut self.writer, &json!({"type": ty, "data": data}))?;
             self.writer.write_all(b"\n")
         } else {
-            writeln!(self.writer, "{}", human())
+            // Values are escaped where they are formatted (`escape`); this keeps any control
+            // sequence that slipped through from reaching the terminal, but keeps the line
+            // breaks and tabs of the layout.
+            let line = human();
+            let safe: String = line
+                .split('\n')
+                .map(|l| {
+                    l.split('\t')
+                        .map(|f| escape(f).into_owned())
+                        .collect::<Vec<_>>()
+                        .join("\t")
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            writeln!(self.writer, "{safe}")
         }
     }
 
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.writer.flush()
     }
+}
+
+/// Text from the data, made safe for a terminal: control characters (line breaks and tabs
+/// too, which could fake a line of output), and the invisible characters that reorder text
+/// (bidirectional overrides and isolates), are written as escapes (`\n`, `\t`, `\u{1b}`). Text
+/// without them is returned as it is. JSON output needs none of this: its encoder escapes.
+pub(crate) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`escape`] of anything displayable.
+fn e(x: impl std::fmt::Display) -> String {
+    escape(&x.to_string()).into_owned()
 }
 
 /// Formats microseconds since the Unix epoch as RFC 3339 (UTC).
@@ -82,7 +126,7 @@ pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
     use std::fmt::Write;
     let id = &p.identity;
     let mut s = String::new();
-    let _ = writeln!(s, "{}  {}", id.legal_name, id.id);
+    let _ = writeln!(s, "{}  {}", e(&id.legal_name), id.id);
     let _ = writeln!(s, "  lifecycle      {}", p.lifecycle);
     if let Some(d) = id.birth_date {
         let _ = writeln!(s, "  born           {d}");
@@ -91,56 +135,65 @@ pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
         let _ = writeln!(s, "  died           {d}");
     }
     if let Some(c) = &p.contact {
-        for e in &c.emails {
+        for em in &c.emails {
             let _ = writeln!(
                 s,
                 "  email          {}{}",
-                e.address,
-                if e.verified { " (verified)" } else { "" }
+                e(&em.address),
+                if em.verified { " (verified)" } else { "" }
             );
         }
         for x in &c.phones {
-            let _ = writeln!(s, "  phone          {} {}", x.number, x.kind);
+            let _ = writeln!(s, "  phone          {} {}", e(&x.number), e(&x.kind));
         }
         for a in &c.addresses {
             let _ = writeln!(
                 s,
                 "  address        {}: {}, {} {}, {}",
-                a.label, a.street, a.postal_code, a.city, a.country
+                e(&a.label),
+                e(&a.street),
+                e(&a.postal_code),
+                e(&a.city),
+                e(&a.country)
             );
         }
     }
     if let Some(x) = &p.professional {
         for k in &x.skills {
-            let _ = writeln!(s, "  skill          {} (level {})", k.name, k.level);
+            let _ = writeln!(s, "  skill          {} (level {})", e(&k.name), k.level);
         }
-        for e in &x.employments {
-            let end = e.end.map(|d| d.to_string()).unwrap_or_else(|| "now".into());
+        for j in &x.employments {
+            let end = j.end.map(|d| d.to_string()).unwrap_or_else(|| "now".into());
             let _ = writeln!(
                 s,
                 "  employment     {} at {} ({} to {end}) [{}]",
-                e.role, e.organisation, e.start, e.id
+                e(&j.role),
+                e(&j.organisation),
+                j.start,
+                j.id
             );
         }
         for c in &x.certifications {
             let _ = writeln!(
                 s,
                 "  certification  {} by {} ({})",
-                c.name, c.issuer, c.issued
+                e(&c.name),
+                e(&c.issuer),
+                c.issued
             );
         }
     }
     if let Some(x) = &p.social {
         for r in &x.relationships {
-            let _ = writeln!(s, "  relationship   {} of {}", r.kind, r.other);
+            let _ = writeln!(s, "  relationship   {} of {}", e(&r.kind), r.other);
         }
     }
     if let Some(x) = &p.preferences {
         let _ = writeln!(
             s,
             "  preferences    language {}, channels {}",
-            x.language.as_deref().unwrap_or("-"),
-            x.channels.join(", ")
+            e(x.language.as_deref().unwrap_or("-")),
+            e(x.channels.join(", "))
         );
     }
     if let Some(x) = &p.attributes {
@@ -148,7 +201,10 @@ pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
             let _ = writeln!(
                 s,
                 "  attribute      {} = {} (source {}, {} %)",
-                a.name, a.value, a.source, a.confidence
+                e(&a.name),
+                e(&a.value),
+                e(&a.source),
+                a.confidence
             );
         }
     }
