@@ -63,8 +63,19 @@ pub struct Link {
 }
 
 /// The read models of a directory.
+///
+/// Erasure reaches them too: sled keeps overwritten and removed values in its files until it
+/// happens to compact, so after an update that erases values, [`Projections::compact`] copies
+/// what is live into a new directory and replaces the old one, whose files are deleted; a
+/// rebuild is written the same way. The swap is crash-safe: [`Projections::open`] finishes or
+/// undoes one that was interrupted, and removes what held old values.
 pub struct Projections {
     path: PathBuf,
+    trees: std::sync::RwLock<Option<Trees>>,
+}
+
+/// The open sled database and its trees.
+struct Trees {
     db: sled::Db,
     summary: sled::Tree,
     search: sled::Tree,
@@ -74,6 +85,37 @@ pub struct Projections {
     links_rev: sled::Tree,
     derived: sled::Tree,
     meta: sled::Tree,
+}
+
+/// `dir` with a suffix: where a compaction writes (`.new`) and what it replaces (`.old`).
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+fn io_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::ReadModels {
+        path: dir.display().to_string(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Finishes or undoes a swap that a crash interrupted (see [`Projections`]).
+fn settle_swap(dir: &Path) -> Result<(), Error> {
+    let new = sibling(dir, ".new");
+    let old = sibling(dir, ".old");
+    if !dir.exists() && new.exists() && old.exists() {
+        // Crashed between the two renames: the new copy is complete.
+        std::fs::rename(&new, dir).map_err(|e| io_error(dir, "finishing a compaction", e))?;
+    }
+    for leftover in [new, old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(&leftover)
+                .map_err(|e| io_error(&leftover, "removing a compaction's leftover", e))?;
+        }
+    }
+    Ok(())
 }
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
@@ -94,24 +136,15 @@ fn dec<T: Serialize + DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, S
     codec::decode(&what, bytes).map_err(|e| e.to_string())
 }
 
-impl Projections {
-    /// Opens (or creates) the read models in `dir`.
-    pub fn open(dir: &Path) -> Result<Projections, Error> {
-        let db = sled::open(dir).map_err(|e| Error::ReadModels {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Projections::with_db(dir, db)
-    }
-
-    fn with_db(dir: &Path, db: sled::Db) -> Result<Projections, Error> {
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, Error> {
         let fail = |e: sled::Error| Error::ReadModels {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
+        let db = sled::open(dir).map_err(fail)?;
         let tree = |name: &str| db.open_tree(name).map_err(fail);
-        Ok(Projections {
-            path: dir.to_path_buf(),
+        Ok(Trees {
             summary: tree(TREES[0])?,
             search: tree(TREES[1])?,
             timeline: tree(TREES[2])?,
@@ -122,6 +155,79 @@ impl Projections {
             meta: tree(TREES[7])?,
             db,
         })
+    }
+
+    /// Every tree, in `TREES` order.
+    fn all(&self) -> [&sled::Tree; 8] {
+        [
+            &self.summary,
+            &self.search,
+            &self.timeline,
+            &self.skills,
+            &self.links,
+            &self.links_rev,
+            &self.derived,
+            &self.meta,
+        ]
+    }
+}
+
+impl Projections {
+    /// Opens (or creates) the read models in `dir`.
+    pub fn open(dir: &Path) -> Result<Projections, Error> {
+        settle_swap(dir)?;
+        Ok(Projections {
+            path: dir.to_path_buf(),
+            trees: std::sync::RwLock::new(Some(Trees::open(dir)?)),
+        })
+    }
+
+    fn trees(&self) -> std::sync::RwLockReadGuard<'_, Option<Trees>> {
+        self.trees.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rewrites the read models into a new directory holding only live values and replaces the
+    /// old one, whose files are deleted: what an erasure removed is then gone from the disk's
+    /// files, not only from the trees. Readers wait meanwhile.
+    pub fn compact(&self) -> Result<(), Error> {
+        let mut slot = self.trees.write().unwrap_or_else(|e| e.into_inner());
+        let new = sibling(&self.path, ".new");
+        if new.exists() {
+            std::fs::remove_dir_all(&new).map_err(|e| io_error(&new, "removing", e))?;
+        }
+        {
+            let current = slot.as_ref().expect("the trees are open between calls");
+            let fresh = Trees::open(&new)?;
+            for (from, to) in current.all().into_iter().zip(fresh.all()) {
+                let mut batch = sled::Batch::default();
+                for item in from.iter() {
+                    let (k, v) = item.map_err(|e| self.error(e))?;
+                    batch.insert(k, v);
+                }
+                to.apply_batch(batch).map_err(|e| self.error(e))?;
+            }
+            fresh.db.flush().map_err(|e| self.error(e))?;
+        }
+        self.swap(&mut slot, &new)
+    }
+
+    /// Replaces the open directory with `new` (closed, complete): renames, syncs, deletes the
+    /// old files, opens the new.
+    fn swap(&self, slot: &mut Option<Trees>, new: &Path) -> Result<(), Error> {
+        if let Some(trees) = slot.take() {
+            trees.db.flush().map_err(|e| self.error(e))?;
+        }
+        let old = sibling(&self.path, ".old");
+        std::fs::rename(&self.path, &old).map_err(|e| io_error(&self.path, "renaming", e))?;
+        std::fs::rename(new, &self.path).map_err(|e| io_error(new, "renaming", e))?;
+        if let Some(parent) = self.path.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error(parent, "syncing", e))?;
+        }
+        std::fs::remove_dir_all(&old).map_err(|e| io_error(&old, "removing", e))?;
+        *slot = Some(Trees::open(&self.path)?);
+        Ok(())
     }
 
     fn error(&self, reason: impl std::fmt::Display) -> Error {
@@ -137,7 +243,9 @@ impl Projections {
 
     /// The last stream sequence applied (0: none).
     pub fn checkpoint(&self) -> Result<u64, Error> {
-        let value = self.meta.get(CHECKPOINT).map_err(|e| self.error(e))?;
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
+        let value = t.meta.get(CHECKPOINT).map_err(|e| self.error(e))?;
         Ok(value.map_or(0, |v| {
             u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
         }))
@@ -147,15 +255,17 @@ impl Projections {
     /// Returns `false` (writing nothing) when the checkpoint is already at or past `sequence`:
     /// a message delivered twice is applied once.
     pub fn apply(&self, sequence: Option<u64>, updates: &[Update]) -> Result<bool, Error> {
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
         let trees = (
-            &self.summary,
-            &self.search,
-            &self.timeline,
-            &self.skills,
-            &self.links,
-            &self.links_rev,
-            &self.derived,
-            &self.meta,
+            &t.summary,
+            &t.search,
+            &t.timeline,
+            &t.skills,
+            &t.links,
+            &t.links_rev,
+            &t.derived,
+            &t.meta,
         );
         let applied = trees
             .transaction(
@@ -191,21 +301,27 @@ impl Projections {
         Ok(applied)
     }
 
-    /// Clears every read model and writes `updates` as the whole content, with the checkpoint
-    /// `sequence` (or none): a rebuild. Written in batches, one per tree, far faster than
-    /// transactions; a crash during a rebuild leaves partial read models, which the next rebuild
-    /// replaces (the checkpoint is written last).
+    /// Writes `updates` as the whole content, with the checkpoint `sequence` (or none): a
+    /// rebuild. Written into a new directory in batches, one per tree, far faster than
+    /// transactions, and swapped in for the old one, whose files (and whatever values they
+    /// still held) are deleted. A crash during a rebuild leaves the old read models in place.
     pub fn rebuild(self, updates: &[Update], sequence: Option<u64>) -> Result<Projections, Error> {
-        // Dropping the trees is far faster than removing their keys one by one.
-        for name in TREES {
-            self.db.drop_tree(name).map_err(|e| self.error(e))?;
+        {
+            let mut slot = self.trees.write().unwrap_or_else(|e| e.into_inner());
+            let new = sibling(&self.path, ".new");
+            if new.exists() {
+                std::fs::remove_dir_all(&new).map_err(|e| io_error(&new, "removing", e))?;
+            }
+            {
+                let fresh = Trees::open(&new)?;
+                self.load(&fresh, updates, sequence)?;
+            }
+            self.swap(&mut slot, &new)?;
         }
-        let this = Projections::with_db(&self.path, self.db.clone())?;
-        this.load(updates, sequence)?;
-        Ok(this)
+        Ok(self)
     }
 
-    fn load(&self, updates: &[Update], sequence: Option<u64>) -> Result<(), Error> {
+    fn load(&self, t: &Trees, updates: &[Update], sequence: Option<u64>) -> Result<(), Error> {
         let mut batches: [sled::Batch; 7] = Default::default();
         let [summary, search, timeline, skills, links, links_rev, derived] = &mut batches;
         for u in updates {
@@ -236,34 +352,38 @@ impl Projections {
             }
         }
         let trees = [
-            &self.summary,
-            &self.search,
-            &self.timeline,
-            &self.skills,
-            &self.links,
-            &self.links_rev,
-            &self.derived,
+            &t.summary,
+            &t.search,
+            &t.timeline,
+            &t.skills,
+            &t.links,
+            &t.links_rev,
+            &t.derived,
         ];
         for (tree, batch) in trees.into_iter().zip(batches) {
             tree.apply_batch(batch).map_err(|e| self.error(e))?;
         }
-        self.flush()?;
+        t.db.flush().map_err(|e| self.error(e))?;
         if let Some(seq) = sequence {
-            self.meta
+            t.meta
                 .insert(CHECKPOINT, &seq.to_be_bytes())
                 .map_err(|e| self.error(e))?;
         }
-        self.flush()
+        t.db.flush().map(drop).map_err(|e| self.error(e))
     }
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<(), Error> {
-        self.db.flush().map(drop).map_err(|e| self.error(e))
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
+        t.db.flush().map(drop).map_err(|e| self.error(e))
     }
 
     /// One person's summary.
     pub fn summary(&self, person: PersonId) -> Result<Option<Summary>, Error> {
-        self.summary
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
+        t.summary
             .get(person_key(person))
             .map_err(|e| self.error(e))?
             .map(|v| dec("summary", &v).map_err(|e| self.error(e)))
@@ -272,7 +392,9 @@ impl Projections {
 
     /// Every summary, by person id.
     pub fn summaries(&self) -> Result<Vec<Summary>, Error> {
-        self.summary
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
+        t.summary
             .iter()
             .map(|item| {
                 let (_, v) = item.map_err(|e| self.error(e))?;
@@ -283,10 +405,12 @@ impl Projections {
 
     /// The persons whose names or email addresses hold every token of `text`.
     pub fn search(&self, text: &str) -> Result<Vec<PersonId>, Error> {
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
         let mut result: Option<BTreeSet<PersonId>> = None;
         for token in tokens(text) {
             let found: BTreeSet<PersonId> = self
-                .scan(&self.search, &key(&[token.as_bytes(), b""]))?
+                .scan(&t.search, &key(&[token.as_bytes(), b""]))?
                 .into_iter()
                 .filter_map(|(k, _)| person_at(&k, 1))
                 .collect();
@@ -300,8 +424,10 @@ impl Projections {
 
     /// A person's timeline, oldest first.
     pub fn timeline(&self, person: PersonId) -> Result<Vec<Entry>, Error> {
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
         let mut out = Vec::new();
-        for (_, v) in self.scan(&self.timeline, &key(&[&person_key(person), b""]))? {
+        for (_, v) in self.scan(&t.timeline, &key(&[&person_key(person), b""]))? {
             let page: Vec<Entry> = dec("timeline", &v).map_err(|e| self.error(e))?;
             out.extend(page);
         }
@@ -310,9 +436,11 @@ impl Projections {
 
     /// The persons with `skill` (case-insensitive) and their levels.
     pub fn skills(&self, skill: &str) -> Result<Vec<(PersonId, u8)>, Error> {
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
         let skill = skill.trim().to_lowercase();
         Ok(self
-            .scan(&self.skills, &key(&[skill.as_bytes(), b""]))?
+            .scan(&t.skills, &key(&[skill.as_bytes(), b""]))?
             .into_iter()
             .filter_map(|(k, v)| Some((person_at(&k, 1)?, *v.first()?)))
             .collect())
@@ -320,9 +448,11 @@ impl Projections {
 
     /// Who `person` is connected to, in either direction.
     pub fn network(&self, person: PersonId) -> Result<Vec<Link>, Error> {
+        let guard = self.trees();
+        let t = guard.as_ref().expect("the trees are open between calls");
         let pk = key(&[&person_key(person), b""]);
         let mut out = Vec::new();
-        for (tree, outgoing) in [(&self.links, true), (&self.links_rev, false)] {
+        for (tree, outgoing) in [(&t.links, true), (&t.links_rev, false)] {
             for (k, _) in self.scan(tree, &pk)? {
                 let parts: Vec<&[u8]> = k.split(|b| *b == 0).collect();
                 let (Some(other), Some(kind)) = (person_at(&k, 1), parts.get(2)) else {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::backbone::with_jetstream;
 use crate::nats::NatsServer;
-use crate::{commands, keyed, ok, Home, Run};
+use crate::{commands, holding, keyed, ok, Home, Run};
 
 const SKILLS: [&str; 3] = ["rust", "nats", "cbor"];
 
@@ -224,6 +224,17 @@ fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values(
         "person3",
     ];
     let incremental = dump(&reader, &ids, &words);
+    // Erasure reaches every file of the reader's home, read models included (sled keeps old
+    // values in its files; serve compacts after an erasure), and the server's files.
+    let gone = |at: &str| {
+        for value in ["Person3 Surname3", "p3@corp.example", "p4@corp.example"] {
+            for dir in [reader.path(), writer.path(), server.store_dir()] {
+                let hits = holding(dir, value);
+                assert!(hits.is_empty(), "{at}: {value:?} is still in {hits:?}");
+            }
+        }
+    };
+    gone("after serve");
     // With no serve running, `--nats query` reads the home itself.
     let direct = ok(&reader.run(&["--nats", &url, "--json", "query", "summary"])).records();
     assert_eq!(
@@ -236,6 +247,7 @@ fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values(
     assert_eq!(rebuilt[0].1["checkpoint"], total);
     assert_eq!(rebuilt[0].1["persons"], 20);
     assert_eq!(dump(&reader, &ids, &words), incremental);
+    gone("after a rebuild");
     // And serve goes on from the rebuilt checkpoint: nothing to apply.
     let after = catch_up(&reader, &url, &[]);
     assert_eq!(

@@ -156,6 +156,16 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Whether the stored event `cid` is an erasure (a tombstone).
+    fn is_erasure(&self, cid: &personctl_ledger::Cid) -> bool {
+        self.store
+            .get(cid)
+            .ok()
+            .flatten()
+            .and_then(|b| personctl_ledger::Event::decode(&b).ok())
+            .is_some_and(|e| e.event_type() == personctl_ledger::TOMBSTONE_TYPE)
+    }
+
     /// Reads and decodes the stored events `cids`, checks their signatures in batches (about
     /// twice as fast as one by one) and keeps those that verify for `prepare`, which reads and
     /// checks any other alone.
@@ -590,6 +600,10 @@ pub(crate) async fn run(
         }
         if last > checkpoint {
             projections.apply(Some(last), &pending.updates)?;
+            // An erasure's values leave the trees here; compaction takes them off the disk.
+            if pending.cids.iter().any(|c| applier.is_erasure(c)) {
+                projections.compact()?;
+            }
             if let Some(observe) = observer {
                 pending.cids.iter().for_each(observe);
             }
@@ -732,10 +746,13 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
                         .await
                         .map_err(|e| anyhow!("message {sequence}: {e}"))?;
                     // Applied out of order: the checkpoint stays where it is.
-                    let (update, _) = applier
+                    let (update, cid) = applier
                         .prepare(sequence, &original.subject, &original.payload)
                         .await?;
                     projections.apply(None, &[update])?;
+                    if applier.is_erasure(&cid) {
+                        projections.compact()?;
+                    }
                     anyhow::Ok(())
                 });
                 let (kind, reason) = match result {
