@@ -23,7 +23,15 @@ impl Link {
         let Some((url, settings)) = &config.nats else {
             return Ok(None);
         };
-        Link::connect_to(url, settings.clone()).map(Some)
+        let mut link = Link::connect_to(url, settings.clone())?;
+        // Events from JetStream enter this home's chains only if a key it trusts signed them.
+        let trust = personctl_ledger::SledStore::trust_at(config.home.join("store"))
+            .context("reading the trust list")?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        link.backbone = link.backbone.with_trust(trust);
+        Ok(Some(link))
     }
 
     /// Connects to `url` with `settings`.
@@ -106,6 +114,12 @@ impl Link {
     /// Brings one stream level with JetStream.
     pub(crate) fn pull(&self, store: &dyn BlockStore, stream: &StreamId) -> Result<Pulled> {
         self.block_on(self.backbone.pull(store, stream))
+            .map_err(|e| match &e {
+                personctl_ledger::Error::Untrusted { author, .. } => {
+                    anyhow::anyhow!("{e}; if you trust that author: `personctl trust add {author}`")
+                }
+                _ => anyhow::Error::new(e),
+            })
             .with_context(|| format!("reading {stream} from JetStream at {}", self.url))
     }
 
@@ -115,8 +129,29 @@ impl Link {
             .block_on(self.backbone.streams())
             .with_context(|| format!("listing streams on JetStream at {}", self.url))?;
         let mut fetched = 0;
+        let mut refused = Vec::new();
         for stream in &streams {
-            fetched += self.pull(store, stream)?.fetched;
+            match self.block_on(self.backbone.pull(store, stream)) {
+                Ok(pulled) => fetched += pulled.fetched,
+                // One stream's untrusted events do not keep the others from being read.
+                Err(e @ personctl_ledger::Error::Untrusted { .. }) => refused.push(e),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)).with_context(|| {
+                        format!("reading {stream} from JetStream at {}", self.url)
+                    })
+                }
+            }
+        }
+        if let Some(first) = refused.first() {
+            let author = match first {
+                personctl_ledger::Error::Untrusted { author, .. } => author.clone(),
+                _ => unreachable!("only Untrusted is collected"),
+            };
+            bail!(
+                "{} stream(s) on JetStream at {} hold events this home does not trust; they were not adopted (the rest was read). For example: {first}. If you trust that author: `personctl trust add {author}`, then sync again",
+                refused.len(),
+                self.url
+            );
         }
         Ok((streams.len() as u64, fetched))
     }

@@ -96,6 +96,19 @@ pub enum Error {
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// An event from elsewhere (JetStream) was not adopted: its author is not trusted here, or
+    /// its signature does not verify. Nothing of it was stored.
+    #[error("event {cid} of {stream} is not adopted: {reason} (author {author})")]
+    Untrusted {
+        /// The event.
+        cid: Cid,
+        /// Its stream.
+        stream: StreamId,
+        /// Its author (`did:key`).
+        author: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Another process holds the store for writing (one writer per store).
     #[error("the store at {} is in use by another process", .path.display())]
     InUse {

@@ -45,6 +45,9 @@ pub struct Backbone {
     js: Context,
     settings: Settings,
     blocks: Blocks,
+    /// Whose events `pull` and `fast_forward` store (`None`: anyone's; see
+    /// [`Backbone::with_trust`]).
+    trust: Option<crate::TrustSet>,
 }
 
 /// What [`Backbone::publish`] did.
@@ -139,6 +142,40 @@ impl Backbone {
             js,
             settings,
             blocks,
+            trust: None,
+        })
+    }
+
+    /// Stores only events that `trust`'s authors signed (the signature checked strictly) when
+    /// pulling and fast-forwarding: an event by anyone else is never adopted into a local
+    /// chain, so a trusted writer never appends onto it. [`Backbone::pull`] then fails with
+    /// [`Error::Untrusted`], writing nothing; [`Backbone::fast_forward`] leaves the stream to
+    /// `pull`. Without it, any event whose CIDs check is stored, and only `verify` judges it.
+    pub fn with_trust(mut self, trust: crate::TrustSet) -> Backbone {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// Whether an event may enter the store (see [`Backbone::with_trust`]).
+    fn admit(&self, block: &Block, event: &Event) -> Result<()> {
+        let Some(trust) = &self.trust else {
+            return Ok(());
+        };
+        let signed = crate::signing_message(block.bytes())
+            .map(|m| event.author().verify(&m, event.signature()))
+            .unwrap_or(false);
+        if trust.contains(event.author()) && signed {
+            return Ok(());
+        }
+        Err(Error::Untrusted {
+            cid: event.cid(),
+            stream: event.stream().clone(),
+            author: event.author().to_string(),
+            reason: if signed {
+                "its author is not trusted here"
+            } else {
+                "its signature does not verify"
+            },
         })
     }
 
@@ -514,6 +551,7 @@ impl Backbone {
                 };
                 let payload = event.payload().map(|p| payload_blocks.remove(&p));
                 let fits = event.stream() == stream
+                    && self.admit(&block, &event).is_ok()
                     && event.height() == height
                     && event.prev() == notice.prev
                     && event.event_type() != TOMBSTONE_TYPE
@@ -614,6 +652,7 @@ impl Backbone {
                     event.stream()
                 )));
             }
+            self.admit(&block, &event)?;
             js_head.get_or_insert(Head {
                 cid,
                 height: event.height(),

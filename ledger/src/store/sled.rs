@@ -490,6 +490,13 @@ impl SledStore {
         Ok(true)
     }
 
+    /// The trust list of the store in directory `path`, read without opening the store (which
+    /// another process may be writing). A store never opened by this version (layout 1) keeps
+    /// its list in sled until its first open: this returns it empty.
+    pub fn trust_at(path: impl AsRef<Path>) -> Result<Vec<(Author, String)>> {
+        trust_file::read(path.as_ref())
+    }
+
     /// Every trusted author with its label, in the order they were added.
     pub fn trust_list(&self) -> Result<Vec<(Author, String)>> {
         trust_file::read(&self.path)
