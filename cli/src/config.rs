@@ -165,14 +165,38 @@ fn report_repairs(store: &SledStore, busy: bool) {
     }
 }
 
+/// The largest key file read, in bytes: a PEM ed25519 key is about 120.
+const MAX_KEY_FILE: u64 = 16 * 1024;
+
 pub(crate) fn load_signer(path: &Path) -> Result<Signer> {
-    let text = fs::read_to_string(path).with_context(|| {
+    let meta = fs::metadata(path).with_context(|| {
         format!(
             "reading the signing key {} (create one with `personctl keygen`)",
             path.display()
         )
     })?;
-    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        bail!("the signing key {} is not a file", path.display());
+    }
+    if meta.len() == 0 {
+        bail!(
+            "the signing key {} is empty (expected a PKCS#8 PEM ed25519 key, as `personctl keygen` writes)",
+            path.display()
+        );
+    }
+    if meta.len() > MAX_KEY_FILE {
+        bail!(
+            "the signing key {} is {} bytes, not a key file (a PEM ed25519 key is about 120 bytes; the limit is {MAX_KEY_FILE})",
+            path.display(),
+            meta.len()
+        );
+    }
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the signing key {} (not UTF-8 text: expected a PKCS#8 PEM ed25519 key)",
+            path.display()
+        )
+    })?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "the signing key is readable by others; chmod 600 it");
     }

@@ -104,7 +104,8 @@ impl std::hash::Hash for Author {
 }
 
 impl Author {
-    /// Parses the 32-byte compressed public key. Fails for bytes that are not a curve point.
+    /// Parses the 32-byte compressed public key. Fails for bytes that are not a curve point,
+    /// or not its canonical encoding.
     /// Small-order ("weak") keys parse, but never verify.
     ///
     /// Decompressing a point costs about as much as a quarter of a verification, and a ledger has
@@ -134,6 +135,14 @@ impl Author {
             input: hex(bytes),
             reason: format!("not an ed25519 public key: {e}"),
         })?;
+        // One key, one encoding: a y coordinate of p or more (or a sign bit set on x = 0)
+        // names the same point as its canonical form, so two `did:key`s would be one author.
+        if key.to_edwards().compress().to_bytes() != *bytes {
+            return Err(Error::InvalidKey {
+                input: hex(bytes),
+                reason: "a non-canonical encoding of an ed25519 public key".into(),
+            });
+        }
         Ok(Author {
             key,
             weak: key.is_weak(),
@@ -311,6 +320,20 @@ pub fn verify_many(items: &[SigCheck<'_>]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_canonical_key_encoding_is_refused() {
+        // y = p = 2^255 - 19 names the point y = 0 (of order 4), whose canonical form is zeros.
+        let mut non_canonical = [0xff; 32];
+        non_canonical[0] = 0xed;
+        non_canonical[31] = 0x7f;
+        let err = Author::from_bytes(&non_canonical).unwrap_err().to_string();
+        assert!(err.contains("non-canonical"), "{err}");
+        assert!(
+            Author::from_bytes(&[0; 32]).is_ok(),
+            "its canonical form parses"
+        );
+    }
 
     #[test]
     fn did_key_round_trip() {
