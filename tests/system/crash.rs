@@ -1,0 +1,129 @@
+//! Crash loops against the real binary: `kill -9` at arbitrary instants of appends (file
+//! batches) and of store opens. After every kill the home must open, verify, and hold every
+//! event the killed process acknowledged (printed as `appended`). Bounded: the rounds default
+//! to a number CI affords; `PERSONCTL_CRASH_ROUNDS` raises them for a long run (the closing
+//! note's figures come from `PERSONCTL_CRASH_ROUNDS=1000`).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{commands, keyed, ok, Home};
+
+fn rounds(default: usize) -> usize {
+    std::env::var("PERSONCTL_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator of kill delays (xorshift).
+struct Delays(u64);
+
+impl Delays {
+    fn next(&mut self, max_us: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_micros(self.0 % max_us)
+    }
+}
+
+/// Every stream's head, from `streams --json`; the home must open.
+fn heads(home: &Home) -> HashMap<String, String> {
+    let run = home.run(&["--json", "streams"]);
+    assert_eq!(run.code, 0, "the home does not open: {}", run.stderr);
+    run.of_type("stream")
+        .into_iter()
+        .map(|d| {
+            (
+                d["stream"].as_str().unwrap().to_string(),
+                d["head"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kills_during_appends_and_opens_never_lose_an_acknowledged_event_nor_the_home() {
+    let (home, _) = keyed();
+    // Three batches per run (append --file commits 1,000 lines at a time).
+    let lines: Vec<_> = (0..2_500)
+        .map(|i| json!({"command": "register", "legal_name": format!("Crash {i}")}))
+        .collect();
+    let file = commands(&home, "many.jsonl", &lines);
+    let mut delays = Delays(0x9e37_79b9_7f4a_7c15);
+    let mut acknowledged: HashMap<String, String> = HashMap::new();
+    let (mut killed, mut finished) = (0, 0);
+    for _ in 0..rounds(30) {
+        let mut child = home
+            .command(&["--json", "append", "--file", file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delays.next(400_000));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        if status.success() {
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        // Whole lines only: a line cut by the kill was never fully acknowledged.
+        for line in stdout.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v["type"] == "appended" {
+                let d = &v["data"];
+                acknowledged.insert(
+                    format!("person/{}", d["person"].as_str().unwrap()),
+                    d["cid"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+        let now = heads(&home);
+        for (stream, cid) in &acknowledged {
+            assert_eq!(
+                now.get(stream),
+                Some(cid),
+                "acknowledged {cid} of {stream} lost"
+            );
+        }
+    }
+    assert!(
+        killed > 0,
+        "no run was killed mid-way ({finished} finished)"
+    );
+    // Kills during open (a read-only command and a writer's open).
+    let before = heads(&home);
+    for round in 0..rounds(30) {
+        let args: &[&str] = if round % 2 == 0 {
+            &["verify"]
+        } else {
+            &["trust", "list"]
+        };
+        let mut child = home
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delays.next(30_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_eq!(heads(&home), before, "round {round}: the store changed");
+    }
+    ok(&home.run(&["verify"]));
+}
