@@ -98,16 +98,14 @@ pub enum Error {
     InvalidEvent(String),
     /// An event from elsewhere (JetStream) was not adopted: its author is not trusted here, or
     /// its signature does not verify. Nothing of it was stored.
-    #[error("event {cid} of {stream} is not adopted: {reason} (author {author})")]
+    #[error("event {cid} is not adopted: {reason} (author {author})")]
     Untrusted {
         /// The event.
         cid: Cid,
-        /// Its stream.
-        stream: StreamId,
         /// Its author (`did:key`).
         author: String,
-        /// Why.
-        reason: &'static str,
+        /// Why, naming the event's stream.
+        reason: String,
     },
     /// Another process holds the store for writing (one writer per store).
     #[error("the store at {} is in use by another process", .path.display())]

@@ -169,13 +169,16 @@ impl Backbone {
         }
         Err(Error::Untrusted {
             cid: event.cid(),
-            stream: event.stream().clone(),
             author: event.author().to_string(),
-            reason: if signed {
-                "its author is not trusted here"
-            } else {
-                "its signature does not verify"
-            },
+            reason: format!(
+                "{} on {}",
+                if signed {
+                    "its author is not trusted here"
+                } else {
+                    "its signature does not verify"
+                },
+                event.stream()
+            ),
         })
     }
 
