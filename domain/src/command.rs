@@ -4,6 +4,9 @@
 //! names as below, dates `YYYY-MM-DD`) is the documented input of `personctl append --file`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::DomainError;
 
 use crate::lifecycle::Action;
 use crate::model::{
@@ -195,4 +198,135 @@ fn kebab(variant: &str) -> String {
         }
     }
     out
+}
+
+/// Parses one command in its JSON form (a line of `personctl append --file`): the person it
+/// names (`"person"`, a UUID), if any, and the command. Strict: an object with a key given
+/// twice is refused (plain JSON parsers let the last one win), as are unknown fields and
+/// dates that are not exactly `YYYY-MM-DD`.
+pub fn from_json(text: &str) -> Result<(Option<PersonId>, Command), DomainError> {
+    let value = strict_json(text).map_err(|e| DomainError::Invalid {
+        field: "json",
+        reason: e.to_string(),
+    })?;
+    from_json_value(value)
+}
+
+/// [`from_json`] of a JSON value already parsed (its keys are unique by construction).
+pub fn from_json_value(mut value: Value) -> Result<(Option<PersonId>, Command), DomainError> {
+    let object = value.as_object_mut().ok_or_else(|| DomainError::Invalid {
+        field: "json",
+        reason: "expected a JSON object".into(),
+    })?;
+    let person = match object.remove("person") {
+        Some(Value::String(s)) => {
+            Some(s.parse::<PersonId>().map_err(|_| DomainError::Invalid {
+                field: "person",
+                reason: format!("{s:?} is not a UUID"),
+            })?)
+        }
+        Some(other) => {
+            return Err(DomainError::Invalid {
+                field: "person",
+                reason: format!("must be a UUID string, found {other}"),
+            })
+        }
+        None => None,
+    };
+    let command: Command = serde_json::from_value(value).map_err(|e| DomainError::Invalid {
+        field: "command",
+        reason: e.to_string(),
+    })?;
+    Ok((person, command))
+}
+
+/// Parses one JSON value, refusing an object with a key given twice (which plain JSON parsers
+/// resolve silently, the last one winning).
+fn strict_json(text: &str) -> serde_json::Result<Value> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict(Value);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Strict, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_bool<E>(self, v: bool) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::Bool(v)))
+                }
+                fn visit_i64<E>(self, v: i64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::from(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::from(v)))
+                }
+                fn visit_f64<E>(self, v: f64) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::from(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::String(v.to_string())))
+                }
+                fn visit_string<E>(self, v: String) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::String(v)))
+                }
+                fn visit_unit<E>(self) -> std::result::Result<Strict, E> {
+                    Ok(Strict(Value::Null))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> std::result::Result<Strict, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(Strict(v)) = seq.next_element()? {
+                        out.push(v);
+                    }
+                    Ok(Strict(Value::Array(out)))
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Strict, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        let Strict(v) = map.next_value()?;
+                        if out.insert(key.clone(), v).is_some() {
+                            return Err(serde::de::Error::custom(format!(
+                                "the key {key:?} is given twice"
+                            )));
+                        }
+                    }
+                    Ok(Strict(Value::Object(out)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let Strict(value) = serde_json::from_str(text)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let err = from_json(r#"{"command":"register","legal_name":"A","legal_name":"B"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"legal_name\" is given twice"), "{err}");
+        assert!(strict_json(r#"{"a":[{"x":1,"x":2}]}"#).is_err());
+        assert_eq!(
+            strict_json(r#"{"a":[1,{"b":null}],"c":"d"}"#).unwrap(),
+            serde_json::json!({"a": [1, {"b": null}], "c": "d"})
+        );
+        let (person, command) = from_json(
+            r#"{"command":"register","legal_name":"A","person":"0193f0c2-6e8a-7bd2-9d1b-5c1e0f2a3b4c"}"#,
+        )
+        .unwrap();
+        assert!(person.is_some());
+        assert_eq!(command.name(), "register");
+    }
 }

@@ -12,7 +12,7 @@
 //! This crate knows nothing about clap, NATS or terminals.
 
 mod apply;
-mod command;
+pub mod command;
 mod decide;
 mod ecs;
 mod error;

@@ -68,19 +68,12 @@ fn args_to_json(args: &[String]) -> Result<Value> {
 }
 
 /// A command's JSON object as a person and a command. `register` without a person gets a new id.
-fn parse(mut value: Value) -> Result<(PersonId, Command)> {
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| anyhow!("expected a JSON object"))?;
-    let person = match object.remove("person") {
-        Some(Value::String(s)) => Some(
-            s.parse::<PersonId>()
-                .with_context(|| format!("person {s:?} is not a UUID"))?,
-        ),
-        Some(other) => bail!("person must be a UUID string, found {other}"),
-        None => None,
-    };
-    let command: Command = serde_json::from_value(value).map_err(|e| anyhow!("{e}"))?;
+fn parse(value: Value) -> Result<(PersonId, Command)> {
+    with_person(personctl_domain::command::from_json_value(value)?)
+}
+
+/// The person a command goes to: the one it names, or a new id for `register`.
+fn with_person((person, command): (Option<PersonId>, Command)) -> Result<(PersonId, Command)> {
     let person = match (person, &command) {
         (Some(p), _) => p,
         (None, Command::Register { .. }) => PersonId::new_v7(),
@@ -398,7 +391,10 @@ impl Lines {
                     if text.trim().is_empty() {
                         return Ok(None);
                     }
-                    strict_json(text).and_then(parse).map(Some)
+                    personctl_domain::command::from_json(text)
+                        .map_err(anyhow::Error::from)
+                        .and_then(with_person)
+                        .map(Some)
                 });
             match parsed {
                 Ok(Some(c)) => commands.push((number, c)),
@@ -411,73 +407,6 @@ impl Lines {
         }
         (commands, None)
     }
-}
-
-/// Parses one JSON value, refusing an object with a key given twice (which plain JSON parsers
-/// resolve silently, the last one winning).
-fn strict_json(text: &str) -> Result<Value> {
-    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-    struct Strict(Value);
-    impl<'de> Deserialize<'de> for Strict {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Strict, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Strict;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON value")
-                }
-                fn visit_bool<E>(self, v: bool) -> std::result::Result<Strict, E> {
-                    Ok(Strict(Value::Bool(v)))
-                }
-                fn visit_i64<E>(self, v: i64) -> std::result::Result<Strict, E> {
-                    Ok(Strict(json!(v)))
-                }
-                fn visit_u64<E>(self, v: u64) -> std::result::Result<Strict, E> {
-                    Ok(Strict(json!(v)))
-                }
-                fn visit_f64<E>(self, v: f64) -> std::result::Result<Strict, E> {
-                    Ok(Strict(json!(v)))
-                }
-                fn visit_str<E>(self, v: &str) -> std::result::Result<Strict, E> {
-                    Ok(Strict(Value::String(v.to_string())))
-                }
-                fn visit_string<E>(self, v: String) -> std::result::Result<Strict, E> {
-                    Ok(Strict(Value::String(v)))
-                }
-                fn visit_unit<E>(self) -> std::result::Result<Strict, E> {
-                    Ok(Strict(Value::Null))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> std::result::Result<Strict, A::Error> {
-                    let mut out = Vec::new();
-                    while let Some(Strict(v)) = seq.next_element()? {
-                        out.push(v);
-                    }
-                    Ok(Strict(Value::Array(out)))
-                }
-                fn visit_map<A: MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> std::result::Result<Strict, A::Error> {
-                    let mut out = Map::new();
-                    while let Some(key) = map.next_key::<String>()? {
-                        let Strict(v) = map.next_value()?;
-                        if out.insert(key.clone(), v).is_some() {
-                            return Err(serde::de::Error::custom(format!(
-                                "the key {key:?} is given twice"
-                            )));
-                        }
-                    }
-                    Ok(Strict(Value::Object(out)))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-    let Strict(value) = serde_json::from_str(text)?;
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -521,20 +450,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("global option"), "{err}");
-    }
-
-    #[test]
-    fn a_key_given_twice_is_refused() {
-        let err = strict_json(r#"{"command":"register","legal_name":"A","legal_name":"B"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"legal_name\" is given twice"), "{err}");
-        let nested = strict_json(r#"{"a":[{"x":1,"x":2}]}"#);
-        assert!(nested.is_err());
-        assert_eq!(
-            strict_json(r#"{"a":[1,{"b":null}],"c":"d"}"#).unwrap(),
-            json!({"a": [1, {"b": null}], "c": "d"})
-        );
     }
 
     #[test]
