@@ -9,6 +9,7 @@ mod car;
 mod cli;
 mod crash;
 mod erasure;
+mod fuzz;
 mod hostile;
 mod jetstream;
 mod library;
