@@ -151,6 +151,21 @@ fn resync(bytes: &[u8], from: usize) -> Option<usize> {
     })
 }
 
+/// Whether `body` can be a commit record at all, judged by its first field (the count of blocks
+/// listed, 52 bytes each) without hashing or decoding: a DAG-CBOR block starts with a map or
+/// list header, which read as that count asks for far more bytes than there are. This keeps
+/// the scan from hashing every block of a store.
+fn may_be_footer(body: &[u8]) -> bool {
+    let Some(count) = body.get(..4) else {
+        return false;
+    };
+    let count = u32::from_be_bytes(count.try_into().expect("4 bytes")) as usize;
+    count
+        .checked_mul(52)
+        .and_then(|n| n.checked_add(12))
+        .is_some_and(|n| n <= body.len())
+}
+
 /// The commit record in `body`, if the record at `pos` of `segment` is one: it decodes, and
 /// every block it lists lies before it in the same segment.
 fn footer(segment: u32, pos: usize, body: &[u8]) -> Option<Record> {
@@ -182,7 +197,7 @@ pub(super) fn recover(segments: &Segments, state: &mut State, cut: bool) -> Resu
             match parse(bytes, pos) {
                 Some(p) => {
                     let body = &bytes[p.start..p.end];
-                    if Cid::of(body) == p.cid {
+                    if may_be_footer(body) && Cid::of(body) == p.cid {
                         if let Some(record) = footer(id, pos, body) {
                             state.apply(record);
                             committed = p.end;
