@@ -324,6 +324,19 @@ impl<S: BlockStore> Ledger<S> {
         })
     }
 
+    /// The events of `stream` whose author is not in `trust`, newest first: what a reader
+    /// should mark (`verify` fails them as `untrusted-author`).
+    pub fn untrusted(&self, stream: &StreamId, trust: &crate::TrustSet) -> Result<Vec<Cid>> {
+        let mut out = Vec::new();
+        for event in self.walk_back(stream)? {
+            let event = event?;
+            if !trust.contains(event.author()) {
+                out.push(event.cid());
+            }
+        }
+        Ok(out)
+    }
+
     /// The CIDs of a stream's events, genesis first. Memory is one CID per event.
     pub fn chain(&self, stream: &StreamId) -> Result<Vec<Cid>> {
         let mut cids = Vec::new();

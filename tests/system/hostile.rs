@@ -271,3 +271,43 @@ fn events_from_an_untrusted_key_are_not_adopted_until_trusted() {
     ok(&home.run(&["--nats", &url, "sync"]));
     ok(&home.run(&["show", "--person", &id]));
 }
+
+#[test]
+fn readers_mark_events_that_no_trusted_key_signed() {
+    let (home, _) = keyed();
+    let id = register(&home, "Ada");
+    // An event signed by a key this home does not trust (written with --key).
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("other.pem");
+    ok(&home.run(&["keygen", "--out", key.to_str().unwrap(), "--no-trust"]));
+    ok(&home.run(&[
+        "--key",
+        key.to_str().unwrap(),
+        "append",
+        "add-skill",
+        "--person",
+        &id,
+        "--name",
+        "Rust",
+        "--level",
+        "3",
+    ]));
+    for verb in ["show", "replay"] {
+        let text = home.run(&[verb, "--person", &id]);
+        ok(&text);
+        assert!(
+            text.stdout
+                .contains("1 event is signed by keys this home does not trust"),
+            "{verb}: {}",
+            text.stdout
+        );
+        let json = home.run(&["--json", verb, "--person", &id]);
+        ok(&json);
+        let records = json.records();
+        assert_eq!(
+            records[0].1["untrusted_events"].as_array().unwrap().len(),
+            1
+        );
+    }
+    assert_eq!(home.run(&["verify"]).code, 1);
+}

@@ -28,6 +28,30 @@ fn persons(config: &Config, person: Option<PersonId>) -> Result<Persons<SledStor
     )?)))
 }
 
+/// The person's events that no key of this home's trust list signed (a reader marks them).
+fn untrusted(config: &Config, persons: &Persons<SledStore>, id: PersonId) -> Result<Vec<Cid>> {
+    let store = persons.ledger().store();
+    let trust = config.trust(store)?;
+    Ok(persons.ledger().untrusted(&id.stream(), &trust)?)
+}
+
+/// Adds the untrusted events to a person's JSON record.
+fn mark(data: &mut serde_json::Value, untrusted: &[Cid]) {
+    data["untrusted_events"] = untrusted.iter().map(|c| json!(c.to_string())).collect();
+}
+
+/// The text line that marks untrusted events (empty when there are none).
+fn warning(untrusted: &[Cid]) -> String {
+    match untrusted.len() {
+        0 => String::new(),
+        n => format!(
+            "\n  warning        {n} event{} signed by keys this home does not trust, for example {} (see `personctl verify`)",
+            if n == 1 { " is" } else { "s are" },
+            untrusted[0]
+        ),
+    }
+}
+
 pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Result<u8> {
     let persons = persons(config, args.person.as_deref().map(person_id).transpose()?)?;
     let Some(person) = &args.person else {
@@ -89,7 +113,9 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
         .iter()
         .filter(|(_, r)| matches!(r.event, Event::Masked { .. }))
         .count();
+    let untrusted = untrusted(config, &persons, id)?;
     let mut data = person_json(&p);
+    mark(&mut data, &untrusted);
     data["height"] = json!(head.height);
     data["cid"] = json!(head.cid.to_string());
     data["events"] = history
@@ -113,10 +139,11 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
             String::new()
         };
         format!(
-            "{}\n  as of height {} ({}){masked}",
+            "{}\n  as of height {} ({}){masked}{}",
             person_text(&p),
             head.height,
-            head.cid
+            head.cid,
+            warning(&untrusted)
         )
     })?;
     Ok(EXIT_OK)
@@ -131,7 +158,15 @@ pub(crate) fn show(config: &Config, args: &ShowArgs, out: &mut Out) -> Result<u8
             let Some(p) = persons.replay(id, None)?.person else {
                 bail!("no person {id} in the store at {}", config.home.display());
             };
-            (PersonWorld::from_persons([p]), vec![id])
+            let untrusted = untrusted(config, &persons, id)?;
+            let world = PersonWorld::from_persons([p]);
+            let p = world.get(id).expect("just added");
+            let mut data = person_json(&p);
+            mark(&mut data, &untrusted);
+            out.record("person", data, || {
+                format!("{}{}", person_text(&p), warning(&untrusted))
+            })?;
+            return Ok(EXIT_OK);
         }
         (None, Some(address)) => {
             let (world, _) = persons.replay_all()?;
