@@ -1,15 +1,30 @@
-//! Keys and signatures: [`Signer`], [`Author`], [`Signature`], strict and batch verification.
+//! Keys and signatures: [`Signer`], [`Author`], [`Signature`], single and batch verification.
 //!
-//! Verification is *strict* Ed25519 (`verify_strict` in ed25519-dalek): non-canonical `s`,
-//! non-canonical or small-order `R`, and small-order public keys are all rejected. Batch
-//! verification ([`verify_many`]) applies the same pre-checks to every item and then checks the
-//! batch equation; when the batch fails it falls back to one strict check per item, so every
-//! verdict is attributed to the right signature.
+//! One set of validation criteria for every path (docs/FORMAT.md, "Signature validity"), chosen
+//! so that single ([`Author::verify`]) and batch ([`verify_many`]) verification give the same
+//! verdict on every input:
+//!
+//! 1. `A` (the public key) is the canonical encoding of a curve point that is not of small
+//!    order (checked when an [`Author`] is parsed, and `is_weak`);
+//! 2. `R` is the canonical encoding of a curve point that is not of small order;
+//! 3. `s` is canonical: `s < ℓ`;
+//! 4. the cofactored equation holds: `[8][s]B = [8]R + [8][k]A`, with
+//!    `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
+//!
+//! Batch verification checks `[8]([-Σ zᵢsᵢ]B + Σ[zᵢ]Rᵢ + Σ[zᵢkᵢ]Aᵢ) = 0` with independent
+//! random 128-bit `zᵢ`: it holds when every single equation holds, and otherwise fails except
+//! with probability about 2⁻¹²⁸, whatever torsion components the inputs carry (multiplying by
+//! the cofactor removes them; the cofactorless batch equation, which ed25519-dalek's
+//! `verify_batch` checks, does not, and so could accept a crafted signature that single
+//! verification rejects, or the other way). When a batch fails, each item is checked alone, so
+//! every verdict is attributed to its signature.
 
 use std::fmt;
 use std::str::FromStr;
 
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
@@ -159,10 +174,35 @@ impl Author {
         self.weak
     }
 
-    /// Strict single verification (see the module docs).
+    /// Single verification under the module's criteria (see the module docs).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.key.verify_strict(message, &sig).is_ok()
+        let Some((r, s)) = self.prechecked(signature) else {
+            return false;
+        };
+        let k = challenge(signature, self, message);
+        let a = self.key.to_edwards();
+        let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-a, &s);
+        (sb_minus_ka - r).mul_by_cofactor().is_identity()
+    }
+
+    /// Criteria 1 to 3 (see the module docs): `R` decompressed and `s` parsed, when they hold.
+    fn prechecked(&self, signature: &Signature) -> Option<(EdwardsPoint, Scalar)> {
+        if self.weak {
+            return None;
+        }
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&signature.0[32..]);
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s))?;
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&signature.0[..32]);
+        if !is_canonical_encoding(&r) {
+            return None;
+        }
+        let point = CompressedEdwardsY(r).decompress()?;
+        if point.is_small_order() {
+            return None;
+        }
+        Some((point, s))
     }
 
     /// A short form for logs: the last 8 characters of the `did:key`.
@@ -245,12 +285,6 @@ pub struct SigCheck<'a> {
     pub author: &'a Author,
 }
 
-/// The canonical encodings of the eight points of small order.
-fn small_order_encodings() -> &'static [[u8; 32]; 8] {
-    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
-    ENCODINGS.get_or_init(|| curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().0))
-}
-
 /// Whether `r` is the canonical encoding of a point's y coordinate: y < p = 2^255 - 19, and the
 /// sign bit is clear when x = 0 (y = 1 or y = p - 1). Decompression is not attempted.
 fn is_canonical_encoding(r: &[u8; 32]) -> bool {
@@ -265,21 +299,15 @@ fn is_canonical_encoding(r: &[u8; 32]) -> bool {
     !(sign && (y_is_one || y_is_minus_one))
 }
 
-/// The strict checks that batch verification does not make by itself, done on bytes: canonical
-/// `s`, canonical `R` not of small order, a key not of small order. (Whether `R` is a point at
-/// all is left to the batch, which fails on it and falls back to single verification.)
-fn strict_prechecks(item: &SigCheck<'_>) -> bool {
-    if item.author.is_weak() {
-        return false;
-    }
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&item.signature.0[32..]);
-    if Option::<Scalar>::from(Scalar::from_canonical_bytes(s)).is_none() {
-        return false;
-    }
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&item.signature.0[..32]);
-    is_canonical_encoding(&r) && !small_order_encodings().contains(&r)
+/// `k = SHA-512(R ‖ A ‖ M) mod ℓ`, the challenge of a signature.
+fn challenge(signature: &Signature, author: &Author, message: &[u8]) -> Scalar {
+    use sha512::Digest;
+    let mut hash = sha512::Sha512::new();
+    hash.update(&signature.0[..32]);
+    hash.update(author.key.as_bytes());
+    hash.update(message);
+    let digest: [u8; 64] = hash.finalize().into();
+    Scalar::from_bytes_mod_order_wide(&digest)
 }
 
 /// The batch size at which [`verify_many`] is cheapest per signature, and the one [`verify`]
@@ -289,27 +317,42 @@ fn strict_prechecks(item: &SigCheck<'_>) -> bool {
 /// [`verify`]: crate::verify()
 pub const VERIFY_BATCH: usize = 1024;
 
-/// Verifies many signatures, returning one verdict per item, in order.
+/// Verifies many signatures, returning one verdict per item, in order: the same verdicts as
+/// [`Author::verify`] on each (see the module docs).
 ///
-/// Items that pass the strict pre-checks are verified together with the batch equation; if the
-/// batch fails, each item is checked alone with strict verification. The batch equation is the
-/// cofactorless one with 128-bit coefficients derived from the inputs, so it agrees with strict
-/// single verification for every signature an honest signer can make; see
-/// `docs/DESIGN.md` for the one residual case (a key holder deliberately adding a torsion
-/// component to `R`).
+/// Items that pass criteria 1 to 3 are checked together with the cofactored batch equation;
+/// if it fails, each of them is checked alone.
 pub fn verify_many(items: &[SigCheck<'_>]) -> Vec<bool> {
-    let mut verdicts: Vec<bool> = items.iter().map(strict_prechecks).collect();
+    let prechecked: Vec<Option<(EdwardsPoint, Scalar)>> = items
+        .iter()
+        .map(|i| i.author.prechecked(i.signature))
+        .collect();
+    let mut verdicts: Vec<bool> = prechecked.iter().map(Option::is_some).collect();
     let candidates: Vec<usize> = (0..items.len()).filter(|&i| verdicts[i]).collect();
     if candidates.is_empty() {
         return verdicts;
     }
-    let messages: Vec<&[u8]> = candidates.iter().map(|&i| items[i].message).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = candidates
-        .iter()
-        .map(|&i| ed25519_dalek::Signature::from_bytes(&items[i].signature.0))
-        .collect();
-    let keys: Vec<VerifyingKey> = candidates.iter().map(|&i| items[i].author.key).collect();
-    if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_err() {
+    let mut rng = rand::rng();
+    let mut b_coefficient = Scalar::ZERO;
+    let mut scalars = Vec::with_capacity(2 * candidates.len() + 1);
+    let mut points = Vec::with_capacity(2 * candidates.len() + 1);
+    for &i in &candidates {
+        let (r, s) = prechecked[i].expect("a candidate passed the pre-checks");
+        let item = &items[i];
+        let mut z = [0u8; 32];
+        rand::RngExt::fill(&mut rng, &mut z[..16]);
+        let z = Scalar::from_bytes_mod_order(z);
+        let k = challenge(item.signature, item.author, item.message);
+        b_coefficient -= z * s;
+        scalars.push(z);
+        points.push(r);
+        scalars.push(z * k);
+        points.push(item.author.key.to_edwards());
+    }
+    scalars.push(b_coefficient);
+    points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
+    let sum = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
+    if !sum.mul_by_cofactor().is_identity() {
         for &i in &candidates {
             verdicts[i] = items[i].author.verify(items[i].message, items[i].signature);
         }
@@ -387,8 +430,9 @@ mod tests {
 
     #[test]
     fn canonical_encoding_by_bytes_agrees_with_decompression() {
-        use curve25519_dalek::edwards::CompressedEdwardsY;
-        let mut cases: Vec<[u8; 32]> = small_order_encodings().to_vec();
+        let mut cases: Vec<[u8; 32]> = curve25519_dalek::constants::EIGHT_TORSION
+            .map(|p| p.compress().0)
+            .to_vec();
         let mut p_minus = [0xff; 32];
         p_minus[31] = 0x7f;
         for low in [0xeb, 0xec, 0xed, 0xee, 0xff] {

@@ -7,6 +7,7 @@ mod concurrency;
 mod erasure;
 mod golden;
 mod recovery;
+mod speccheck;
 mod store;
 mod wycheproof;
 
