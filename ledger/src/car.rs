@@ -309,7 +309,37 @@ impl Archive {
             exact,
             ..VerifyOptions::default()
         };
-        verify(&self.store, trust, &options, &|_| {})
+        let mut report = verify(&self.store, trust, &options, &|_| {})?;
+        // Every block must be reached from a root: an event of a chain, or its payload. A
+        // stray block (one added, or left behind by a removed head) is a finding of its own.
+        let mut reached: HashSet<Cid> = report.findings.iter().filter_map(|f| f.cid).collect();
+        let ledger = Ledger::new(&self.store);
+        for (stream, _) in &self.roots {
+            for event in ledger.walk_back(stream)? {
+                let Ok(event) = event else { break };
+                reached.insert(event.cid());
+                reached.extend(event.payload());
+            }
+        }
+        let mut strays = Vec::new();
+        self.store.scan(&mut |block| {
+            if let Ok(block) = block {
+                if !reached.contains(&block.cid()) {
+                    strays.push(block.cid());
+                }
+            }
+            true
+        })?;
+        strays.sort();
+        report
+            .findings
+            .extend(strays.into_iter().map(|cid| crate::Finding {
+                cid: Some(cid),
+                stream: None,
+                height: None,
+                problem: crate::Problem::Unreachable,
+            }));
+        Ok(report)
     }
 
     /// Verifies the archive, then stores it in `store` in one atomic commit: every block not
@@ -436,5 +466,124 @@ fn archive_io(context: impl Into<String>, e: iroh_car::Error) -> Error {
             cid: None,
             reason: format!("{}: {other}", context.into()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Draft, Ipld, Signer};
+
+    /// A ledger of one stream of two events, its signer's trust, and its archive.
+    fn archive_of_two() -> (Ledger<MemoryStore>, TrustSet, Vec<u8>) {
+        let signer = Signer::from_seed([3; 32]);
+        let ledger = Ledger::new(MemoryStore::new());
+        let stream: StreamId = "org/o".parse().unwrap();
+        for i in 0..2 {
+            let draft = Draft::new(stream.clone(), "Touched", 1)
+                .with_data(Ipld::String(format!("value {i}")))
+                .unwrap();
+            ledger.append(&signer, draft).unwrap();
+        }
+        let trust = [signer.author()].into_iter().collect();
+        let mut bytes = Vec::new();
+        block_on(export(ledger.store(), None, &mut bytes)).unwrap();
+        (ledger, trust, bytes)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A CAR section: varint length, binary CID, bytes.
+    fn section(cid: &Cid, bytes: &[u8]) -> Vec<u8> {
+        let body = [cid.to_bytes().as_slice(), bytes].concat();
+        let mut out = Vec::new();
+        let mut n = body.len() as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend(body);
+        out
+    }
+
+    fn unreachable(report: &Report) -> Vec<Cid> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.problem == crate::Problem::Unreachable)
+            .filter_map(|f| f.cid)
+            .collect()
+    }
+
+    #[test]
+    fn a_stray_block_is_unreachable_and_nothing_is_imported() {
+        let (_, trust, mut bytes) = archive_of_two();
+        // A well-formed payload block (salted), but no event of the archive links it.
+        let other = Ledger::new(MemoryStore::new());
+        let draft = Draft::new("org/x".parse().unwrap(), "Touched", 1)
+            .with_data(Ipld::String("stray".into()))
+            .unwrap();
+        let appended = other.append(&Signer::from_seed([4; 32]), draft).unwrap();
+        let payload = other.event(&appended.cid).unwrap().payload().unwrap();
+        let stray = other.store().get(&payload).unwrap().unwrap();
+        bytes.extend(section(&stray.cid(), stray.bytes()));
+        let archive = block_on(read(bytes.as_slice())).unwrap();
+        let report = archive.verify(&trust, false).unwrap();
+        assert_eq!(
+            unreachable(&report),
+            vec![stray.cid()],
+            "{:?}",
+            report.findings
+        );
+        assert_eq!(
+            unreachable(&archive.verify(&trust, true).unwrap()),
+            vec![stray.cid()]
+        );
+        let target = MemoryStore::new();
+        assert!(archive.import_into(&target, &trust).is_err());
+        assert!(target.heads().unwrap().is_empty());
+        assert!(!target.contains(&stray.cid()).unwrap());
+    }
+
+    #[test]
+    fn a_payload_left_behind_by_a_removed_head_is_unreachable() {
+        let (ledger, trust, _) = archive_of_two();
+        let stream: StreamId = "org/o".parse().unwrap();
+        let events: Vec<Event> = ledger
+            .walk_back(&stream)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        let (head, first) = (&events[0], &events[1]);
+        // An archive rooted at the first event, holding the head's payload but not the head.
+        let mut bytes = Vec::new();
+        block_on(async {
+            let header = iroh_car::CarHeader::new_v1(vec![first.cid().to_raw()]);
+            let mut car = iroh_car::CarWriter::new(header, &mut bytes);
+            let store = ledger.store();
+            for cid in [
+                first.cid(),
+                first.payload().unwrap(),
+                head.payload().unwrap(),
+            ] {
+                let block = store.get(&cid).unwrap().unwrap();
+                car.write(cid.to_raw(), block.bytes()).await.unwrap();
+            }
+            car.finish().await.unwrap();
+        });
+        let archive = block_on(read(bytes.as_slice())).unwrap();
+        let report = archive.verify(&trust, false).unwrap();
+        assert_eq!(unreachable(&report), vec![head.payload().unwrap()]);
+        assert!(archive.import_into(&MemoryStore::new(), &trust).is_err());
     }
 }
