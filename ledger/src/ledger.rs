@@ -193,6 +193,14 @@ impl<S: BlockStore> Ledger<S> {
         for stream in &order {
             starts.push(self.store.head(stream)?);
         }
+        // The reserved type is checked as verify would check it, whoever writes it.
+        for d in drafts
+            .iter()
+            .filter(|d| d.event_type == crate::TOMBSTONE_TYPE)
+        {
+            let chain: Vec<Event> = self.walk_back(&d.stream)?.collect::<Result<_>>()?;
+            crate::Tombstone::check_draft(d, &chain)?;
+        }
         let now = now_us();
         let build = |(stream, start): (&StreamId, &Option<Head>)| -> Result<StreamBuild> {
             let mut head = *start;

@@ -136,7 +136,7 @@ pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer, VERIFY_B
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
 pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Published, SledStore};
 pub use crate::stream::StreamId;
-pub use crate::tombstone::{Masks, Tombstone, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
+pub use crate::tombstone::{Masks, Tombstone, MAX_SCOPE, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 pub use crate::trust::TrustSet;
 pub use crate::verify::{verify, Finding, Masked, Problem, Report, Scope, VerifyOptions};
 

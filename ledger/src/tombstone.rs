@@ -43,17 +43,55 @@ pub struct Tombstone {
     pub scope: String,
 }
 
+/// The longest `scope`, in bytes.
+pub const MAX_SCOPE: usize = 128;
+
 impl Tombstone {
-    /// A draft appending this tombstone to `stream` (at its head: set `expected` to pin it).
-    pub fn draft(&self, stream: StreamId) -> Result<Draft> {
+    /// The rules of a tombstone's payload (docs/FORMAT.md, Tombstones), which `verify` and
+    /// every append apply alike: `masks` non-empty, in ascending order of their binary CIDs,
+    /// without repeats; `reason` not blank; `scope` 1 to [`MAX_SCOPE`] bytes of ASCII letters,
+    /// digits and `:`, `_`, `.`, `-`.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.masks.is_empty() {
+            return Err("it masks nothing".into());
+        }
+        if self.masks.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("its masks are not in ascending order without repeats".into());
+        }
         if self.reason.trim().is_empty() {
-            return Err(Error::InvalidEvent(
-                "a tombstone needs a reason (it is the audit trail of the erasure)".into(),
+            return Err(
+                "its reason is empty (a tombstone's reason is the audit trail of the erasure)"
+                    .into(),
+            );
+        }
+        let scope_ok = !self.scope.is_empty()
+            && self.scope.len() <= MAX_SCOPE
+            && self
+                .scope
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-'));
+        if !scope_ok {
+            return Err(format!(
+                "its scope {:?} is not 1 to {MAX_SCOPE} letters, digits, ':', '_', '.' or '-'",
+                self.scope
             ));
         }
+        Ok(())
+    }
+
+    /// A draft appending this tombstone to `stream` (at its head: set `expected` to pin it).
+    /// The masks are sorted and deduplicated; the other rules of [`Tombstone::check`] must hold.
+    pub fn draft(&self, stream: StreamId) -> Result<Draft> {
         let mut masks = self.masks.clone();
         masks.sort();
         masks.dedup();
+        let sorted = Tombstone {
+            masks: masks.clone(),
+            ..self.clone()
+        };
+        sorted
+            .check()
+            .map_err(|e| Error::InvalidEvent(format!("a tombstone: {e}")))?;
         let data = ipld_core::serde::to_ipld(&Tombstone {
             masks,
             reason: self.reason.clone(),
@@ -91,7 +129,49 @@ impl Tombstone {
         if Some(block.cid()) != event.payload() {
             return Err(bad(format!("{} is not its payload", block.cid())));
         }
-        Payload::decode_as::<Tombstone>(block).map_err(|e| bad(e.to_string()))
+        let tombstone = Payload::decode_as::<Tombstone>(block).map_err(|e| bad(e.to_string()))?;
+        tombstone.check().map_err(bad)?;
+        Ok(tombstone)
+    }
+
+    /// Checks a draft of the reserved type before it is appended, as `verify` would check the
+    /// event: schema [`TOMBSTONE_SCHEMA`], a payload that is a tombstone under
+    /// [`Tombstone::check`], and every mask the payload of an earlier event of `stream` that is
+    /// not itself a tombstone (`chain`: the stream's events as stored, any order).
+    pub(crate) fn check_draft<'a>(
+        draft: &Draft,
+        chain: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<()> {
+        let bad = |reason: String| {
+            Error::InvalidEvent(format!(
+                "a {TOMBSTONE_TYPE} event of {}: {reason}",
+                draft.stream
+            ))
+        };
+        if draft.schema != TOMBSTONE_SCHEMA {
+            return Err(bad(format!(
+                "schema {} (only {TOMBSTONE_SCHEMA} is defined)",
+                draft.schema
+            )));
+        }
+        let payload = draft
+            .payload
+            .as_ref()
+            .ok_or_else(|| bad("it has no payload".into()))?;
+        let tombstone: Tombstone = ipld_core::serde::from_ipld(payload.data().clone())
+            .map_err(|e| bad(format!("its payload is not a tombstone: {e}")))?;
+        tombstone.check().map_err(bad)?;
+        let maskable: std::collections::HashSet<Cid> = chain
+            .into_iter()
+            .filter(|e| e.event_type() != TOMBSTONE_TYPE)
+            .filter_map(Event::payload)
+            .collect();
+        if let Some(m) = tombstone.masks.iter().find(|m| !maskable.contains(m)) {
+            return Err(bad(format!(
+                "it masks {m}, which is not the payload of an earlier event of this stream"
+            )));
+        }
+        Ok(())
     }
 }
 

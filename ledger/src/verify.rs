@@ -308,7 +308,8 @@ struct Summary {
     prev: Option<Cid>,
     payload: Option<Cid>,
     causes: Vec<Cid>,
-    tombstone: bool,
+    /// The schema of a tombstone (`None`: not a tombstone).
+    tombstone: Option<u64>,
 }
 
 /// Everything gathered from the blocks before the chains are walked.
@@ -510,7 +511,7 @@ fn look(block: &Block) -> Looked {
                         prev: body.prev,
                         payload: body.payload,
                         causes: body.causes,
-                        tombstone: body.event_type == TOMBSTONE_TYPE,
+                        tombstone: (body.event_type == TOMBSTONE_TYPE).then_some(body.schema),
                     };
                     Looked::Event {
                         summary,
@@ -729,13 +730,21 @@ impl Gathered {
     /// Reads the masks of every tombstone gathered; an unreadable one is a finding.
     fn read_tombstones<S: BlockStore + ?Sized>(&mut self, store: &S) -> Result<()> {
         let mut found = Vec::new();
-        for (cid, ev) in self.events.iter().filter(|(_, ev)| ev.tombstone) {
+        for (cid, ev) in self.events.iter().filter(|(_, ev)| ev.tombstone.is_some()) {
             let bad = |reason: String| Finding {
                 cid: Some(*cid),
                 stream: Some(ev.stream.clone()),
                 height: Some(ev.height),
                 problem: Problem::BadTombstone { reason },
             };
+            if ev.tombstone != Some(crate::TOMBSTONE_SCHEMA) {
+                found.push(bad(format!(
+                    "schema {} (only {} is defined)",
+                    ev.tombstone.unwrap_or_default(),
+                    crate::TOMBSTONE_SCHEMA
+                )));
+                continue;
+            }
             let Some(p) = ev.payload else {
                 found.push(bad("it has no payload".into()));
                 continue;
@@ -747,9 +756,12 @@ impl Gathered {
                 continue;
             };
             match Payload::decode_as::<Tombstone>(&block) {
-                Ok(t) => {
-                    self.tombstones.insert(*cid, t.masks);
-                }
+                Ok(t) => match t.check() {
+                    Ok(()) => {
+                        self.tombstones.insert(*cid, t.masks);
+                    }
+                    Err(e) => found.push(bad(e)),
+                },
                 Err(e) => found.push(bad(format!("its payload {p} is not a tombstone: {e}"))),
             }
         }
@@ -833,7 +845,7 @@ impl Gathered {
                 chain.insert((stream.clone(), ev.height), cur);
                 if let Some(p) = ev.payload {
                     if remember {
-                        payloads.insert(p, (ev.height, ev.tombstone));
+                        payloads.insert(p, (ev.height, ev.tombstone.is_some()));
                     }
                     let stored = self.payloads.contains(&p) || self.events.contains_key(&p);
                     match active.get(&p) {

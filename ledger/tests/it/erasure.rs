@@ -2,8 +2,9 @@
 //! earlier payloads of its own chain, and a masked block still stored is reported until purged.
 
 use personctl_ledger::{
-    verify, BlockStore, Cid, Draft, Ipld, Ledger, MemoryStore, Payload, Problem, Report, Signer,
-    StreamId, Tombstone, TrustSet, VerifyOptions,
+    verify, BlockStore, Cid, Commit, Draft, Error, Head, HeadUpdate, Ipld, Ledger, MemoryStore,
+    Payload, Problem, Report, Signer, StreamId, Tombstone, TrustSet, UnsignedEvent, VerifyOptions,
+    TOMBSTONE_TYPE,
 };
 
 fn signer() -> Signer {
@@ -29,6 +30,48 @@ fn chain(ledger: &Ledger<MemoryStore>, stream: &StreamId, secret: &str) -> Vec<C
             ledger.append(&signer(), draft).unwrap().payload.unwrap()
         })
         .collect()
+}
+
+/// Writes an event of the reserved type with `data` as its payload straight to the store, past
+/// the checks every append makes (as a hostile writer's own code could): what verify must then
+/// report. Returns the event's CID and its payload's.
+fn forge(ledger: &Ledger<MemoryStore>, stream: &StreamId, data: Ipld, schema: u64) -> (Cid, Cid) {
+    let payload = Payload::new(data).unwrap().to_block().unwrap();
+    let head = ledger.store().head(stream).unwrap();
+    let unsigned = UnsignedEvent {
+        stream: stream.clone(),
+        height: head.map_or(0, |h| h.height + 1),
+        prev: head.map(|h| h.cid),
+        causes: Vec::new(),
+        event_type: TOMBSTONE_TYPE.into(),
+        schema,
+        payload: Some(payload.cid()),
+        time_us: 1,
+        correlation: uuid::Uuid::nil(),
+        causation: uuid::Uuid::nil(),
+    };
+    let height = unsigned.height;
+    let (event, block) = unsigned.sign(&signer()).unwrap();
+    let payload_cid = payload.cid();
+    ledger
+        .store()
+        .commit(&Commit {
+            blocks: vec![payload, block],
+            heads: vec![HeadUpdate {
+                stream: stream.clone(),
+                expected: head,
+                new: Head {
+                    cid: event.cid(),
+                    height,
+                },
+            }],
+        })
+        .unwrap();
+    (event.cid(), payload_cid)
+}
+
+fn as_data(t: &Tombstone) -> Ipld {
+    ipld_core::serde::to_ipld(t).unwrap()
 }
 
 fn tombstone(masks: Vec<Cid>) -> Tombstone {
@@ -92,16 +135,20 @@ fn a_tombstone_may_mask_only_earlier_payloads_of_its_own_chain() {
     let b: StreamId = "thing/b".parse().unwrap();
     let of_a = chain(&ledger, &a, "alpha");
     chain(&ledger, &b, "beta");
-    // On b, naming a's payload: rejected, and a's payload is not masked by it.
-    let bad = ledger
-        .append(
-            &signer(),
-            tombstone(vec![of_a[0]]).draft(b.clone()).unwrap(),
-        )
-        .unwrap();
+    // On b, naming a's payload: refused by append, reported by verify, and a's payload is
+    // not masked by it.
+    let refused = ledger.append(
+        &signer(),
+        tombstone(vec![of_a[0]]).draft(b.clone()).unwrap(),
+    );
+    assert!(
+        matches!(&refused, Err(Error::InvalidEvent(m)) if m.contains("not the payload of an earlier event")),
+        "{refused:?}"
+    );
+    let (bad, _) = forge(&ledger, &b, as_data(&tombstone(vec![of_a[0]])), 1);
     let report = audit(ledger.store());
     assert_eq!(codes(&report), ["bad-tombstone"]);
-    assert_eq!(report.findings[0].cid, Some(bad.cid));
+    assert_eq!(report.findings[0].cid, Some(bad));
     assert!(
         report.findings[0]
             .problem
@@ -118,21 +165,25 @@ fn a_tombstone_may_mask_only_earlier_payloads_of_its_own_chain() {
 
     // Masking another tombstone's payload, or naming an event, is rejected too.
     let first = ledger
-        .append(&signer(), tombstone(vec![]).draft(a.clone()).unwrap())
-        .unwrap();
-    let second = ledger
         .append(
             &signer(),
-            tombstone(vec![first.payload.unwrap(), first.cid])
-                .draft(a.clone())
-                .unwrap(),
+            tombstone(vec![of_a[1]]).draft(a.clone()).unwrap(),
         )
         .unwrap();
+    let mut masks = vec![first.payload.unwrap(), first.cid];
+    masks.sort();
+    assert!(ledger
+        .append(
+            &signer(),
+            tombstone(masks.clone()).draft(a.clone()).unwrap()
+        )
+        .is_err());
+    let (second, _) = forge(&ledger, &a, as_data(&tombstone(masks)), 1);
     let report = audit(ledger.store());
     let about_second: Vec<String> = report
         .findings
         .iter()
-        .filter(|f| f.cid == Some(second.cid))
+        .filter(|f| f.cid == Some(second))
         .map(|f| f.problem.to_string())
         .collect();
     assert_eq!(about_second.len(), 2, "{about_second:?}");
@@ -141,10 +192,38 @@ fn a_tombstone_may_mask_only_earlier_payloads_of_its_own_chain() {
         .any(|m| m.contains("payload of a tombstone")));
     assert!(about_second.iter().any(|m| m.contains("not the payload")));
 
-    // A tombstone needs a reason.
-    let mut silent = tombstone(vec![]);
+    // A tombstone needs a reason, masks and a scope of the documented grammar; written past
+    // the checks anyway, each is a bad tombstone (and its masks are not applied).
+    let mut silent = tombstone(vec![of_a[2]]);
     silent.reason = "  ".into();
-    assert!(silent.draft(a).is_err());
+    assert!(silent.draft(a.clone()).is_err());
+    let mut unscoped = tombstone(vec![of_a[2]]);
+    unscoped.scope = "Ada Lovelace".into();
+    assert!(unscoped.draft(a.clone()).is_err());
+    assert!(tombstone(vec![]).draft(a.clone()).is_err());
+    for (t, schema) in [
+        (silent, 1),
+        (unscoped, 1),
+        (tombstone(vec![]), 1),
+        (tombstone(vec![of_a[2]]), 2),
+    ] {
+        let before = audit(ledger.store()).findings.len();
+        let (cid, _) = forge(&ledger, &a, as_data(&t), schema);
+        let report = audit(ledger.store());
+        let about: Vec<&'static str> = report
+            .findings
+            .iter()
+            .filter(|f| f.cid == Some(cid))
+            .map(|f| f.problem.code())
+            .collect();
+        assert_eq!(about, ["bad-tombstone"], "{t:?} schema {schema}");
+        assert_eq!(
+            report.findings.len(),
+            before + 1,
+            "{t:?}: its masks were applied"
+        );
+        assert!(report.masked.iter().all(|m| m.payload != of_a[2]));
+    }
 }
 
 #[test]
@@ -152,14 +231,18 @@ fn a_tombstone_whose_payload_is_not_a_tombstone_is_reported() {
     let ledger = Ledger::new(MemoryStore::new());
     let a: StreamId = "thing/a".parse().unwrap();
     chain(&ledger, &a, "alpha");
-    let fake = Draft::new(a, personctl_ledger::TOMBSTONE_TYPE, 1)
+    let fake = Draft::new(a.clone(), personctl_ledger::TOMBSTONE_TYPE, 1)
         .with_data(Ipld::String("not a tombstone".into()))
         .unwrap();
-    let t = ledger.append(&signer(), fake).unwrap();
+    assert!(
+        ledger.append(&signer(), fake).is_err(),
+        "append checks the reserved type"
+    );
+    let (t, _) = forge(&ledger, &a, Ipld::String("not a tombstone".into()), 1);
     let report = audit(ledger.store());
     assert_eq!(codes(&report), ["bad-tombstone"]);
-    assert_eq!(report.findings[0].cid, Some(t.cid));
-    let event = ledger.event(&t.cid).unwrap();
+    assert_eq!(report.findings[0].cid, Some(t));
+    let event = ledger.event(&t).unwrap();
     assert!(Tombstone::of(ledger.store(), &event).is_err());
 }
 
