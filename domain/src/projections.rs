@@ -351,16 +351,8 @@ impl Projections {
                 timeline.insert(key(&[&pk, &page.to_be_bytes()]), self.encode(&entries)?);
             }
         }
-        let trees = [
-            &t.summary,
-            &t.search,
-            &t.timeline,
-            &t.skills,
-            &t.links,
-            &t.links_rev,
-            &t.derived,
-        ];
-        for (tree, batch) in trees.into_iter().zip(batches) {
+        // Every tree but `meta` (the last), in `TREES` order, as the batches are.
+        for (tree, batch) in t.all().into_iter().zip(batches) {
             tree.apply_batch(batch).map_err(|e| self.error(e))?;
         }
         t.db.flush().map_err(|e| self.error(e))?;
