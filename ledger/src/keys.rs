@@ -65,10 +65,15 @@ impl Signer {
         Ok(Signer { key })
     }
 
-    /// Writes the key as PKCS#8 PEM. The returned string is wiped from memory when dropped.
+    /// Writes the key as PKCS#8 v1 PEM (RFC 8410: the private key alone, no public key), the
+    /// form OpenSSL 3 and Node's crypto read; [`Signer::from_pkcs8_pem`] reads v1 and v2. The
+    /// returned string is wiped from memory when dropped.
     pub fn to_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>> {
-        self.key
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        v1.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| Error::InvalidKey {
                 input: "signing key".into(),
                 reason: e.to_string(),
@@ -376,6 +381,51 @@ mod tests {
             Author::from_bytes(&[0; 32]).is_ok(),
             "its canonical form parses"
         );
+    }
+
+    #[test]
+    fn keys_are_written_as_pkcs8_v1_and_read_in_both_versions() {
+        let signer = Signer::from_seed([11; 32]);
+        let pem = signer.to_pkcs8_pem().unwrap();
+        // v1: version 0 and no public key, 48 bytes of DER.
+        let der_len = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::len)
+            .sum::<usize>();
+        assert_eq!(der_len, 64, "{}", pem.as_str());
+        assert_eq!(
+            Signer::from_pkcs8_pem(&pem).unwrap().author(),
+            signer.author()
+        );
+        // v2 (what earlier versions wrote) still reads.
+        let v2 = signer
+            .key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap();
+        assert_ne!(v2.as_str(), pem.as_str());
+        assert_eq!(
+            Signer::from_pkcs8_pem(&v2).unwrap().author(),
+            signer.author()
+        );
+        // And OpenSSL reads it, where it is installed (it is on this project's machines).
+        if let Ok(dir) = std::env::temp_dir().canonicalize() {
+            let path = dir.join(format!("personctl-key-{}.pem", std::process::id()));
+            std::fs::write(&path, pem.as_bytes()).unwrap();
+            let out = std::process::Command::new("openssl")
+                .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+                .arg(&path)
+                .output();
+            std::fs::remove_file(&path).unwrap();
+            if let Ok(out) = out {
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(out.stdout.ends_with(&signer.author().to_bytes()));
+            }
+        }
     }
 
     #[test]
