@@ -45,8 +45,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore};
 use crate::{
-    verify, Block, Cid, Error, Event, Ledger, Report, Result, StreamId, TrustSet, VerifyOptions,
-    CID_LEN,
+    verify, Block, Cid, Error, Event, Finding, Ledger, Problem, Report, Result, StreamId, TrustSet,
+    VerifyOptions, CID_LEN,
 };
 
 /// What [`export`] wrote.
@@ -206,11 +206,16 @@ pub struct Archive {
     store: MemoryStore,
     roots: Vec<(StreamId, Head)>,
     blocks: u64,
+    /// What reading found wrong (sections and roots); [`Archive::verify`] reports them first.
+    findings: Vec<Finding>,
 }
 
-/// Reads a CARv1 file. Every section's CID must be a ledger CID (CIDv1, dag-cbor, BLAKE3-256)
-/// that re-derives from its bytes, and every root must be an event block of the file, one per
-/// stream. The first failure is returned, naming the offending CID.
+/// Reads a CARv1 file. Fails ([`Error::Archive`]) only when the file is not CARv1 at all: a
+/// header or a section that does not parse. Everything else is a verdict, kept as findings
+/// for [`Archive::verify`] (docs/FORMAT.md, CAR archives): a section whose CID is not a ledger
+/// CID (`corrupt-key`) or does not re-derive from its bytes (`cid-mismatch`; the bytes are
+/// dropped), a root missing from the file (`missing-block`), a root that is not an event
+/// (`malformed`), a second root for one stream (`fork`).
 pub async fn read<R: AsyncRead + Send + Unpin>(reader: R) -> Result<Archive> {
     let mut car = iroh_car::CarReader::new(reader)
         .await
@@ -218,41 +223,90 @@ pub async fn read<R: AsyncRead + Send + Unpin>(reader: R) -> Result<Archive> {
     let raw_roots = car.header().roots().to_vec();
     let store = MemoryStore::new();
     let mut blocks = 0u64;
+    let mut findings = Vec::new();
+    let finding = |cid: Option<Cid>, problem: Problem| Finding {
+        cid,
+        stream: None,
+        height: None,
+        problem,
+    };
+    let not_ledger = |what: String, e: Error| {
+        finding(
+            None,
+            Problem::CorruptKey {
+                reason: format!("{what} is not a ledger CID ({e})"),
+            },
+        )
+    };
     while let Some((raw, bytes)) = car
         .next_block()
         .await
         .map_err(|e| archive_io(format!("reading the CAR section after {blocks} blocks"), e))?
     {
-        let cid = Cid::try_from(raw)?;
-        let block = Block::verified(cid, bytes)?;
-        store.put(&block)?;
         blocks += 1;
+        let cid = match Cid::try_from(raw) {
+            Ok(cid) => cid,
+            Err(e) => {
+                findings.push(not_ledger(format!("section {blocks}: {raw}"), e));
+                continue;
+            }
+        };
+        match Block::verified(cid, bytes) {
+            Ok(block) => store.put(&block)?,
+            Err(Error::CidMismatch { actual, .. }) => {
+                findings.push(finding(Some(cid), Problem::CidMismatch { actual }));
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut roots: BTreeMap<StreamId, Head> = BTreeMap::new();
     for raw in raw_roots {
-        let cid = Cid::try_from(raw)?;
-        let block = store.get(&cid)?.ok_or_else(|| Error::Archive {
-            cid: Some(cid),
-            reason: "a root that is not in the archive".into(),
-        })?;
-        let event = Event::decode(&block).map_err(|e| Error::Archive {
-            cid: Some(cid),
-            reason: format!("a root that is not an event: {e}"),
-        })?;
+        let cid = match Cid::try_from(raw) {
+            Ok(cid) => cid,
+            Err(e) => {
+                findings.push(not_ledger(format!("root {raw}"), e));
+                continue;
+            }
+        };
+        let Some(block) = store.get(&cid)? else {
+            // Absent, or dropped above for its mismatch (already a finding).
+            if !findings.iter().any(|f| f.cid == Some(cid)) {
+                findings.push(finding(
+                    Some(cid),
+                    Problem::Missing {
+                        role: "head",
+                        from: None,
+                    },
+                ));
+            }
+            continue;
+        };
+        let event = match Event::decode(&block) {
+            Ok(event) => event,
+            Err(e) => {
+                findings.push(finding(
+                    Some(cid),
+                    Problem::Malformed {
+                        reason: format!("a root that is not an event: {e}"),
+                    },
+                ));
+                continue;
+            }
+        };
         let head = Head {
             cid,
             height: event.height(),
         };
-        if let Some(other) = roots.insert(event.stream().clone(), head) {
-            return Err(Error::Archive {
+        if let Some(other) = roots.get(event.stream()) {
+            findings.push(Finding {
                 cid: Some(cid),
-                reason: format!(
-                    "a second root for stream {} (the other is {})",
-                    event.stream(),
-                    other.cid
-                ),
+                stream: Some(event.stream().clone()),
+                height: Some(event.height()),
+                problem: Problem::Fork { chain: other.cid },
             });
+            continue;
         }
+        roots.insert(event.stream().clone(), head);
     }
     let roots: Vec<(StreamId, Head)> = roots.into_iter().collect();
     store.commit(&Commit {
@@ -270,6 +324,7 @@ pub async fn read<R: AsyncRead + Send + Unpin>(reader: R) -> Result<Archive> {
         store,
         roots,
         blocks,
+        findings,
     })
 }
 
@@ -310,6 +365,15 @@ impl Archive {
             ..VerifyOptions::default()
         };
         let mut report = verify(&self.store, trust, &options, &|_| {})?;
+        // Reading's findings first; verification's own about the same block and check dropped.
+        let mut findings = self.findings.clone();
+        findings.extend(report.findings.drain(..).filter(|f| {
+            !self
+                .findings
+                .iter()
+                .any(|r| r.cid == f.cid && r.problem.code() == f.problem.code())
+        }));
+        report.findings = findings;
         // Every block must be reached from a root: an event of a chain, or its payload. A
         // stray block (one added, or left behind by a removed head) is a finding of its own.
         let mut reached: HashSet<Cid> = report.findings.iter().filter_map(|f| f.cid).collect();

@@ -152,6 +152,14 @@ fn sections(bytes: &[u8]) -> (Vec<u8>, Vec<(cid::Cid, Vec<u8>)>) {
 }
 
 /// Writes a CARv1 file from a header and sections (the inverse of `sections`).
+/// A CIDv1 dag-cbor with a sha2-256 multihash: a valid CID, but not a ledger CID.
+fn sha256_cid(bytes: &[u8]) -> cid::Cid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mh = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+    cid::Cid::new_v1(0x71, mh)
+}
+
 fn write_car(path: &Path, header: &[u8], blocks: &[(cid::Cid, Vec<u8>)]) {
     fn varint(mut n: usize, out: &mut Vec<u8>) {
         while n >= 0x80 {
@@ -350,21 +358,62 @@ fn a_damaged_archive_imports_nothing_and_names_the_offending_block() {
     let (header, blocks) = sections(&std::fs::read(&file).unwrap());
     let target = trusting(&did);
 
+    // Tampering with an archive whose framing reads is a verdict (exit 1), every finding a
+    // record naming its CID, as for a store; nothing is imported.
+    let tampered = |name: &str, sections: &[(cid::Cid, Vec<u8>)], check: &str, cid: &str| {
+        let bad = work.path().join(name);
+        write_car(&bad, &header, sections);
+        for verb in ["verify", "import"] {
+            let run = target.run(&["--json", verb, "--car", bad.to_str().unwrap()]);
+            assert_eq!(run.code, 1, "{name} {verb}: {}", run.stderr);
+            let failures = run.of_type("failure");
+            assert!(
+                failures
+                    .iter()
+                    .any(|f| f["check"] == check && f["cid"] == cid),
+                "{name} {verb}: no {check} naming {cid}: {failures:?}"
+            );
+        }
+        let streams = target.run(&["--json", "streams"]);
+        assert!(
+            streams.records().is_empty(),
+            "{name}: something was imported"
+        );
+    };
     // One flipped byte: the block no longer hashes to its CID.
     let mut flipped = blocks.clone();
     let last = flipped[3].1.len() - 1;
     flipped[3].1[last] ^= 0x01;
-    let bad = work.path().join("flipped.car");
-    write_car(&bad, &header, &flipped);
     let victim = blocks[3].0.to_string();
-    for args in [
-        vec!["import", "--car", bad.to_str().unwrap()],
-        vec!["verify", "--car", bad.to_str().unwrap()],
-    ] {
-        let run = target.run(&args);
-        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(run.stderr.contains(&victim), "{args:?}: {}", run.stderr);
-    }
+    tampered("flipped.car", &flipped, "cid-mismatch", &victim);
+    // Two blocks' bytes swapped: both mismatch.
+    let mut swapped = blocks.clone();
+    let (a, b) = (swapped[1].1.clone(), swapped[2].1.clone());
+    swapped[1].1 = b;
+    swapped[2].1 = a;
+    tampered(
+        "swapped.car",
+        &swapped,
+        "cid-mismatch",
+        &blocks[1].0.to_string(),
+    );
+    tampered(
+        "swapped.car",
+        &swapped,
+        "cid-mismatch",
+        &blocks[2].0.to_string(),
+    );
+    // A section whose CID has another hash (sha2-256): not a ledger CID.
+    let mut other_hash = blocks.clone();
+    other_hash.push((sha256_cid(&blocks[0].1), blocks[0].1.clone()));
+    let bad = work.path().join("other-hash.car");
+    write_car(&bad, &header, &other_hash);
+    let run = target.run(&["--json", "verify", "--car", bad.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run
+        .of_type("failure")
+        .iter()
+        .any(|f| f["check"] == "corrupt-key"));
 
     // A payload left out: the archive reads, but does not verify.
     let payload = blocks
