@@ -47,83 +47,102 @@ fn heads(home: &Home) -> HashMap<String, String> {
         .collect()
 }
 
+/// Homes are replaced every this many rounds, so that a long run does not slow down as the
+/// store grows.
+const ROUNDS_PER_HOME: usize = 25;
+
 #[test]
 fn kills_during_appends_and_opens_never_lose_an_acknowledged_event_nor_the_home() {
-    let (home, _) = keyed();
-    // Three batches per run (append --file commits 1,000 lines at a time).
     let lines: Vec<_> = (0..2_500)
         .map(|i| json!({"command": "register", "legal_name": format!("Crash {i}")}))
         .collect();
-    let file = commands(&home, "many.jsonl", &lines);
     let mut delays = Delays(0x9e37_79b9_7f4a_7c15);
-    let mut acknowledged: HashMap<String, String> = HashMap::new();
-    let (mut killed, mut finished) = (0, 0);
-    for _ in 0..rounds(30) {
-        let mut child = home
-            .command(&["--json", "append", "--file", file.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delays.next(400_000));
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        if status.success() {
-            finished += 1;
-        } else {
-            killed += 1;
-        }
-        // Whole lines only: a line cut by the kill was never fully acknowledged.
-        for line in stdout.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if v["type"] == "appended" {
-                let d = &v["data"];
-                acknowledged.insert(
-                    format!("person/{}", d["person"].as_str().unwrap()),
-                    d["cid"].as_str().unwrap().to_string(),
+    let (mut killed, mut finished, mut open_kills, mut checked) = (0, 0, 0, 0);
+    let rounds = rounds(30);
+    let mut done = 0;
+    while done < rounds {
+        let (home, _) = keyed();
+        // Three batches per run (append --file commits 1,000 lines at a time).
+        let file = commands(&home, "many.jsonl", &lines);
+        let mut acknowledged: HashMap<String, String> = HashMap::new();
+        let here = ROUNDS_PER_HOME.min(rounds - done);
+        for _ in 0..here {
+            let mut child = home
+                .command(&["--json", "append", "--file", file.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Up to 1.5 s: some runs are killed before their first commit, some between
+            // batches, some while writing, a few not at all.
+            std::thread::sleep(delays.next(1_500_000));
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let mut stdout = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            if status.success() {
+                finished += 1;
+            } else {
+                killed += 1;
+            }
+            // Whole lines only: a line cut by the kill was never fully acknowledged.
+            for line in stdout.lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if v["type"] == "appended" {
+                    let d = &v["data"];
+                    acknowledged.insert(
+                        format!("person/{}", d["person"].as_str().unwrap()),
+                        d["cid"].as_str().unwrap().to_string(),
+                    );
+                }
+            }
+            let now = heads(&home);
+            for (stream, cid) in &acknowledged {
+                assert_eq!(
+                    now.get(stream),
+                    Some(cid),
+                    "acknowledged {cid} of {stream} lost"
                 );
             }
+            checked += acknowledged.len();
         }
-        let now = heads(&home);
-        for (stream, cid) in &acknowledged {
-            assert_eq!(
-                now.get(stream),
-                Some(cid),
-                "acknowledged {cid} of {stream} lost"
-            );
+        // Kills during open (a reading command and a writer's open).
+        let before = heads(&home);
+        for round in 0..here {
+            let args: &[&str] = if round % 2 == 0 {
+                &["verify"]
+            } else {
+                &["trust", "list"]
+            };
+            let mut child = home
+                .command(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delays.next(30_000));
+            let _ = child.kill();
+            if !child.wait().unwrap().success() {
+                open_kills += 1;
+            }
+            assert_eq!(heads(&home), before, "round {round}: the store changed");
         }
+        ok(&home.run(&["verify"]));
+        done += here;
     }
+    eprintln!(
+        "crash: {rounds} append runs ({killed} killed, {finished} finished), {rounds} opens ({open_kills} killed): every home opened; {checked} checks of an acknowledged event, none lost"
+    );
     assert!(
         killed > 0,
         "no run was killed mid-way ({finished} finished)"
     );
-    // Kills during open (a read-only command and a writer's open).
-    let before = heads(&home);
-    for round in 0..rounds(30) {
-        let args: &[&str] = if round % 2 == 0 {
-            &["verify"]
-        } else {
-            &["trust", "list"]
-        };
-        let mut child = home
-            .command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delays.next(30_000));
-        let _ = child.kill();
-        child.wait().unwrap();
-        assert_eq!(heads(&home), before, "round {round}: the store changed");
-    }
-    ok(&home.run(&["verify"]));
+    assert!(checked > 0, "no run was killed after an acknowledgement");
 }
