@@ -90,14 +90,15 @@ pub enum Problem {
         /// The block that links to it (`None` for a head).
         from: Option<Cid>,
     },
-    /// A `prev` or head link leads to an event of another stream.
+    /// A `prev` or head link leads to an event of another stream. Named by the event whose
+    /// `prev` it is (by the head, when the head record points astray).
     WrongStream {
         /// The stream whose chain was walked.
         expected: StreamId,
         /// The stream the event claims.
         found: StreamId,
     },
-    /// An event's height is not one more than its parent's.
+    /// An event's height is not one more than its parent's. Named by the child.
     HeightGap {
         /// The height the chain position calls for.
         expected: u64,
@@ -815,12 +816,18 @@ impl Gathered {
                     }
                     break;
                 };
+                // A bad link is named by the event that holds it: the child (the head itself
+                // when the head record is what points astray).
+                let (linker, linker_height) = match from {
+                    Some(child) => (child, expected_height + 1),
+                    None => (cur, ev.height),
+                };
                 if &ev.stream != stream {
                     let problem = Problem::WrongStream {
                         expected: stream.clone(),
                         found: ev.stream.clone(),
                     };
-                    found(cur, Some(ev.height), problem);
+                    found(linker, Some(linker_height), problem);
                     break;
                 }
                 if from.is_none() && ev.height != head.height {
@@ -834,8 +841,8 @@ impl Gathered {
                     );
                 } else if ev.height != expected_height {
                     found(
-                        cur,
-                        Some(ev.height),
+                        linker,
+                        Some(linker_height),
                         Problem::HeightGap {
                             expected: expected_height,
                             found: ev.height,

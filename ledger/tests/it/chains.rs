@@ -81,3 +81,79 @@ fn a_clean_store_verifies_in_both_scopes_and_exact_mode_and_walks_both_ways() {
         .iter()
         .all(|f| f.problem.code() == "untrusted-author"));
 }
+
+/// Signs an event of `stream` at `height` with `prev` and makes it the stream's head, past
+/// every append check (as a forger's own code could).
+fn forge_head(
+    store: &personctl_ledger::MemoryStore,
+    stream: &StreamId,
+    height: u64,
+    prev: Cid,
+) -> Cid {
+    use personctl_ledger::{BlockStore, Commit, Head, HeadUpdate, UnsignedEvent};
+    let (event, block) = UnsignedEvent {
+        stream: stream.clone(),
+        height,
+        prev: Some(prev),
+        causes: Vec::new(),
+        event_type: "Touched".into(),
+        schema: 1,
+        payload: None,
+        time_us: 1,
+        correlation: uuid::Uuid::nil(),
+        causation: uuid::Uuid::nil(),
+    }
+    .sign(&fixture_signer())
+    .unwrap();
+    let expected = store.head(stream).unwrap();
+    store
+        .commit(&Commit {
+            blocks: vec![block],
+            heads: vec![HeadUpdate {
+                stream: stream.clone(),
+                expected,
+                new: Head {
+                    cid: event.cid(),
+                    height,
+                },
+            }],
+        })
+        .unwrap();
+    event.cid()
+}
+
+#[test]
+fn a_bad_prev_link_is_named_by_the_child_that_holds_it() {
+    let ledger = Ledger::new(personctl_ledger::MemoryStore::new());
+    let (a, b): (StreamId, StreamId) = ("thing/a".parse().unwrap(), "thing/b".parse().unwrap());
+    let mut heads = Vec::new();
+    for s in [&a, &b] {
+        let draft = Draft::new(s.clone(), "Touched", 1)
+            .with_data(Ipld::Integer(1))
+            .unwrap();
+        heads.push(ledger.append(&fixture_signer(), draft).unwrap().cid);
+    }
+    let trust: TrustSet = [fixture_signer().author()].into_iter().collect();
+    let findings = |store: &personctl_ledger::MemoryStore| {
+        verify(store, &trust, &VerifyOptions::default(), &|_| {})
+            .unwrap()
+            .findings
+            .into_iter()
+            .map(|f| (f.problem.code(), f.cid.unwrap(), f.height))
+            .collect::<Vec<_>>()
+    };
+    // On a, an event whose prev is b's event: wrong-stream, named by that event (the child).
+    let child = forge_head(ledger.store(), &a, 1, heads[1]);
+    assert!(
+        findings(ledger.store()).contains(&("wrong-stream", child, Some(1))),
+        "{:?}",
+        findings(ledger.store())
+    );
+    // On b, an event at height 5 on top of height 0: height-gap, named by the child too.
+    let gap = forge_head(ledger.store(), &b, 5, heads[1]);
+    assert!(
+        findings(ledger.store()).contains(&("height-gap", gap, Some(5))),
+        "{:?}",
+        findings(ledger.store())
+    );
+}
