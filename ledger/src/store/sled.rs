@@ -220,12 +220,25 @@ fn lock(dir: &Path) -> Result<File> {
         .mode(0o600)
         .open(&path)
         .map_err(io(format!("opening {}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    // A lock just released can still be held for a moment by a child process that another
+    // thread of this process forked and that has not yet exec'd (it shares the descriptor
+    // until exec closes it): try for a short while before calling the store in use.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::InUse {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(format!("locking {}", path.display()))(e))
+            }
+        }
     }
 }
 
@@ -283,8 +296,24 @@ fn open_marks(dir: &Path, repairs: &mut Vec<Repair>) -> Result<(Marks, LegacyTru
         };
         Ok((db, legacy))
     };
-    let (db, legacy) = match open() {
+    // sled flocks its file too. Our `LOCK` keeps other writers out, so sled's lock can only
+    // be held for a moment by a child this process forked (see `lock`): retry that briefly,
+    // never mistake it for damage.
+    let mut attempt = open();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    while matches!(&attempt, Err(r) if r.contains("could not acquire lock"))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        attempt = open();
+    }
+    let (db, legacy) = match attempt {
         Ok(opened) => opened,
+        Err(reason) if reason.contains("could not acquire lock") => {
+            return Err(Error::InUse {
+                path: dir.to_path_buf(),
+            })
+        }
         Err(reason) if reason.contains("is not supported") => {
             return Err(Error::Io {
                 context: format!("opening the store at {}", dir.display()),
