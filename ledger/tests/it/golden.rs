@@ -123,6 +123,45 @@ fn build() -> Golden {
         )
         .unwrap();
 
+    // Floats: whole floats stay floats (docs/FORMAT.md, Encoding).
+    let p4 = Payload::with_salt(
+        map(&[
+            ("score", Ipld::Float(2.0)),
+            ("offset", Ipld::Float(0.0)),
+            ("ratio", Ipld::Float(0.5)),
+        ]),
+        salt(4),
+    )
+    .unwrap();
+    let d = ledger
+        .append(
+            &signer,
+            draft(
+                &person,
+                Expected::Height(1),
+                "ScoreRecorded",
+                4,
+                Some(p4),
+                vec![],
+            ),
+        )
+        .unwrap();
+    // A tombstone masking that payload, as the erasure API writes it.
+    let tombstone = personctl_ledger::Tombstone {
+        masks: vec![d.payload.unwrap()],
+        reason: "golden erasure".into(),
+        scope: "component:score".into(),
+    };
+    let mut t_draft = tombstone.draft(person.clone()).unwrap();
+    let salted =
+        Payload::with_salt(t_draft.payload.take().unwrap().data().clone(), salt(5)).unwrap();
+    t_draft.payload = Some(salted);
+    t_draft.expected = Expected::Height(2);
+    t_draft.correlation = Some(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001));
+    t_draft.causation = Some(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0105));
+    t_draft.time_us = Some(1_700_000_005_000_000);
+    let t = ledger.append(&signer, t_draft).unwrap();
+
     let mut blocks = Vec::new();
     let mut push = |name: &str, cid: Cid| {
         let block = ledger.store().get(&cid).unwrap().unwrap();
@@ -148,6 +187,19 @@ fn build() -> Golden {
     push(
         "org/golden-2 at 0 (MemberAdded, causes person/golden-1 at 1)",
         c.cid,
+    );
+    push(
+        "payload of person/golden-1 at 2 (floats: 2.0, 0.0, 0.5)",
+        d.payload.unwrap(),
+    );
+    push("person/golden-1 at 2 (ScoreRecorded)", d.cid);
+    push(
+        "payload of person/golden-1 at 3 (a tombstone)",
+        t.payload.unwrap(),
+    );
+    push(
+        "person/golden-1 at 3 (Tombstone, masks the payload at 2)",
+        t.cid,
     );
     Golden {
         author: signer.author().to_string(),
