@@ -178,18 +178,20 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
             }
             plan.order.push(cid);
             plan.events += 1;
+            // The masks of the whole chain: a payload a tombstone masks is never exported,
+            // even while it is still stored (an erasure not finished yet), and even when the
+            // tombstone lies above where this archive cuts the chain.
+            if !masks_of.contains_key(&stream) {
+                masks_of.insert(stream.clone(), ledger.masks(&stream)?);
+            }
             if let Some(p) = event.payload() {
-                if store.contains(&p)? {
+                if masks_of[&stream].contains_key(&p) {
+                    plan.masked += 1;
+                } else if store.contains(&p)? {
                     plan.order.push(p);
                     plan.payloads += 1;
                 } else {
-                    if !masks_of.contains_key(&stream) {
-                        masks_of.insert(stream.clone(), ledger.masks(&stream)?);
-                    }
-                    if !masks_of[&stream].contains_key(&p) {
-                        return Err(Error::MissingBlock(p));
-                    }
-                    plan.masked += 1;
+                    return Err(Error::MissingBlock(p));
                 }
             }
             starts.extend(event.causes().iter().filter(|c| !seen.contains(c)));
