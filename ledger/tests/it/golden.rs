@@ -54,6 +54,11 @@ fn map(entries: &[(&str, Ipld)]) -> Ipld {
 }
 
 fn build() -> Golden {
+    build_ledger().1
+}
+
+/// The golden ledger (in memory) and its blocks as the golden file lists them.
+fn build_ledger() -> (Ledger<MemoryStore>, Golden) {
     let signer = fixture_signer();
     let ledger = Ledger::new(MemoryStore::new());
     let person: StreamId = "person/golden-1".parse().unwrap();
@@ -201,10 +206,11 @@ fn build() -> Golden {
         "person/golden-1 at 3 (Tombstone, masks the payload at 2)",
         t.cid,
     );
-    Golden {
+    let golden = Golden {
         author: signer.author().to_string(),
         blocks,
-    }
+    };
+    (ledger, golden)
 }
 
 #[test]
@@ -247,4 +253,46 @@ fn golden_blocks_decode_verify_and_hash_to_their_cids() {
             Payload::decode(&block).unwrap();
         }
     }
+}
+
+/// The golden ledger as a CAR archive (`fixtures/golden/archive-v1.car`): two streams, one
+/// naming the other in `causes`, a tombstone and its masked payload left out. Exact bytes, and
+/// it verifies on its own against the fixture key.
+#[cfg(feature = "car")]
+#[test]
+fn golden_archive_is_reproduced_exactly_and_verifies() {
+    let (ledger, _) = build_ledger();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut bytes = Vec::new();
+    runtime
+        .block_on(personctl_ledger::car::export(
+            ledger.store(),
+            None,
+            &mut bytes,
+        ))
+        .unwrap();
+    let path = fixtures().join("golden/archive-v1.car");
+    if std::env::var_os("PERSONCTL_BLESS").is_some() {
+        std::fs::write(&path, &bytes).unwrap();
+        panic!(
+            "wrote {}; re-run without PERSONCTL_BLESS and commit it with a reason",
+            path.display()
+        );
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes == expected, "the golden archive changed");
+    let archive = runtime
+        .block_on(personctl_ledger::car::read(expected.as_slice()))
+        .unwrap();
+    let trust = [fixture_signer().author()].into_iter().collect();
+    let report = archive.verify(&trust, false).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(
+        report.masked.len(),
+        1,
+        "the tombstone's masked payload is left out"
+    );
+    assert_eq!(archive.roots().len(), 2);
 }
