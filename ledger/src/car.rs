@@ -652,4 +652,38 @@ mod tests {
         assert_eq!(unreachable(&report), vec![head.payload().unwrap()]);
         assert!(archive.import_into(&MemoryStore::new(), &trust).is_err());
     }
+
+    #[test]
+    fn a_second_root_for_a_stream_and_a_root_that_is_not_an_event_are_findings() {
+        let (ledger, trust, _) = archive_of_two();
+        let stream: StreamId = "org/o".parse().unwrap();
+        let events: Vec<Event> = ledger
+            .walk_back(&stream)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        let (head, first) = (&events[0], &events[1]);
+        let payload = first.payload().unwrap();
+        let mut bytes = Vec::new();
+        block_on(async {
+            let roots = vec![head.cid().to_raw(), first.cid().to_raw(), payload.to_raw()];
+            let mut car = iroh_car::CarWriter::new(iroh_car::CarHeader::new_v1(roots), &mut bytes);
+            let store = ledger.store();
+            for cid in [head.cid(), head.payload().unwrap(), first.cid(), payload] {
+                let block = store.get(&cid).unwrap().unwrap();
+                car.write(cid.to_raw(), block.bytes()).await.unwrap();
+            }
+            car.finish().await.unwrap();
+        });
+        let archive = block_on(read(bytes.as_slice())).unwrap();
+        let report = archive.verify(&trust, false).unwrap();
+        let found: Vec<(&str, Option<Cid>)> = report
+            .findings
+            .iter()
+            .map(|f| (f.problem.code(), f.cid))
+            .collect();
+        assert!(found.contains(&("fork", Some(first.cid()))), "{found:?}");
+        assert!(found.contains(&("malformed", Some(payload))), "{found:?}");
+        assert!(archive.import_into(&MemoryStore::new(), &trust).is_err());
+    }
 }
