@@ -582,6 +582,28 @@ mod tests {
         out
     }
 
+    /// The two events of `archive_of_two`'s stream, head first.
+    fn two_events(ledger: &Ledger<MemoryStore>) -> (Event, Event) {
+        let stream: StreamId = "org/o".parse().unwrap();
+        let mut events = ledger.walk_back(&stream).unwrap().map(|e| e.unwrap());
+        (events.next().unwrap(), events.next().unwrap())
+    }
+
+    /// A CAR file with `roots` and the blocks `cids` of `ledger`, in that order.
+    fn car_of(ledger: &Ledger<MemoryStore>, roots: &[Cid], cids: &[Cid]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        block_on(async {
+            let header = iroh_car::CarHeader::new_v1(roots.iter().map(Cid::to_raw).collect());
+            let mut car = iroh_car::CarWriter::new(header, &mut bytes);
+            for cid in cids {
+                let block = ledger.store().get(cid).unwrap().unwrap();
+                car.write(cid.to_raw(), block.bytes()).await.unwrap();
+            }
+            car.finish().await.unwrap();
+        });
+        bytes
+    }
+
     fn unreachable(report: &Report) -> Vec<Cid> {
         report
             .findings
@@ -624,29 +646,17 @@ mod tests {
     #[test]
     fn a_payload_left_behind_by_a_removed_head_is_unreachable() {
         let (ledger, trust, _) = archive_of_two();
-        let stream: StreamId = "org/o".parse().unwrap();
-        let events: Vec<Event> = ledger
-            .walk_back(&stream)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        let (head, first) = (&events[0], &events[1]);
+        let (head, first) = two_events(&ledger);
         // An archive rooted at the first event, holding the head's payload but not the head.
-        let mut bytes = Vec::new();
-        block_on(async {
-            let header = iroh_car::CarHeader::new_v1(vec![first.cid().to_raw()]);
-            let mut car = iroh_car::CarWriter::new(header, &mut bytes);
-            let store = ledger.store();
-            for cid in [
+        let bytes = car_of(
+            &ledger,
+            &[first.cid()],
+            &[
                 first.cid(),
                 first.payload().unwrap(),
                 head.payload().unwrap(),
-            ] {
-                let block = store.get(&cid).unwrap().unwrap();
-                car.write(cid.to_raw(), block.bytes()).await.unwrap();
-            }
-            car.finish().await.unwrap();
-        });
+            ],
+        );
         let archive = block_on(read(bytes.as_slice())).unwrap();
         let report = archive.verify(&trust, false).unwrap();
         assert_eq!(unreachable(&report), vec![head.payload().unwrap()]);
@@ -656,25 +666,13 @@ mod tests {
     #[test]
     fn a_second_root_for_a_stream_and_a_root_that_is_not_an_event_are_findings() {
         let (ledger, trust, _) = archive_of_two();
-        let stream: StreamId = "org/o".parse().unwrap();
-        let events: Vec<Event> = ledger
-            .walk_back(&stream)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        let (head, first) = (&events[0], &events[1]);
+        let (head, first) = two_events(&ledger);
         let payload = first.payload().unwrap();
-        let mut bytes = Vec::new();
-        block_on(async {
-            let roots = vec![head.cid().to_raw(), first.cid().to_raw(), payload.to_raw()];
-            let mut car = iroh_car::CarWriter::new(iroh_car::CarHeader::new_v1(roots), &mut bytes);
-            let store = ledger.store();
-            for cid in [head.cid(), head.payload().unwrap(), first.cid(), payload] {
-                let block = store.get(&cid).unwrap().unwrap();
-                car.write(cid.to_raw(), block.bytes()).await.unwrap();
-            }
-            car.finish().await.unwrap();
-        });
+        let bytes = car_of(
+            &ledger,
+            &[head.cid(), first.cid(), payload],
+            &[head.cid(), head.payload().unwrap(), first.cid(), payload],
+        );
         let archive = block_on(read(bytes.as_slice())).unwrap();
         let report = archive.verify(&trust, false).unwrap();
         let found: Vec<(&str, Option<Cid>)> = report
