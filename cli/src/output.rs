@@ -42,6 +42,12 @@ impl Out {
             // sequence that slipped through from reaching the terminal, but keeps the line
             // breaks and tabs of the layout.
             let line = human();
+            if !line
+                .chars()
+                .any(|c| c != '\n' && c != '\t' && unsafe_char(c))
+            {
+                return writeln!(self.writer, "{line}");
+            }
             let safe: String = line
                 .split('\n')
                 .map(|l| {
@@ -66,10 +72,6 @@ impl Out {
 /// (bidirectional overrides and isolates), are written as escapes (`\n`, `\t`, `\u{1b}`). Text
 /// without them is returned as it is. JSON output needs none of this: its encoder escapes.
 pub(crate) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        c.is_control()
-            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -84,6 +86,12 @@ pub(crate) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether [`escape`] writes `c` as an escape.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// [`escape`] of anything displayable.

@@ -178,11 +178,22 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
             }
             plan.order.push(cid);
             plan.events += 1;
-            // The masks of the whole chain: a payload a tombstone masks is never exported,
-            // even while it is still stored (an erasure not finished yet), and even when the
-            // tombstone lies above where this archive cuts the chain.
+            // A payload a tombstone masks is never exported, even while it is still stored (an
+            // erasure not finished yet). A tombstone lies above what it masks: a walk down from
+            // the head meets it first, so its masks are gathered on the way; a chain cut below
+            // its head (there only as a cause) reads its chain's masks first.
             if !masks_of.contains_key(&stream) {
-                masks_of.insert(stream.clone(), ledger.masks(&stream)?);
+                let from_head = store.head(&stream)?.map(|h| h.cid) == Some(cid);
+                let known = if from_head {
+                    crate::Masks::new()
+                } else {
+                    ledger.masks(&stream)?
+                };
+                masks_of.insert(stream.clone(), known);
+            }
+            if let Some(t) = crate::Tombstone::of(store, &event)? {
+                let masks = masks_of.get_mut(&stream).expect("inserted above");
+                masks.extend(t.masks.into_iter().map(|m| (m, cid)));
             }
             if let Some(p) = event.payload() {
                 if masks_of[&stream].contains_key(&p) {

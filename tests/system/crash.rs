@@ -32,6 +32,28 @@ impl Delays {
     }
 }
 
+/// Runs `personctl args` in `home` and kills it (SIGKILL) after `delay`; returns whether it
+/// had finished successfully, and what it printed on stdout until then.
+fn run_and_kill(home: &Home, args: &[&str], delay: Duration) -> (bool, String) {
+    let mut child = home
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    (status.success(), stdout)
+}
+
 /// Every stream's head, from `streams --json`; the home must open.
 fn heads(home: &Home) -> HashMap<String, String> {
     let run = home.run(&["--json", "streams"]);
@@ -67,25 +89,14 @@ fn kills_during_appends_and_opens_never_lose_an_acknowledged_event_nor_the_home(
         let mut acknowledged: HashMap<String, String> = HashMap::new();
         let here = ROUNDS_PER_HOME.min(rounds - done);
         for _ in 0..here {
-            let mut child = home
-                .command(&["--json", "append", "--file", file.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
             // Up to 1.5 s: some runs are killed before their first commit, some between
             // batches, some while writing, a few not at all.
-            std::thread::sleep(delays.next(1_500_000));
-            let _ = child.kill();
-            let status = child.wait().unwrap();
-            let mut stdout = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
-            if status.success() {
+            let (ok, stdout) = run_and_kill(
+                &home,
+                &["--json", "append", "--file", file.to_str().unwrap()],
+                delays.next(1_500_000),
+            );
+            if ok {
                 finished += 1;
             } else {
                 killed += 1;
@@ -121,15 +132,7 @@ fn kills_during_appends_and_opens_never_lose_an_acknowledged_event_nor_the_home(
             } else {
                 &["trust", "list"]
             };
-            let mut child = home
-                .command(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(delays.next(30_000));
-            let _ = child.kill();
-            if !child.wait().unwrap().success() {
+            if !run_and_kill(&home, args, delays.next(30_000)).0 {
                 open_kills += 1;
             }
             assert_eq!(heads(&home), before, "round {round}: the store changed");

@@ -156,16 +156,6 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Whether the stored event `cid` is an erasure (a tombstone).
-    fn is_erasure(&self, cid: &personctl_ledger::Cid) -> bool {
-        self.store
-            .get(cid)
-            .ok()
-            .flatten()
-            .and_then(|b| personctl_ledger::Event::decode(&b).ok())
-            .is_some_and(|e| e.event_type() == personctl_ledger::TOMBSTONE_TYPE)
-    }
-
     /// Reads and decodes the stored events `cids`, checks their signatures in batches (about
     /// twice as fast as one by one) and keeps those that verify for `prepare`, which reads and
     /// checks any other alone.
@@ -304,13 +294,14 @@ impl<'a> Applier<'a> {
     }
 
     /// Prepares what the message at `sequence` on `subject` does to the read models (pulling
-    /// its chain if needed, running the policies): the update, and the event's CID.
+    /// its chain if needed, running the policies): the update, the event's CID, and whether the
+    /// event is an erasure (a tombstone: the read models are compacted after it).
     async fn prepare(
         &mut self,
         sequence: u64,
         subject: &str,
         body: &[u8],
-    ) -> Result<(Update, personctl_ledger::Cid)> {
+    ) -> Result<(Update, personctl_ledger::Cid, bool)> {
         let notice = Notice::decode(body)
             .with_context(|| format!("message {sequence} on {subject} is not a notice"))?;
         let stream = self
@@ -379,7 +370,8 @@ impl<'a> Applier<'a> {
             }],
         };
         self.cache.insert(id, replayed);
-        Ok((update, notice.cid))
+        let erases = event.event_type() == personctl_ledger::TOMBSTONE_TYPE;
+        Ok((update, notice.cid, erases))
     }
 }
 
@@ -389,11 +381,14 @@ struct Pending {
     updates: Vec<Update>,
     index: HashMap<PersonId, usize>,
     cids: Vec<personctl_ledger::Cid>,
+    /// Whether an event of the batch is an erasure (the read models are compacted after it).
+    erases: bool,
 }
 
 impl Pending {
-    fn add(&mut self, update: Update, cid: personctl_ledger::Cid) {
+    fn add(&mut self, update: Update, cid: personctl_ledger::Cid, erases: bool) {
         self.cids.push(cid);
+        self.erases |= erases;
         match self.index.get(&update.person) {
             Some(&i) => {
                 let u = &mut self.updates[i];
@@ -560,8 +555,8 @@ pub(crate) async fn run(
             loop {
                 attempt += 1;
                 match applier.prepare(sequence, &subject, &message.payload).await {
-                    Ok((update, cid)) => {
-                        pending.add(update, cid);
+                    Ok((update, cid, erases)) => {
+                        pending.add(update, cid, erases);
                         applied += 1;
                     }
                     Err(e) if attempt < args.max_attempts => {
@@ -601,7 +596,7 @@ pub(crate) async fn run(
         if last > checkpoint {
             projections.apply(Some(last), &pending.updates)?;
             // An erasure's values leave the trees here; compaction takes them off the disk.
-            if pending.cids.iter().any(|c| applier.is_erasure(c)) {
+            if pending.erases {
                 projections.compact()?;
             }
             if let Some(observe) = observer {
@@ -746,11 +741,11 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
                         .await
                         .map_err(|e| anyhow!("message {sequence}: {e}"))?;
                     // Applied out of order: the checkpoint stays where it is.
-                    let (update, cid) = applier
+                    let (update, _, erases) = applier
                         .prepare(sequence, &original.subject, &original.payload)
                         .await?;
                     projections.apply(None, &[update])?;
-                    if applier.is_erasure(&cid) {
+                    if erases {
                         projections.compact()?;
                     }
                     anyhow::Ok(())

@@ -89,7 +89,8 @@ fn map(file: &File) -> std::io::Result<Option<Arc<memmap2::Mmap>>> {
     unsafe { memmap2::Mmap::map(file) }.map(|m| Some(Arc::new(m)))
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+/// Maps an I/O error to [`Error::Io`] with `context` (what was being done, naming the path).
+pub(super) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
 }

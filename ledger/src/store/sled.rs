@@ -43,7 +43,7 @@ use std::thread::Thread;
 use tracing::instrument;
 
 use super::recover::{recover, Repair};
-use super::segments::{checked, Access, Loc, Segments};
+use super::segments::{checked, io, Access, Loc, Segments};
 use super::trust_file;
 use super::{check_heads, BlockStore, Commit, Head, Published};
 use crate::{Author, Block, Cid, Error, Result, StreamId, CID_LEN};
@@ -202,10 +202,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { context, source }
-}
-
 /// A layout-1 store's trust list, read from sled to be moved to the trust file.
 type LegacyTrust = Option<Vec<(Author, String)>>;
 
@@ -220,24 +216,61 @@ fn lock(dir: &Path) -> Result<File> {
         .mode(0o600)
         .open(&path)
         .map_err(io(format!("opening {}", path.display())))?;
-    // A lock just released can still be held for a moment by a child process that another
-    // thread of this process forked and that has not yet exec'd (it shares the descriptor
-    // until exec closes it): try for a short while before calling the store in use.
+    let locked = retry_briefly(
+        || file.try_lock(),
+        |e| matches!(e, std::fs::TryLockError::WouldBlock),
+    );
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than `held` says, or 250 ms have passed.
+/// A lock just released can still be held for a moment by a child process that another thread
+/// of this process forked and that has not yet exec'd (it shares the descriptor until exec
+/// closes it), so a held lock is tried again for a short while before the store counts as in
+/// use.
+fn retry_briefly<T, E>(
+    mut attempt: impl FnMut() -> std::result::Result<T, E>,
+    held: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+        match attempt() {
+            Err(e) if held(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::InUse {
-                    path: dir.to_path_buf(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(io(format!("locking {}", path.display()))(e))
-            }
+            other => return other,
+        }
+    }
+}
+
+/// Why the sled side of a store did not open.
+enum Failed {
+    /// A layout this version does not read: an error, never a reason to rebuild.
+    Unsupported(String),
+    /// sled failed (its own text: the only form sled 0.34 gives).
+    Sled(String),
+}
+
+impl Failed {
+    fn sled(e: ::sled::Error) -> Failed {
+        Failed::Sled(e.to_string())
+    }
+
+    /// sled's lock is held (by a child this process forked, since `LOCK` keeps other
+    /// processes out). sled reports it only as text.
+    fn is_locked(&self) -> bool {
+        matches!(self, Failed::Sled(r) if r.contains("could not acquire lock"))
+    }
+
+    fn reason(self) -> String {
+        match self {
+            Failed::Unsupported(r) | Failed::Sled(r) => r,
         }
     }
 }
@@ -260,72 +293,65 @@ fn open_marks(dir: &Path, repairs: &mut Vec<Repair>) -> Result<(Marks, LegacyTru
             }
         }
     }
-    let open = || -> std::result::Result<(::sled::Db, LegacyTrust), String> {
+    let open = || -> std::result::Result<(::sled::Db, LegacyTrust), Failed> {
         let db = ::sled::Config::new()
             .path(&index)
             .open()
-            .map_err(|e| e.to_string())?;
-        let legacy = match db.get(META_FORMAT).map_err(|e| e.to_string())? {
+            .map_err(Failed::sled)?;
+        let legacy = match db.get(META_FORMAT).map_err(Failed::sled)? {
             Some(v) if v.as_ref() == LAYOUT_VERSION => None,
             Some(v) if v.as_ref() == b"1" => {
-                let trust = db.open_tree("trust").map_err(|e| e.to_string())?;
+                let trust = db.open_tree("trust").map_err(Failed::sled)?;
                 let mut list = Vec::new();
                 for entry in trust.iter() {
-                    let (k, v) = entry.map_err(|e| e.to_string())?;
+                    let (k, v) = entry.map_err(Failed::sled)?;
                     let key: [u8; 32] = k
                         .as_ref()
                         .try_into()
-                        .map_err(|_| "a trusted key is not 32 bytes".to_string())?;
-                    let author = Author::from_bytes(&key).map_err(|e| e.to_string())?;
+                        .map_err(|_| Failed::Sled("a trusted key is not 32 bytes".into()))?;
+                    let author =
+                        Author::from_bytes(&key).map_err(|e| Failed::Sled(e.to_string()))?;
                     list.push((author, String::from_utf8_lossy(&v).into_owned()));
                 }
                 Some(list)
             }
             Some(v) => {
-                return Err(format!(
+                return Err(Failed::Unsupported(format!(
                     "store layout version {:?} is not supported (expected 2)",
                     String::from_utf8_lossy(&v)
-                ))
+                )))
             }
             None => {
                 db.insert(META_FORMAT, LAYOUT_VERSION)
-                    .map_err(|e| e.to_string())?;
-                db.flush().map_err(|e| e.to_string())?;
+                    .map_err(Failed::sled)?;
+                db.flush().map_err(Failed::sled)?;
                 None
             }
         };
         Ok((db, legacy))
     };
     // sled flocks its file too. Our `LOCK` keeps other writers out, so sled's lock can only
-    // be held for a moment by a child this process forked (see `lock`): retry that briefly,
-    // never mistake it for damage.
-    let mut attempt = open();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
-    while matches!(&attempt, Err(r) if r.contains("could not acquire lock"))
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        attempt = open();
-    }
-    let (db, legacy) = match attempt {
+    // be held for a moment by a child this process forked (see `retry_briefly`): never
+    // mistake it for damage.
+    let (db, legacy) = match retry_briefly(open, Failed::is_locked) {
         Ok(opened) => opened,
-        Err(reason) if reason.contains("could not acquire lock") => {
+        Err(f) if f.is_locked() => {
             return Err(Error::InUse {
                 path: dir.to_path_buf(),
             })
         }
-        Err(reason) if reason.contains("is not supported") => {
+        Err(Failed::Unsupported(reason)) => {
             return Err(Error::Io {
                 context: format!("opening the store at {}", dir.display()),
                 source: std::io::Error::other(reason),
             })
         }
-        Err(reason) => {
+        Err(Failed::Sled(reason)) => {
             std::fs::remove_dir_all(&index).map_err(io(format!("removing {}", index.display())))?;
             repairs.push(Repair::IndexRebuilt { reason });
-            open().map_err(|reason| Error::Io {
+            open().map_err(|f| Error::Io {
                 context: format!("making the index {} anew", index.display()),
-                source: std::io::Error::other(reason),
+                source: std::io::Error::other(f.reason()),
             })?
         }
     };

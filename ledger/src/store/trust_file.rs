@@ -10,15 +10,12 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::segments::io;
 use crate::{Author, Error, Result};
 
 /// The file's name in the store directory.
 pub(super) const NAME: &str = "trust";
 const TEMPORARY: &str = "trust.tmp";
-
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { context, source }
-}
 
 /// The path of a leftover temporary file, if one is there (an interrupted rewrite: the old
 /// file is still whole).
@@ -79,7 +76,7 @@ pub(super) fn write(dir: &Path, list: &[(Author, String)]) -> Result<()> {
 
 /// A label as the file keeps it: control characters (which would break the line format or a
 /// terminal) become spaces.
-pub(super) fn clean_label(label: &str) -> String {
+fn clean_label(label: &str) -> String {
     label
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
