@@ -1,7 +1,7 @@
 //! The one error type of the ledger crate.
 //!
 //! Errors keep three kinds apart, because callers handle them differently:
-//! a concurrency conflict ([`Error::Conflict`]: reload and retry), bad input or bad data
+//! a concurrency conflict ([`Error::Conflict`], [`Error::Withdrawn`]: reload and retry), bad input or bad data
 //! ([`Error::Codec`], [`Error::InvalidStream`], [`Error::CidMismatch`], ...: report it), and an
 //! infrastructure failure ([`Error::Storage`], [`Error::Io`]: the environment is broken).
 
@@ -26,6 +26,7 @@ pub enum Error {
     },
     /// A JetStream publish lost a race: the subject's last message is no longer the one the
     /// writer built on. Nothing was stored in JetStream.
+    #[cfg(feature = "jetstream")]
     #[error("conflict on {subject}: the subject moved past sequence {expected_sequence}; reload and retry")]
     SubjectMoved {
         /// The subject.
@@ -34,11 +35,30 @@ pub enum Error {
         expected_sequence: u64,
     },
     /// NATS or JetStream failed or refused (connection, stream set-up, an incompatible stream).
+    #[cfg(feature = "jetstream")]
     #[error("{context}: {reason}")]
     Nats {
         /// What was being done.
         context: String,
         /// What went wrong.
+        reason: String,
+    },
+    /// No NATS server could be reached at the URL (after the connect retries).
+    #[cfg(feature = "jetstream")]
+    #[error("connecting to NATS at {url}: {reason}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What went wrong on the last try.
+        reason: String,
+    },
+    /// A NATS URL that does not parse.
+    #[cfg(feature = "jetstream")]
+    #[error("the NATS URL {input:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        input: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// Bytes are not strict, canonical DAG-CBOR, or do not have the expected shape.
@@ -129,6 +149,36 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The shared log did not acknowledge some pending events ([`crate::Publisher`]); they
+    /// stay stored here, pending, and the next publish sends them.
+    #[error("the shared log did not acknowledge the pending events of {streams} stream(s), for example {first}: {reason}; they are stored here and kept pending")]
+    NotPublished {
+        /// How many streams kept pending events.
+        streams: usize,
+        /// The first of them.
+        first: StreamId,
+        /// Why, for that stream.
+        reason: String,
+    },
+    /// An event lost a race on the shared log: another writer's event holds its height there.
+    /// It was withdrawn (removed here, never acknowledged) and the stream follows the log.
+    #[error("event {cid} on {stream} lost a race on the shared log (another writer appended first) and was withdrawn")]
+    Withdrawn {
+        /// The stream.
+        stream: StreamId,
+        /// The withdrawn event.
+        cid: Cid,
+    },
+    /// A write kept losing races on the shared log for [`crate::Retry::rounds`] rounds.
+    #[error(
+        "{stream}: still losing races on the shared log after {rounds} rounds of deciding again"
+    )]
+    StillLosing {
+        /// The stream written to.
+        stream: StreamId,
+        /// The rounds tried.
+        rounds: u32,
+    },
     /// The storage backend failed.
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
@@ -152,7 +202,23 @@ fn fmt_height(h: Option<u64>) -> String {
 impl Error {
     /// Whether this is a concurrency conflict (reload and retry).
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Conflict { .. } | Error::SubjectMoved { .. })
+        match self {
+            Error::Conflict { .. } | Error::Withdrawn { .. } | Error::StillLosing { .. } => true,
+            #[cfg(feature = "jetstream")]
+            Error::SubjectMoved { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the shared log could not be reached or did not acknowledge: the write is stored
+    /// here and pending, and working on locally is safe (a later publish settles it).
+    pub fn is_offline(&self) -> bool {
+        match self {
+            Error::NotPublished { .. } => true,
+            #[cfg(feature = "jetstream")]
+            Error::Nats { .. } | Error::Unreachable { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn codec(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {

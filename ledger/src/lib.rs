@@ -119,6 +119,7 @@ mod event;
 pub mod jetstream;
 mod keys;
 mod ledger;
+mod publish;
 pub mod store;
 mod stream;
 mod tombstone;
@@ -134,6 +135,7 @@ pub use crate::event::{
 };
 pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer, VERIFY_BATCH};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
+pub use crate::publish::{Collected, Erased, PublishReport, Publisher, Retry};
 pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Published, SledStore};
 pub use crate::stream::StreamId;
 pub use crate::tombstone::{Masks, Tombstone, MAX_SCOPE, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};

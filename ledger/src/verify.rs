@@ -138,23 +138,26 @@ pub enum Problem {
         /// What was wrong.
         reason: String,
     },
-    /// A payload masked by a tombstone is still stored: the erasure was not finished (run
-    /// `personctl gc`, or the erasure again).
+    /// A payload masked by a tombstone is still stored: the erasure was not finished
+    /// (collect garbage, or erase again).
     Unpurged {
         /// The tombstone that masks it.
         tombstone: Cid,
     },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a stored head that JetStream does not have as the subject's
     /// last message (pending events, or a store ahead of the log).
     Unpublished {
         /// The height of the subject's last event in JetStream (`None`: no message at all).
         published: Option<u64>,
     },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a message names an event that is not in the store.
     NotStored {
         /// The message's stream sequence.
         sequence: u64,
     },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a message does not match the event it names, or is out of
     /// order on its subject.
     MessageMismatch {
@@ -185,8 +188,11 @@ impl Problem {
             Problem::Unreachable => "unreachable",
             Problem::BadTombstone { .. } => "bad-tombstone",
             Problem::Unpurged { .. } => "unpurged",
+            #[cfg(feature = "jetstream")]
             Problem::Unpublished { .. } => "unpublished",
+            #[cfg(feature = "jetstream")]
             Problem::NotStored { .. } => "not-stored",
+            #[cfg(feature = "jetstream")]
             Problem::MessageMismatch { .. } => "message-mismatch",
         }
     }
@@ -232,19 +238,23 @@ impl fmt::Display for Problem {
             Problem::BadTombstone { reason } => write!(f, "bad tombstone: {reason}"),
             Problem::Unpurged { tombstone } => write!(
                 f,
-                "masked by tombstone {tombstone} but still stored: erasure unfinished, run `personctl gc`"
+                "masked by tombstone {tombstone} but still stored: erasure unfinished (erase again, or collect garbage)"
             ),
+            #[cfg(feature = "jetstream")]
             Problem::Unpublished { published: Some(h) } => write!(
                 f,
-                "stored head not in JetStream (its subject ends at height {h}): pending, run `personctl sync`"
+                "stored head not in JetStream (its subject ends at height {h}): pending (publish it)"
             ),
+            #[cfg(feature = "jetstream")]
             Problem::Unpublished { published: None } => write!(
                 f,
-                "stored head not in JetStream (its subject has no message): pending, run `personctl sync`"
+                "stored head not in JetStream (its subject has no message): pending (publish it)"
             ),
+            #[cfg(feature = "jetstream")]
             Problem::NotStored { sequence } => {
                 write!(f, "JetStream message {sequence} names an event the store lacks")
             }
+            #[cfg(feature = "jetstream")]
             Problem::MessageMismatch { sequence, reason } => {
                 write!(f, "JetStream message {sequence}: {reason}")
             }

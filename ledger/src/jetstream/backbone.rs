@@ -50,29 +50,8 @@ pub struct Backbone {
     trust: Option<crate::TrustSet>,
 }
 
-/// What [`Backbone::publish`] did.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Events JetStream acknowledged (as new messages).
-    pub published: u64,
-    /// Events JetStream had already (a re-publish after a crash or a lost ack).
-    pub duplicates: u64,
-    /// Events pulled from JetStream that other writers published.
-    pub fetched: u64,
-    /// Streams whose pending events lost a race: the events named were withdrawn from the local
-    /// store (never acknowledged), and the local head now follows JetStream.
-    pub conflicts: Vec<(StreamId, Vec<Cid>)>,
-    /// Streams whose pending events could not be published (server unreachable, timeouts); they
-    /// stay pending for the next [`Backbone::publish`].
-    pub failures: Vec<(StreamId, Error)>,
-}
-
-impl Report {
-    /// Every pending event was acknowledged or withdrawn after a lost race.
-    pub fn all_settled(&self) -> bool {
-        self.failures.is_empty()
-    }
-}
+/// What [`Backbone::publish`] did (the [`crate::Publisher`] report).
+pub type Report = crate::PublishReport;
 
 /// What [`Backbone::pull`] did to one stream.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -110,8 +89,8 @@ impl Backbone {
             .split(',')
             .map(|u| u.trim().parse::<async_nats::ServerAddr>())
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Nats {
-                context: format!("the NATS URL {url:?}"),
+            .map_err(|e| Error::InvalidUrl {
+                input: url.to_string(),
                 reason: e.to_string(),
             })?;
         let mut attempt = 0;
@@ -128,8 +107,8 @@ impl Backbone {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return Err(Error::Nats {
-                        context: format!("connecting to NATS at {url} ({CONNECT_TRIES} tries)"),
+                    return Err(Error::Unreachable {
+                        url: format!("{url} ({CONNECT_TRIES} tries)"),
                         reason: e.to_string(),
                     })
                 }

@@ -1,6 +1,7 @@
 //! The JetStream backbone (feature `jetstream`): the CID-only message ([`Notice`]), subjects,
 //! stream set-up with a compatibility check, the block bucket ([`Blocks`]), the retry policy,
-//! and in submodules [`Backbone`] (publish, pull) and the readers ([`follow`], [`cross_check`]).
+//! and in submodules [`Backbone`] (publish, pull), [`Link`] (the same for synchronous callers:
+//! the [`crate::Publisher`] of the write path) and the readers ([`follow`], [`cross_check`]).
 //! The design is in `docs/JETSTREAM.md`.
 
 use std::time::Duration;
@@ -13,9 +14,11 @@ use tracing::instrument;
 
 mod backbone;
 mod check;
+mod link;
 
 pub use self::backbone::{Backbone, Pulled, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
+pub use self::link::{Link, PulledAll};
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
 
