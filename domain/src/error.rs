@@ -90,6 +90,17 @@ pub enum Error {
     /// `--at` names a height or CID that is not on the person's chain.
     #[error("{0}")]
     NotOnChain(String),
+    /// No chain of this person, here (nor in the shared log, when one is used).
+    #[error("no person {0}")]
+    UnknownPerson(PersonId),
+    /// Only some of a command's events were accepted by the shared log: another writer
+    /// changed one of its persons at the same time (a merge touches two). Read the persons
+    /// again before going on.
+    #[error("person {person}: the shared log accepted only some of the command's events (another writer changed one of its persons at the same time)")]
+    PartlyAccepted {
+        /// The person the command was for.
+        person: PersonId,
+    },
     /// The ledger failed (a concurrency conflict is `personctl_ledger::Error::Conflict`).
     #[error(transparent)]
     Ledger(#[from] personctl_ledger::Error),
@@ -106,9 +117,6 @@ pub enum Error {
 impl Error {
     /// Whether this is a concurrency conflict (reload and retry).
     pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            Error::Ledger(personctl_ledger::Error::Conflict { .. })
-        )
+        matches!(self, Error::Ledger(e) if e.is_conflict())
     }
 }

@@ -25,6 +25,7 @@ pub mod policy;
 mod projections;
 pub mod read_model;
 mod service;
+mod write;
 
 pub use crate::apply::{apply, MASKED};
 pub use crate::command::Command;
@@ -38,3 +39,4 @@ pub use crate::ids::{PersonId, AGGREGATE};
 pub use crate::model::Person;
 pub use crate::projections::{Link, Projections, Update};
 pub use crate::service::{onboarding_stream, At, BatchFailure, Persons, Replayed};
+pub use crate::write::{Erasing, Executed};

@@ -443,9 +443,9 @@ impl<S: BlockStore> Persons<S> {
     /// is a conflict, reported). Returns the tombstone (`None`: nothing was left to erase).
     ///
     /// The masked blocks are still stored afterwards, though never read again: remove them
-    /// with [`Persons::purge`] once the tombstone is where it must be (with JetStream: once it
-    /// is acknowledged, so that a tombstone that loses a race never leaves data removed
-    /// without one).
+    /// with [`Persons::purge`] once the tombstone is where it must be, or use
+    /// [`Persons::erase_and_purge`], which does all of it in the safe order (with a shared log
+    /// too).
     pub fn erase(
         &self,
         signer: &Signer,
@@ -453,6 +453,20 @@ impl<S: BlockStore> Persons<S> {
         erasure: &Erasure,
         reason: &str,
     ) -> Result<Option<Appended>, Error> {
+        match self.erasure_draft(id, erasure, reason)? {
+            Some(d) => Ok(Some(self.ledger.append(signer, d)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The tombstone that erases `erasure` of person `id` now, pinned to the head it was
+    /// decided on (`None`: nothing is left to erase).
+    pub(crate) fn erasure_draft(
+        &self,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+    ) -> Result<Option<Draft>, Error> {
         let history = self.history(id)?;
         let stored = history.last().map(|(h, _)| *h);
         let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
@@ -467,8 +481,7 @@ impl<S: BlockStore> Persons<S> {
             stored,
             drafted: false,
         };
-        let d = draft(id, &mut w, event, Vec::new(), Uuid::now_v7())?;
-        Ok(Some(self.ledger.append(signer, d)?))
+        Ok(Some(draft(id, &mut w, event, Vec::new(), Uuid::now_v7())?))
     }
 
     /// Removes from the store every block a tombstone on person `id`'s chain masks; returns

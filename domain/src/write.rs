@@ -1,0 +1,206 @@
+//! The write path of persons with a shared log: commands decided, appended and published, and
+//! decided again on the newest state when their events lose a race
+//! ([`Persons::execute_published`]); erasure in its safe order ([`Persons::erase_and_purge`]).
+//! The log is the ledger's [`Publisher`] (JetStream in `personctl`); `None` works on the local
+//! store alone. Nothing here names NATS.
+
+use std::collections::HashSet;
+
+use personctl_ledger::{Appended, BlockStore, Cid, Publisher, Retry, Signer};
+
+use crate::{Command, Erasure, Error, PersonId, Persons};
+
+/// What [`Persons::execute_published`] did.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// The events of each command done, in the batch's order: a prefix of the batch.
+    pub appended: Vec<Vec<Appended>>,
+    /// The first command that failed (its index in the batch) and why; nothing of it was
+    /// appended and the commands after it were not run.
+    pub failure: Option<(usize, Error)>,
+    /// Why the shared log stopped taking events ([`personctl_ledger::Error::is_offline`]). From
+    /// then on, commands were appended here alone: those events are stored and pending, and
+    /// the next publish sends them.
+    pub unpublished: Option<personctl_ledger::Error>,
+}
+
+/// What [`Persons::erase_and_purge`] did.
+#[derive(Debug)]
+pub struct Erasing {
+    /// The tombstone appended (`None`: nothing was left to erase; masked blocks an
+    /// interrupted erasure left were still removed).
+    pub tombstone: Option<Appended>,
+    /// How many payloads the tombstone masks.
+    pub masked: usize,
+    /// Masked blocks removed from the local store.
+    pub removed: Vec<Cid>,
+    /// Masked blocks removed from the log's block store (`None`: no publisher).
+    pub erased_remote: Option<u64>,
+}
+
+impl<S: BlockStore> Persons<S> {
+    /// Runs commands in order ([`Persons::execute_batch`]) and, with a publisher, publishes
+    /// their events. Before deciding, every person of the batch is brought level with the log.
+    /// Commands whose events lost a race (withdrawn, the person now level with the winner) are
+    /// decided again on the new state, in their order, at most `retry.rounds` times. When the
+    /// log stops answering, the rest is stored here, pending ([`Executed::unpublished`]).
+    ///
+    /// Fails (`Err`, nothing appended) only when a person cannot be brought level with the log
+    /// for another reason than the log being unreachable (for example untrusted events there).
+    pub fn execute_published(
+        &self,
+        signer: &Signer,
+        batch: &[(PersonId, Command)],
+        publisher: Option<&dyn Publisher>,
+        retry: Retry,
+    ) -> Result<Executed, Error> {
+        let mut out = Executed::default();
+        let mut publisher = publisher;
+        let store: &dyn BlockStore = self.ledger().store();
+        if let Some(p) = publisher {
+            let mut seen = HashSet::new();
+            for (id, _) in batch {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                match p.pull(store, &id.stream()) {
+                    Ok(_) => {}
+                    Err(e) if e.is_offline() => {
+                        out.unpublished = Some(e);
+                        publisher = None;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let mut results: Vec<Option<Vec<Appended>>> = vec![None; batch.len()];
+        let mut todo: Vec<usize> = (0..batch.len()).collect();
+        for round in 0.. {
+            let commands: Vec<(PersonId, Command)> =
+                todo.iter().map(|&i| batch[i].clone()).collect();
+            let (appended, failed) = match self.execute_batch(signer, &commands) {
+                Ok(appended) => (appended, None),
+                Err(f) => (f.appended, Some((f.index, f.error))),
+            };
+            let mut withdrawn = HashSet::new();
+            if let Some(p) = publisher {
+                let streams: Vec<_> = appended
+                    .iter()
+                    .flatten()
+                    .map(|a| a.stream.clone())
+                    .collect();
+                match p.publish(store, Some(&streams)).and_then(|r| r.settled()) {
+                    Ok(report) => withdrawn = report.withdrawn(),
+                    // Stored, not published: pending, like the rest of the batch from now on.
+                    Err(e) if e.is_offline() => {
+                        out.unpublished = Some(e);
+                        publisher = None;
+                    }
+                    Err(e) => {
+                        out.failure = Some((todo[0], e.into()));
+                        break;
+                    }
+                }
+            }
+            let mut again = Vec::new();
+            for (k, events) in appended.into_iter().enumerate() {
+                let i = todo[k];
+                let lost = events.iter().filter(|a| withdrawn.contains(&a.cid)).count();
+                if lost == 0 {
+                    results[i] = Some(events);
+                } else if lost == events.len() {
+                    again.push(i);
+                } else {
+                    out.failure = Some((i, Error::PartlyAccepted { person: batch[i].0 }));
+                    break;
+                }
+            }
+            if out.failure.is_some() {
+                break;
+            }
+            match failed {
+                Some((k, error)) if again.is_empty() => {
+                    out.failure = Some((todo[k], error));
+                    break;
+                }
+                // Commands after a failed one were never run: they run again with the others.
+                Some((k, _)) => again.extend_from_slice(&todo[k..]),
+                None if again.is_empty() => break,
+                None => {}
+            }
+            if round + 1 >= retry.rounds.max(1) {
+                let i = again[0];
+                out.failure = Some((
+                    i,
+                    personctl_ledger::Error::StillLosing {
+                        stream: batch[i].0.stream(),
+                        rounds: retry.rounds,
+                    }
+                    .into(),
+                ));
+                break;
+            }
+            tracing::debug!(
+                round,
+                again = again.len(),
+                "lost races on the log; deciding again"
+            );
+            again.sort_unstable();
+            again.dedup();
+            todo = again;
+        }
+        out.appended = results.into_iter().map_while(|r| r).collect();
+        if let Some((i, _)) = &out.failure {
+            debug_assert!(*i >= out.appended.len());
+        }
+        Ok(out)
+    }
+
+    /// Erases personal data of person `id` for good, in the ledger's safe order
+    /// ([`personctl_ledger::Ledger::erase`]): with a publisher the person is first brought
+    /// level with the log, then the erasure is decided on it, the tombstone appended and
+    /// acknowledged, and only then are the masked blocks removed here and from the log.
+    /// Nothing left to erase still removes what an interrupted erasure left behind.
+    pub fn erase_and_purge(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+        publisher: Option<&dyn Publisher>,
+    ) -> Result<Erasing, Error> {
+        let stream = id.stream();
+        let store: &dyn BlockStore = self.ledger().store();
+        if let Some(p) = publisher {
+            p.pull(store, &stream)?;
+        }
+        if store.head(&stream)?.is_none() {
+            return Err(Error::UnknownPerson(id));
+        }
+        let Some(tombstone) = self.erasure_draft(id, erasure, reason)? else {
+            let removed = self.purge(id)?;
+            let erased_remote = match publisher {
+                Some(p) => {
+                    let mut masked: Vec<Cid> = self.ledger().masks(&stream)?.into_keys().collect();
+                    masked.sort();
+                    Some(p.erase_blocks(&masked)?)
+                }
+                None => None,
+            };
+            return Ok(Erasing {
+                tombstone: None,
+                masked: 0,
+                removed,
+                erased_remote,
+            });
+        };
+        let erased = self.ledger().erase(signer, tombstone, publisher)?;
+        Ok(Erasing {
+            tombstone: Some(erased.tombstone),
+            masked: erased.masked,
+            removed: erased.removed,
+            erased_remote: erased.erased_remote,
+        })
+    }
+}
