@@ -293,6 +293,82 @@ fn a_server_killed_mid_batch_loses_nothing_and_sync_publishes_every_event_exactl
 }
 
 #[test]
+fn with_the_server_down_append_keeps_the_events_pending_and_sync_publishes_them() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    let (a, _) = keyed();
+    let first = a.run(&[
+        "--nats",
+        &url,
+        "--json",
+        "append",
+        "register",
+        "--legal-name",
+        "A",
+    ]);
+    let id = ok(&first).records()[0].1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.kill();
+    // Offline: the command is decided on the local state, stored, and left pending (exit 2).
+    let run = a.run(&[
+        "--nats",
+        &url,
+        "--json",
+        "append",
+        "add-email",
+        "--person",
+        &id,
+        "--address",
+        "a@example.org",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("1 event(s) are stored here and kept pending")
+            && run.stderr.contains("personctl sync")
+            && run.stderr.contains(&url),
+        "{}",
+        run.stderr
+    );
+    let stored = run.of_type("appended");
+    assert_eq!(stored.len(), 1, "{}", run.stdout);
+    let cid = stored[0]["cid"].as_str().unwrap().to_string();
+    // A raw event, too.
+    let raw = a.run(&[
+        "--nats",
+        &url,
+        "append-event",
+        "--stream",
+        "org/acme",
+        "--type",
+        "Founded",
+    ]);
+    assert_eq!(raw.code, 2, "{}", raw.stderr);
+    assert!(
+        raw.stderr
+            .contains("the event is stored here and kept pending"),
+        "{}",
+        raw.stderr
+    );
+    // Both stay in the store (verify without the server: ok), and sync publishes them.
+    ok(&a.run(&["verify"]));
+    server.restart();
+    let synced = ok(&a.run(&["--nats", &url, "--json", "sync"])).records();
+    assert_eq!(synced.last().unwrap().1["published"], 2, "{synced:?}");
+    let published: HashSet<String> = messages(&url)
+        .into_iter()
+        .map(|(_, _, n, _)| n.cid.to_string())
+        .collect();
+    assert!(
+        published.contains(&cid),
+        "the offline event is on JetStream"
+    );
+    ok(&a.run(&["--nats", &url, "verify"]));
+}
+
+#[test]
 fn a_three_node_cluster_keeps_every_acknowledged_event_when_a_node_dies() {
     let mut cluster = Cluster::start(3);
     let urls = cluster.urls();

@@ -11,14 +11,12 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use std::collections::HashSet;
-
-use personctl_domain::{Command, Error as DomainError, PersonId, Persons};
-use personctl_ledger::{Appended, Cid, Ledger, Signer, SledStore, StreamId};
+use personctl_domain::{Command, PersonId, Persons};
+use personctl_ledger::{Appended, Ledger, Publisher, Retry};
 
 use crate::args::AppendArgs;
 use crate::config::Config;
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -93,20 +91,23 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         Some(path) => Some(Lines::open(path)?),
         None => None,
     };
-    let single = match &file {
+    let mut single = match &file {
         Some(_) => None,
         None => {
             let value = args_to_json(&words)?;
             let name = words[0].clone();
-            Some(parse(value).with_context(|| format!("append {name}"))?)
+            Some(vec![(
+                1,
+                parse(value).with_context(|| format!("append {name}"))?,
+            )])
         }
     };
     let signer = config.signer()?;
     let store = config.open_or_create_store()?;
-    let link = Link::connect_and_recover(config, &store)?;
+    // With the server down, the events are stored here, pending: exit 2 says so.
+    let (mut link, mut offline) = nats::connect_or_offline(config, &store)?;
     let persons = Persons::new(Ledger::new(&store));
-    let mut single = single.map(|c| vec![(1, c)]);
-    let mut unpublished: Option<anyhow::Error> = None;
+    let mut stored = 0usize;
     loop {
         let (commands, bad_line) = match (&mut file, single.take()) {
             (Some(lines), _) => lines.batch(FILE_BATCH),
@@ -122,162 +123,51 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
             Some(f) => format!("{}:{}", f.name, lines[i]),
             None => format!("append {}", batch[i].1.name()),
         };
-        // Once JetStream failed, the rest of the file is stored here alone, pending.
-        let (appended, failure) = match (&link, &unpublished) {
-            (Some(link), None) => {
-                let (appended, failure, publishing) =
-                    execute_published(link, &persons, &signer, &batch, &location)?;
-                unpublished = publishing;
-                (appended, failure)
-            }
-            _ => match persons.execute_batch(&signer, &batch) {
-                Ok(appended) => (appended, None),
-                Err(f) => (f.appended, Some((f.index, f.error))),
-            },
-        };
-        for ((id, command), events) in batch.iter().zip(&appended) {
+        let publisher = link.as_ref().map(|l| l as &dyn Publisher);
+        let executed = persons
+            .execute_published(&signer, &batch, publisher, Retry::default())
+            .map_err(nats::untrusted_hint_domain)?;
+        if let Some(e) = executed.unpublished {
+            // Once JetStream failed, the rest of the file is stored here alone, pending.
+            let url = link.take().map(|l| l.url().to_string()).unwrap_or_default();
+            offline = Some(anyhow::Error::new(e).context(format!("JetStream at {url}")));
+        }
+        for ((id, command), events) in batch.iter().zip(&executed.appended) {
+            stored += events.len();
             report(out, *id, command, events)?;
         }
-        if let Some((index, error)) = failure {
-            out.flush()?;
-            if let Some(e) = unpublished {
-                tracing::error!("{e:#}");
-            }
+        let failure = executed.failure.map(|(index, error)| {
             let what = if error.is_conflict() {
                 " (another writer changed the person; reload and retry)"
             } else {
                 ""
             };
-            bail!(
+            anyhow!(
                 "{}: {error}{what}; nothing of it was appended",
                 location(index)
-            );
-        }
-        if let Some((line, error)) = bad_line {
-            out.flush()?;
-            if let Some(e) = unpublished {
-                tracing::error!("{e:#}");
-            }
+            )
+        });
+        let bad_line = bad_line.map(|(line, error)| {
             let name = file.as_ref().map(|f| f.name.clone()).unwrap_or_default();
-            bail!("{name}:{line}: {error:#}; the lines before it were appended, nothing of it");
-        }
+            anyhow!("{name}:{line}: {error:#}; the lines before it were appended, nothing of it")
+        });
         out.flush()?;
+        if let Some(e) = failure.or(bad_line) {
+            if let Some(why) = &offline {
+                tracing::error!("{:#}", pending(why, stored));
+            }
+            return Err(e);
+        }
     }
-    match unpublished {
-        Some(e) => Err(e),
+    match offline {
+        Some(why) => Err(pending(&why, stored)),
         None => Ok(EXIT_OK),
     }
 }
 
-/// How many times commands whose events lost a race on JetStream are decided again.
-const ROUNDS: usize = 10_000;
-
-/// Executes the batch and publishes its events. Commands whose events lost a race on JetStream
-/// (withdrawn, and the store pulled level with the winner) are decided again on the new state,
-/// in their order, until every command is acknowledged or fails. When publishing fails, the
-/// events stored so far stay pending, and the publishing error comes back third.
-#[allow(clippy::type_complexity)]
-fn execute_published(
-    link: &Link,
-    persons: &Persons<&SledStore>,
-    signer: &Signer,
-    batch: &[(PersonId, Command)],
-    location: &dyn Fn(usize) -> String,
-) -> Result<(
-    Vec<Vec<Appended>>,
-    Option<(usize, DomainError)>,
-    Option<anyhow::Error>,
-)> {
-    let store = *persons.ledger().store();
-    // Decide on the newest state: bring every person of the batch level with JetStream.
-    let mut seen = HashSet::new();
-    for (id, _) in batch {
-        if seen.insert(*id) {
-            link.pull(store, &id.stream())?;
-        }
-    }
-    let mut results: Vec<Option<Vec<Appended>>> = vec![None; batch.len()];
-    let mut todo: Vec<usize> = (0..batch.len()).collect();
-    let mut failure = None;
-    for round in 0.. {
-        let commands: Vec<(PersonId, Command)> = todo.iter().map(|&i| batch[i].clone()).collect();
-        let (appended, failed) = match persons.execute_batch(signer, &commands) {
-            Ok(appended) => (appended, None),
-            Err(f) => (f.appended, Some((f.index, f.error))),
-        };
-        let streams: Vec<StreamId> = appended
-            .iter()
-            .flatten()
-            .map(|a| a.stream.clone())
-            .collect();
-        let report = match link.publish(store, Some(&streams)) {
-            Ok(report) => report,
-            Err(e) => {
-                // Stored, not published: pending, like every event of the batch so far.
-                for (k, events) in appended.into_iter().enumerate() {
-                    results[todo[k]] = Some(events);
-                }
-                let failure = failed.map(|(k, error)| (todo[k], error));
-                let done = results.iter().take_while(|r| r.is_some()).count();
-                let failure = failure.filter(|(i, _)| *i == done);
-                return Ok((
-                    results.into_iter().take(done).map(Option::unwrap).collect(),
-                    failure,
-                    Some(e),
-                ));
-            }
-        };
-        let withdrawn: HashSet<Cid> = report
-            .conflicts
-            .iter()
-            .flat_map(|(_, cids)| cids.iter().copied())
-            .collect();
-        let mut retry = Vec::new();
-        for (k, events) in appended.iter().enumerate() {
-            let i = todo[k];
-            let lost = events.iter().filter(|a| withdrawn.contains(&a.cid)).count();
-            if lost == 0 {
-                results[i] = Some(events.clone());
-            } else if lost == events.len() {
-                retry.push(i);
-            } else {
-                bail!(
-                    "{}: JetStream accepted only some of its events (another writer changed one of the persons at the same time); check it with `personctl replay`",
-                    location(i)
-                );
-            }
-        }
-        match failed {
-            Some((k, error)) if retry.is_empty() => {
-                failure = Some((todo[k], error));
-                break;
-            }
-            // Commands after a failed one were never run: they run again with the retried ones.
-            Some((k, _)) => retry.extend_from_slice(&todo[k..]),
-            None if retry.is_empty() => break,
-            None => {}
-        }
-        if round + 1 >= ROUNDS {
-            bail!(
-                "{}: still losing races on JetStream after {ROUNDS} rounds",
-                location(retry[0])
-            );
-        }
-        tracing::debug!(
-            round,
-            retry = retry.len(),
-            "lost races on JetStream; deciding again"
-        );
-        retry.sort_unstable();
-        retry.dedup();
-        todo = retry;
-    }
-    let done = results.iter().take_while(|r| r.is_some()).count();
-    Ok((
-        results.into_iter().take(done).map(Option::unwrap).collect(),
-        failure,
-        None,
-    ))
+/// Why events are pending, and how to publish them.
+fn pending(why: &anyhow::Error, stored: usize) -> anyhow::Error {
+    nats::stored_offline(why, &format!("{stored} event(s) are"))
 }
 
 fn report(out: &mut Out, id: PersonId, command: &Command, events: &[Appended]) -> Result<()> {

@@ -1,13 +1,13 @@
 //! `personctl append-event`: one raw, domain-agnostic event.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 
-use personctl_ledger::{BlockStore, Cid, Draft, Expected, Ipld, Ledger, StreamId};
+use personctl_ledger::{Cid, Draft, Expected, Ipld, Ledger, Publisher, Retry, StreamId};
 
 use crate::args::AppendEventArgs;
 use crate::config::Config;
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -30,10 +30,7 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
     }
     let signer = config.signer()?;
     let ledger = Ledger::new(config.open_or_create_store()?);
-    let link = Link::connect_and_recover(config, ledger.store())?;
-    if let Some(link) = &link {
-        link.pull(ledger.store(), &stream)?;
-    }
+    let (link, offline) = nats::connect_or_offline(config, ledger.store())?;
     let mut draft = Draft::new(stream, args.event_type.clone(), args.schema);
     if let Some(data) = data {
         draft = draft.with_data(data)?;
@@ -44,24 +41,13 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
         (false, Some(h)) => Expected::Height(h),
         (false, None) => Expected::Any,
     };
-    let a = loop {
-        let a = ledger.append(&signer, draft.clone())?;
-        let Some(link) = &link else { break a };
-        let report = link.publish(ledger.store(), Some(std::slice::from_ref(&a.stream)))?;
-        if report.conflicts.is_empty() {
-            break a;
-        }
-        // Lost the race on JetStream: the event was withdrawn and the stream pulled level.
-        if draft.expected != Expected::Any {
-            let now = ledger.store().head(&a.stream)?.map(|h| h.height);
-            bail!(
-                "conflict on stream {}: another writer appended at height {} first (the stream is now at height {}); nothing was appended",
-                a.stream,
-                a.height,
-                now.map_or("none".into(), |h| h.to_string())
-            );
-        }
-    };
+    let publisher = link.as_ref().map(|l| l as &dyn Publisher);
+    let a = ledger
+        .append_published(&signer, draft, publisher, Retry::default())
+        .map_err(|e| match (&link, e) {
+            (Some(link), e) if e.is_offline() => nats::pending_error(link, e),
+            (_, e) => nats::untrusted_hint(e),
+        })?;
     out.record(
         "appended",
         json!({
@@ -72,7 +58,10 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
         }),
         || a.cid.to_string(),
     )?;
-    Ok(EXIT_OK)
+    match offline {
+        Some(why) => Err(nats::stored_offline(&why, "the event is")),
+        None => Ok(EXIT_OK),
+    }
 }
 
 /// JSON to the IPLD data model: integers stay integers, other numbers become floats.

@@ -21,7 +21,7 @@ use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore,
 
 use super::bench_nats::PER_TICK;
 use crate::args::ServeArgs;
-use crate::nats::Link;
+use crate::nats;
 
 /// What the read-side bench measured.
 pub(crate) struct ReadSide {
@@ -56,7 +56,7 @@ pub(crate) fn read_side(
         let (applied, stop) = (Arc::clone(&applied), Arc::clone(&stop));
         let path = dir.path().to_path_buf();
         std::thread::spawn(move || -> Result<()> {
-            let link = Link::connect_to(&url, settings)?;
+            let link = nats::connect_to(&url, settings)?;
             let store = SledStore::open(path.join("serve-store"))?;
             let projections = Projections::open(&path.join("projections"))?;
             let args = ServeArgs {

@@ -1,22 +1,20 @@
 //! `personctl erase` (GDPR erasure through a signed tombstone) and `personctl gc` (finishing
 //! erasures: removing every masked block still stored).
 //!
-//! Order of work, so that nothing is removed without a tombstone that covers it: the tombstone
-//! is appended (and with `--nats` acknowledged by JetStream), then the masked blocks are
-//! removed here and erased from the JetStream block bucket. A crash in between leaves blocks
-//! that are masked (never read again) but still stored; `verify` reports them as `unpurged`,
-//! and `erase` again or `gc` removes them.
+//! The order of work (tombstone acknowledged, then the masked blocks removed here, then from
+//! the JetStream bucket) is the library's: `Persons::erase_and_purge` and
+//! `Ledger::collect_garbage`. This module parses and prints.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 
 use personctl_domain::model::ItemKind;
-use personctl_domain::{Erasure, Persons};
-use personctl_ledger::{BlockStore, Cid, Ledger};
+use personctl_domain::{Erasure, Error as DomainError, Persons};
+use personctl_ledger::{Error as LedgerError, Ledger, Publisher};
 
 use crate::args::EraseArgs;
 use crate::config::{person_arg, Config};
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -49,46 +47,39 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
         None => Erasure::Person,
     };
     let signer = config.signer()?;
-    let stream = id.stream();
     let (store, link) = match config.nats {
         None => (config.open_existing_store()?, None),
         Some(_) => {
             let store = config.open_or_create_store()?;
-            let link = Link::connect_and_recover(config, &store)?;
-            if let Some(link) = &link {
-                link.pull(&store, &stream)?;
-            }
+            let link = nats::connect_and_recover(config, &store)?;
             (store, link)
         }
     };
-    if store.head(&stream)?.is_none() {
-        bail!(
-            "no person {id} in the store at {}{}",
-            config.home.display(),
-            if link.is_some() {
-                " nor in JetStream"
-            } else {
-                ""
-            }
-        );
-    }
     let persons = Persons::new(Ledger::new(&store));
-    let tombstone = persons.erase(&signer, id, &erasure, &args.reason)?;
-    if let (Some(link), Some(_)) = (&link, &tombstone) {
-        let report = link.publish(&store, Some(std::slice::from_ref(&stream)))?;
-        if !report.conflicts.is_empty() {
-            bail!(
-                "person {id}: another writer appended to the person first, so the tombstone was withdrawn and nothing was removed; run the erasure again"
-            );
-        }
-    }
-    let removed = persons.purge(id)?;
-    // Every payload masked on the chain, by tombstone: read once for the bucket and the count.
-    let masks = Ledger::new(&store).masks(&stream)?;
-    let erased_remote = match &link {
-        Some(link) => erase_from_bucket(link, masks.keys().copied())?,
-        None => 0,
-    };
+    let publisher = link.as_ref().map(|l| l as &dyn Publisher);
+    let erasing = persons
+        .erase_and_purge(&signer, id, &erasure, &args.reason, publisher)
+        .map_err(|e| match e {
+            DomainError::UnknownPerson(_) => anyhow!(
+                "no person {id} in the store at {}{}",
+                config.home.display(),
+                if link.is_some() {
+                    " nor in JetStream"
+                } else {
+                    ""
+                }
+            ),
+            DomainError::Ledger(e @ LedgerError::Withdrawn { .. }) => {
+                anyhow!("person {id}: {e}, so nothing was removed; run the erasure again")
+            }
+            DomainError::Ledger(e) if e.is_offline() => match &link {
+                Some(link) => nats::pending_error(link, e).context(format!(
+                    "person {id}: the tombstone is not acknowledged, so nothing was removed yet"
+                )),
+                None => anyhow::Error::new(e),
+            },
+            e => nats::untrusted_hint_domain(e),
+        })?;
     let scope = match &erasure {
         Erasure::Person => "person".to_string(),
         Erasure::Component { kind, key: None } => format!("every {}", kind.command_name()),
@@ -98,9 +89,13 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
         Erasure::Person => format!("person {id}"),
         Erasure::Component { .. } => format!("{scope} of person {id}"),
     };
-    match &tombstone {
+    let bucket = |n: Option<u64>| {
+        n.map(|n| format!(", {n} from the JetStream bucket"))
+            .unwrap_or_default()
+    };
+    let e = &erasing;
+    match &erasing.tombstone {
         Some(t) => {
-            let masked = masks.values().filter(|by| **by == t.cid).count();
             out.record(
                 "erased",
                 json!({
@@ -108,20 +103,18 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
                     "scope": scope,
                     "tombstone": t.cid.to_string(),
                     "height": t.height,
-                    "masked": masked,
-                    "removed": removed.len(),
-                    "erased_from_bucket": link.as_ref().map(|_| erased_remote),
+                    "masked": e.masked,
+                    "removed": e.removed.len(),
+                    "erased_from_bucket": e.erased_remote,
                 }),
                 || {
-                    let bucket = match &link {
-                        Some(_) => format!(", {erased_remote} from the JetStream bucket"),
-                        None => String::new(),
-                    };
                     format!(
-                        "erased {what}: tombstone {} at height {} masks {masked} payload(s); removed {} block(s) here{bucket}",
+                        "erased {what}: tombstone {} at height {} masks {} payload(s); removed {} block(s) here{}",
                         t.cid,
                         t.height,
-                        removed.len()
+                        e.masked,
+                        e.removed.len(),
+                        bucket(e.erased_remote)
                     )
                 },
             )?;
@@ -133,13 +126,14 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
                 "scope": scope,
                 "tombstone": null,
                 "masked": 0,
-                "removed": removed.len(),
-                "erased_from_bucket": link.as_ref().map(|_| erased_remote),
+                "removed": e.removed.len(),
+                "erased_from_bucket": e.erased_remote,
             }),
             || {
                 format!(
-                    "nothing left to erase of {what} (already erased, or never recorded); removed {} leftover block(s)",
-                    removed.len()
+                    "nothing left to erase of {what} (already erased, or never recorded); removed {} leftover block(s){}",
+                    e.removed.len(),
+                    bucket(e.erased_remote)
                 )
             },
         )?,
@@ -147,48 +141,23 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
     Ok(EXIT_OK)
 }
 
-/// Erases the `masked` blocks from the JetStream bucket; returns how many it had.
-fn erase_from_bucket(link: &Link, masked: impl IntoIterator<Item = Cid>) -> Result<u64> {
-    let mut masked: Vec<Cid> = masked.into_iter().collect();
-    masked.sort();
-    let mut erased = 0;
-    for cid in masked {
-        if link
-            .block_on(link.backbone().blocks().erase(&cid))
-            .with_context(|| format!("erasing {cid} from the JetStream bucket"))?
-        {
-            erased += 1;
-        }
-    }
-    Ok(erased)
-}
-
 /// `personctl gc`: removes every masked block still stored (and with `--nats`, still in the
 /// bucket). Needed only after an interrupted erasure; sled holds no block bytes, and removal
 /// overwrites them in the segment files, so no compaction step is needed.
 pub(crate) fn gc(config: &Config, out: &mut Out) -> Result<u8> {
     let store = config.open_existing_store()?;
-    let link = Link::connect_and_recover(config, &store)?;
-    let ledger = Ledger::new(&store);
-    let removed = ledger.purge_masked(None)?;
-    let erased_remote = match &link {
-        Some(link) => {
-            let mut masked = Vec::new();
-            for (stream, _) in store.heads()? {
-                masked.extend(ledger.masks(&stream)?.into_keys());
-            }
-            Some(erase_from_bucket(link, masked)?)
-        }
-        None => None,
-    };
+    let link = nats::connect_and_recover(config, &store)?;
+    let publisher = link.as_ref().map(|l| l as &dyn Publisher);
+    let collected = Ledger::new(&store).collect_garbage(publisher)?;
+    let (removed, erased_remote) = (collected.removed.len(), collected.erased_remote);
     out.record(
         "gc",
-        json!({"removed": removed.len(), "erased_from_bucket": erased_remote}),
+        json!({"removed": removed, "erased_from_bucket": erased_remote}),
         || {
             let bucket = erased_remote
                 .map(|n| format!(", {n} from the JetStream bucket"))
                 .unwrap_or_default();
-            format!("removed {} masked block(s) here{bucket}", removed.len())
+            format!("removed {removed} masked block(s) here{bucket}")
         },
     )?;
     Ok(EXIT_OK)

@@ -13,9 +13,10 @@ use serde_json::Value;
 use crate::args::{ProjectArgs, QueryCommand};
 use crate::cmd::serve::projections;
 use crate::config::{person_arg, Config};
-use crate::nats::Link;
+use crate::nats;
 use crate::output::{time, Out};
 use crate::EXIT_OK;
+use personctl_ledger::jetstream::Link;
 
 fn person_id(text: &str) -> Result<PersonId> {
     person_arg("", text)
@@ -27,7 +28,7 @@ pub(crate) type Record = (String, Value, String);
 pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> Result<u8> {
     // With --nats, a running `serve` answers (it holds the read models open); without one, or
     // without --nats, this home's read models are read directly.
-    let records = match Link::connect(config)? {
+    let records = match nats::connect(config)? {
         Some(link) => match link.block_on(ask(&link, command))? {
             Some(records) => records,
             None => answer(&projections(config)?, command)?,
@@ -211,7 +212,7 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
     }
     // With --nats: the store is brought level with JetStream first, and the checkpoint is set to
     // the stream's last sequence, so that `serve` goes on from there.
-    let (store, last) = match Link::connect(config)? {
+    let (store, last) = match nats::connect(config)? {
         Some(link) => {
             let store = config.open_or_create_store()?;
             let last = link.block_on(async {
@@ -227,7 +228,7 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
                     .map_err(|e| anyhow::anyhow!("reading the stream {name}: {e}"))?;
                 anyhow::Ok(info.state.last_sequence)
             })?;
-            link.pull_all(&store)?;
+            nats::pull_all(&link, &store)?;
             (store, Some(last))
         }
         None => (config.open_for_reading()?, None),

@@ -33,9 +33,10 @@ use personctl_ledger::{BlockStore, Ledger, Signer, SledStore, TrustSet};
 
 use crate::args::{DlqCommand, ServeArgs};
 use crate::config::Config;
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
+use personctl_ledger::jetstream::Link;
 
 const CONSUMER: &str = "personctl-projections";
 /// How long `serve` waits for a message before it counts as idle.
@@ -411,7 +412,7 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 
 pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<u8> {
     let store = config.open_or_create_store()?;
-    let Some(link) = Link::connect(config)? else {
+    let Some(link) = nats::connect(config)? else {
         bail!("serve reads JetStream: give --nats URL (or PERSONCTL_NATS)");
     };
     let projections = projections(config)?;
@@ -705,7 +706,7 @@ async fn dead_letters(js: &Context, name: &str) -> Result<Vec<(u64, Value)>> {
 }
 
 pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Result<u8> {
-    let Some(link) = Link::connect(config)? else {
+    let Some(link) = nats::connect(config)? else {
         bail!("the dead-letter stream is on JetStream: give --nats URL (or PERSONCTL_NATS)");
     };
     let name = dlq_stream(&link);

@@ -8,7 +8,7 @@ use personctl_ledger::{BlockStore, Event};
 
 use crate::args::{StreamArgs, TailArgs};
 use crate::config::{stream_of, Config};
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -24,9 +24,12 @@ pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<
     link(config, "sync")?;
     let only = stream_of(&args.select)?;
     let store = config.open_or_create_store()?;
-    let link = Link::connect(config)?.expect("checked above");
+    let link = nats::connect(config)?.expect("checked above");
     let streams = only.as_ref().map(std::slice::from_ref);
-    let report = link.publish(&store, streams)?;
+    let report = link
+        .publish_report(&store, streams)
+        .and_then(|r| r.settled())
+        .map_err(|e| nats::pending_error(&link, e))?;
     for (stream, withdrawn) in &report.conflicts {
         for cid in withdrawn {
             out.record(
@@ -37,8 +40,8 @@ pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<
         }
     }
     let (streams, fetched) = match &only {
-        Some(s) => (1, link.pull(&store, s)?.fetched),
-        None => link.pull_all(&store)?,
+        Some(s) => (1, nats::pull(&link, &store, s)?.fetched),
+        None => nats::pull_all(&link, &store)?,
     };
     out.record(
         "synced",
@@ -65,7 +68,7 @@ pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<
 pub(crate) fn tail(config: &Config, args: &TailArgs, out: &mut Out) -> Result<u8> {
     link(config, "tail")?;
     let only = stream_of(&args.select)?;
-    let link = Link::connect(config)?.expect("checked above");
+    let link = nats::connect(config)?.expect("checked above");
     // The local store, if there is one, saves a bucket read per event.
     let store = config.open_for_reading().ok();
     let backbone = link.backbone();

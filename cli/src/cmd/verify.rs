@@ -12,7 +12,7 @@ use personctl_ledger::{verify, BlockStore, Finding, Report, Scope, VerifyOptions
 
 use crate::args::VerifyArgs;
 use crate::config::{stream_of, Config};
-use crate::nats::Link;
+use crate::nats;
 use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
@@ -44,7 +44,7 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
     // With --nats, JetStream is cross-checked against the store (read-only: nothing is
     // published or pulled).
     let mut messages = None;
-    if let Some(link) = Link::connect(config)? {
+    if let Some(link) = nats::connect(config)? {
         let stream = match &options.scope {
             Scope::Stream(s) => Some(s),
             Scope::All => None,
