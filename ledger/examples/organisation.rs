@@ -6,25 +6,31 @@
 //! rebuilt by walking the chain. I/O (the store, the key) stays in `main`.
 //!
 //! ```text
-//! cargo run -p personctl-ledger --example organisation -- HOME ORG found NAME
-//! cargo run -p personctl-ledger --example organisation -- HOME ORG join MEMBER ROLE [CAUSE-CID]
-//! cargo run -p personctl-ledger --example organisation -- HOME ORG leave MEMBER
-//! cargo run -p personctl-ledger --example organisation -- HOME ORG show
-//! personctl --home HOME verify
+//! cargo run -p personctl-ledger --features jetstream --example organisation -- \
+//!     [--nats URL] HOME ORG VERB
+//!   VERB: found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | erase MEMBER | show
+//! personctl --home HOME [--nats URL] verify
 //! ```
 //!
 //! HOME is a personctl data directory: the store is `HOME/store`, this example's key
 //! `HOME/keys/organisation.pem` (made on first use and added to the store's trusted keys), so
 //! `personctl verify` audits the organisation chains with everything else. `join` may name a
 //! causal parent in another chain, for example the head of the member's person chain.
-//! Exit codes as personctl's: 0 ok, 2 an error (a refused command among them).
+//! `erase` removes a member's name from every payload that holds it, through a tombstone.
+//!
+//! With `--nats URL`, the same library calls publish to JetStream: `append_decided` decides
+//! on the newest state, and decides again when another writer won the race;
+//! `Ledger::erase` keeps the erasure order (tombstone acknowledged before anything is
+//! removed). Exit codes as personctl's: 0 ok, 2 an error (a refused command among them).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use personctl_ledger::jetstream::{Link, Settings};
 use personctl_ledger::{
-    BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Signer, SledStore, StreamId,
+    BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Publisher, Retry, Signer, SledStore,
+    StreamId, Tombstone,
 };
 use serde::{Deserialize, Serialize};
 
@@ -110,11 +116,19 @@ fn load(
     stream: &StreamId,
 ) -> personctl_ledger::Result<(Organisation, Option<Head>)> {
     let mut state = Organisation::default();
+    // An erased payload is gone for good: its event no longer changes the state.
+    let masks = ledger.masks(stream)?;
     for event in ledger.walk_forward(stream)? {
         let event = event?;
+        if event.event_type() == personctl_ledger::TOMBSTONE_TYPE {
+            continue;
+        }
         let cid = event.payload().ok_or_else(|| {
             personctl_ledger::Error::InvalidEvent(format!("{} has no payload", event.cid()))
         })?;
+        if masks.contains_key(&cid) {
+            continue;
+        }
         let block = ledger
             .store()
             .get(&cid)?
@@ -122,6 +136,26 @@ fn load(
         apply(&mut state, Payload::decode_as::<OrgEvent>(&block)?);
     }
     Ok((state, ledger.store().head(stream)?))
+}
+
+/// The payloads of `stream` that name `member` (what erasing the member masks).
+fn naming(ledger: &Ledger<SledStore>, stream: &StreamId, member: &str) -> Vec<Cid> {
+    let mut out = Vec::new();
+    for event in ledger.walk_forward(stream).into_iter().flatten().flatten() {
+        let Some(cid) = event.payload() else { continue };
+        let Ok(Some(block)) = ledger.store().get(&cid) else {
+            continue;
+        };
+        match Payload::decode_as::<OrgEvent>(&block) {
+            Ok(OrgEvent::MemberJoined { member: m, .. } | OrgEvent::MemberLeft { member: m })
+                if m == member =>
+            {
+                out.push(cid)
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// This example's key: made on first use, and trusted in the store.
@@ -152,7 +186,11 @@ fn signer(home: &Path, store: &SledStore) -> Result<Signer, String> {
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    let usage = "usage: organisation HOME ORG (found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | show)";
+    let usage = "usage: organisation [--nats URL] HOME ORG (found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | erase MEMBER | show)";
+    let (nats, args) = match args {
+        [flag, url, rest @ ..] if flag == "--nats" => (Some(url), rest),
+        _ => (None, args),
+    };
     let [home, org, verb, rest @ ..] = args else {
         return Err(usage.into());
     };
@@ -160,10 +198,21 @@ fn run(args: &[String]) -> Result<String, String> {
     let stream = StreamId::new(AGGREGATE, org.as_str()).map_err(|e| e.to_string())?;
     let store = SledStore::open(home.join("store")).map_err(|e| e.to_string())?;
     let ledger = Ledger::new(store);
-    let (state, head) = load(&ledger, &stream).map_err(|e| e.to_string())?;
+    let link = match nats {
+        Some(url) => Some(Link::connect(url, Settings::default()).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let publisher = link.as_ref().map(|l| l as &dyn Publisher);
     let mut causes: Vec<Cid> = Vec::new();
     let command = match (verb.as_str(), rest) {
-        ("show", []) => return serde_json::to_string(&state).map_err(|e| e.to_string()),
+        ("show", []) => {
+            if let Some(p) = publisher {
+                p.pull(ledger.store(), &stream).map_err(|e| e.to_string())?;
+            }
+            let (state, _) = load(&ledger, &stream).map_err(|e| e.to_string())?;
+            return serde_json::to_string(&state).map_err(|e| e.to_string());
+        }
+        ("erase", [member]) => return erase(&ledger, home, &stream, member, publisher),
         ("found", [name]) => Command::Found { name: name.clone() },
         ("join", [member, role, cause @ ..]) if cause.len() <= 1 => {
             for c in cause {
@@ -179,24 +228,92 @@ fn run(args: &[String]) -> Result<String, String> {
         },
         _ => return Err(usage.into()),
     };
-    let events = decide(&state, &command).map_err(|e| format!("{stream}: refused: {e}"))?;
     let signer = signer(home, ledger.store())?;
-    // Optimistic concurrency: the events land only on the head the decision was made on.
-    let expected = head.map_or(Expected::Empty, |h| Expected::Height(h.height));
-    let mut drafts = Vec::new();
-    for event in &events {
-        let draft = Draft::new(stream.clone(), event.type_name(), 1)
-            .expecting(expected)
-            .caused_by(causes.drain(..))
-            .with_value(event)
-            .map_err(|e| e.to_string())?;
-        drafts.push(draft);
-    }
-    let appended = ledger
-        .append_batch(&signer, drafts)
-        .map_err(|e| e.to_string())?;
+    // Decided on the newest state; decided again if another writer's event wins the race.
+    let (appended, lost) = ledger
+        .append_decided(
+            &signer,
+            &stream,
+            publisher,
+            Retry::default(),
+            |ledger| -> Result<Vec<Draft>, Failure> {
+                let (state, head) = load(ledger, &stream)?;
+                let events = decide(&state, &command)
+                    .map_err(|e| Failure(format!("{stream}: refused: {e}")))?;
+                // Optimistic concurrency: the events land only on the head the decision was made on.
+                let expected = head.map_or(Expected::Empty, |h| Expected::Height(h.height));
+                let mut drafts = Vec::new();
+                for event in &events {
+                    let draft = Draft::new(stream.clone(), event.type_name(), 1)
+                        .expecting(expected)
+                        .caused_by(causes.iter().copied())
+                        .with_value(event)?;
+                    drafts.push(draft);
+                }
+                Ok(drafts)
+            },
+        )
+        .map_err(|Failure(e)| e)?;
     let last = appended.last().expect("decide returns at least one event");
-    Ok(format!("{stream} {} {}", last.height, last.cid))
+    Ok(format!(
+        "{stream} {} {} lost-races {lost}",
+        last.height, last.cid
+    ))
+}
+
+/// Why a command failed, in words (a refusal, or the ledger's error).
+struct Failure(String);
+
+impl From<personctl_ledger::Error> for Failure {
+    fn from(e: personctl_ledger::Error) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+/// Erases a member's name: a tombstone masks every payload naming it, then (in this order,
+/// kept by the library) the blocks go from the store and from JetStream's bucket.
+fn erase(
+    ledger: &Ledger<SledStore>,
+    home: &Path,
+    stream: &StreamId,
+    member: &str,
+    publisher: Option<&dyn Publisher>,
+) -> Result<String, String> {
+    if let Some(p) = publisher {
+        p.pull(ledger.store(), stream).map_err(|e| e.to_string())?;
+    }
+    let head = ledger.store().head(stream).map_err(|e| e.to_string())?;
+    let masked = ledger.masks(stream).map_err(|e| e.to_string())?;
+    let masks: Vec<Cid> = naming(ledger, stream, member)
+        .into_iter()
+        .filter(|c| !masked.contains_key(c))
+        .collect();
+    if masks.is_empty() {
+        return Err(format!("{stream}: nothing names {member}"));
+    }
+    let tombstone = Tombstone {
+        masks,
+        // The reason and scope stay in the audit trail: never the erased value itself.
+        reason: "a member asked to be forgotten".into(),
+        scope: "member".into(),
+    };
+    let expected = head.map_or(Expected::Empty, |h| Expected::Height(h.height));
+    let draft = tombstone
+        .draft(stream.clone())
+        .map_err(|e| e.to_string())?
+        .expecting(expected);
+    let signer = signer(home, ledger.store())?;
+    let erased = ledger
+        .erase(&signer, draft, publisher)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{stream} {} {} erased {} removed {} bucket {}",
+        erased.tombstone.height,
+        erased.tombstone.cid,
+        erased.masked,
+        erased.removed.len(),
+        erased.erased_remote.unwrap_or(0)
+    ))
 }
 
 fn main() -> ExitCode {

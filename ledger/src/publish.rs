@@ -2,8 +2,9 @@
 //! shared log (JetStream, with the `jetstream` feature: `jetstream::Link`), and the ledger's
 //! write operations that must settle there live here, so that every domain gets them alike:
 //!
-//! - [`Ledger::append_published`]: store, publish, and append again on the newest head when the
-//!   event lost a race (a bounded [`Retry`]);
+//! - [`Ledger::append_decided`]: decide on the newest state, store, publish, and decide again
+//!   when the events lost a race (a bounded [`Retry`]); [`Ledger::append_published`] does the
+//!   same for one ready-made draft;
 //! - [`Ledger::erase`]: the erasure sequence (tombstone committed and acknowledged, then the
 //!   masked blocks removed here, then from the shared block store);
 //! - [`Ledger::collect_garbage`]: finishing erasures that a crash interrupted.
@@ -164,6 +165,62 @@ impl<S: BlockStore> Ledger<S> {
             stream: draft.stream,
             rounds: retry.rounds,
         })
+    }
+
+    /// The write path of a domain with a shared log: brings `stream` level with the log,
+    /// calls `decide` (which loads the state from this ledger and returns the drafts of its
+    /// events, pinned to the head it read, or none), appends them in one commit and publishes
+    /// them. When they lose a race (withdrawn, the stream now level with the winner), `decide`
+    /// runs again on the new state, at most `retry.rounds` times ([`Error::StillLosing`]).
+    /// Drafts of several streams that are accepted only in part fail with
+    /// [`Error::Withdrawn`]. Without a publisher it decides and appends once. Returns what was
+    /// appended and how many rounds were lost.
+    pub fn append_decided<E: From<Error>>(
+        &self,
+        signer: &Signer,
+        stream: &StreamId,
+        publisher: Option<&dyn Publisher>,
+        retry: Retry,
+        mut decide: impl FnMut(&Ledger<S>) -> std::result::Result<Vec<crate::Draft>, E>,
+    ) -> std::result::Result<(Vec<Appended>, u32), E> {
+        let store: &dyn BlockStore = self.store();
+        if let Some(p) = publisher {
+            p.pull(store, stream)?;
+        }
+        for round in 0..retry.rounds.max(1) {
+            let drafts = decide(self)?;
+            if drafts.is_empty() {
+                return Ok((Vec::new(), round));
+            }
+            let appended = self.append_batch(signer, drafts)?;
+            let Some(p) = publisher else {
+                return Ok((appended, round));
+            };
+            let streams: Vec<StreamId> = appended.iter().map(|a| a.stream.clone()).collect();
+            let withdrawn = p.publish(store, Some(&streams))?.settled()?.withdrawn();
+            let lost: Vec<&Appended> = appended
+                .iter()
+                .filter(|a| withdrawn.contains(&a.cid))
+                .collect();
+            match lost.first() {
+                None => return Ok((appended, round)),
+                Some(first) if lost.len() < appended.len() => {
+                    return Err(Error::Withdrawn {
+                        stream: first.stream.clone(),
+                        cid: first.cid,
+                    }
+                    .into())
+                }
+                Some(_) => {
+                    tracing::debug!(round, %stream, "lost a race on the log; deciding again");
+                }
+            }
+        }
+        Err(Error::StillLosing {
+            stream: stream.clone(),
+            rounds: retry.rounds,
+        }
+        .into())
     }
 
     /// Erases data for good, in the only safe order: `tombstone` (a draft of a

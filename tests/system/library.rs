@@ -8,7 +8,11 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-use crate::{keyed, ok, Home, Run};
+use personctl_ledger::jetstream::{Link, Settings};
+use personctl_ledger::{BlockStore, Draft, Error, Expected, Ledger, MemoryStore, Retry, StreamId};
+
+use crate::nats::NatsServer;
+use crate::{fixture_signer, keyed, ok, Home, Run};
 
 /// Path of a freshly built organisation example.
 fn example() -> &'static Path {
@@ -21,6 +25,8 @@ fn example() -> &'static Path {
                 "--quiet",
                 "-p",
                 "personctl-ledger",
+                "--features",
+                "jetstream",
                 "--example",
                 "organisation",
             ])
@@ -40,7 +46,13 @@ fn example() -> &'static Path {
 }
 
 fn organisation(home: &Home, args: &[&str]) -> Run {
+    organisation_with(&[], home, args)
+}
+
+/// Runs the example with `options` before HOME.
+fn organisation_with(options: &[&str], home: &Home, args: &[&str]) -> Run {
     let out = Command::new(example())
+        .args(options)
         .arg(home.path())
         .args(args)
         .output()
@@ -71,7 +83,10 @@ fn a_second_domain_on_the_ledger_verifies_with_personctl() {
     ok(&organisation(&home, &["acme", "found", "Acme Ltd"]));
     let joined = organisation(&home, &["acme", "join", &id, "engineer", &head]);
     let line = ok(&joined).stdout.trim().to_string();
-    assert!(line.starts_with("org/acme 1 bafyr4i"), "{line}");
+    assert!(
+        line.starts_with("org/acme 1 bafyr4i") && line.ends_with(" lost-races 0"),
+        "{line}"
+    );
     ok(&organisation(&home, &["acme", "join", "p-2", "designer"]));
     ok(&organisation(&home, &["acme", "leave", "p-2"]));
     // Refused commands are errors and append nothing.
@@ -129,4 +144,123 @@ fn a_second_domain_on_the_ledger_verifies_with_personctl() {
         .collect();
     assert_eq!(roots, ["org/acme".to_string(), format!("person/{id}")]);
     ok(&home.run(&["verify", "--car", file.to_str().unwrap()]));
+}
+
+#[test]
+fn the_second_domain_publishes_and_erases_through_jetstream_and_personctl_accepts_it() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (a, _) = keyed();
+    let b = Home::new();
+    // One organisation key, trusted in both homes (the example trusts it on first use).
+    ok(&organisation_nats(&a, &url, &["acme", "found", "Acme Ltd"]));
+    std::fs::create_dir_all(b.path().join("keys")).unwrap();
+    std::fs::copy(
+        a.path().join("keys/organisation.pem"),
+        b.path().join("keys/organisation.pem"),
+    )
+    .unwrap();
+    // B has never seen the organisation: it reads it from JetStream before deciding.
+    let joined = organisation_nats(&b, &url, &["acme", "join", "p-1", "engineer"]);
+    assert!(
+        ok(&joined).stdout.starts_with("org/acme 1 "),
+        "{}",
+        joined.stdout
+    );
+    ok(&organisation_nats(
+        &b,
+        &url,
+        &["acme", "join", "p-2", "designer"],
+    ));
+    // A erases p-1 (after reading B's joins): tombstone acknowledged, then local and bucket.
+    let erased = organisation_nats(&a, &url, &["acme", "erase", "p-1"]);
+    let line = ok(&erased).stdout.trim().to_string();
+    assert!(
+        line.starts_with("org/acme 3 ") && line.ends_with("erased 1 removed 1 bucket 1"),
+        "{line}"
+    );
+    // B follows: p-1's payload is gone there too, and the state no longer names p-1.
+    let shown: Value =
+        serde_json::from_str(&ok(&organisation_nats(&b, &url, &["acme", "show"])).stdout).unwrap();
+    assert_eq!(
+        shown,
+        json!({"name": "Acme Ltd", "members": {"p-2": "designer"}})
+    );
+    let blocks: Vec<_> = crate::holding(&b.store_path(), "engineer");
+    assert!(
+        blocks.is_empty(),
+        "p-1's role is still stored at {blocks:?}"
+    );
+    // personctl audits both homes against JetStream: the chains, the tombstone, the log.
+    for home in [&a, &b] {
+        let run = home.run(&["--nats", &url, "--json", "verify"]);
+        let summary = ok(&run).records().last().unwrap().1.clone();
+        assert_eq!(summary["events"], json!(4), "{summary}");
+    }
+}
+
+fn organisation_nats(home: &Home, url: &str, args: &[&str]) -> Run {
+    organisation_with(&["--nats", url], home, args)
+}
+
+/// The library's write path decides again when another writer wins the race between the
+/// decision and its publication (here, deterministically, from inside the decision).
+#[test]
+fn a_decision_that_loses_a_race_is_made_again_on_the_winners_state() {
+    let server = NatsServer::start();
+    let (link_a, link_b) = (
+        Link::connect(&server.url(), Settings::default()).unwrap(),
+        Link::connect(&server.url(), Settings::default()).unwrap(),
+    );
+    let (a, b) = (
+        Ledger::new(MemoryStore::new()),
+        Ledger::new(MemoryStore::new()),
+    );
+    let signer = fixture_signer();
+    let stream: StreamId = "org/acme".parse().unwrap();
+    let at_head = |l: &Ledger<MemoryStore>, ty: &str| -> Result<Vec<Draft>, Error> {
+        let expected = match l.store().head(&stream)? {
+            Some(h) => Expected::Height(h.height),
+            None => Expected::Empty,
+        };
+        Ok(vec![Draft::new(stream.clone(), ty, 1).expecting(expected)])
+    };
+    let (founded, lost) = a
+        .append_decided(&signer, &stream, Some(&link_a), Retry::default(), |l| {
+            at_head(l, "Founded")
+        })
+        .unwrap();
+    assert_eq!((founded[0].height, lost), (0, 0));
+    let mut decisions = Vec::new();
+    let (joined, lost) = b
+        .append_decided(&signer, &stream, Some(&link_b), Retry::default(), |l| {
+            decisions.push(l.store().head(&stream)?.map(|h| h.height));
+            if decisions.len() == 1 {
+                // A rival publishes on the same head first.
+                let rival = Draft::new(stream.clone(), "Renamed", 1).expecting(Expected::Height(0));
+                a.append_published(&signer, rival, Some(&link_a), Retry::default())?;
+            }
+            at_head(l, "Joined")
+        })
+        .unwrap();
+    assert_eq!(lost, 1, "the first decision lost");
+    assert_eq!(
+        decisions,
+        [Some(0), Some(1)],
+        "decided again on the winner's head"
+    );
+    assert_eq!(joined[0].height, 2);
+    // A draft pinned to a head the log has moved past is a conflict, not appended again.
+    let stale = Draft::new(stream.clone(), "Late", 1).expecting(Expected::Height(1));
+    let err = a
+        .append_published(&signer, stale, Some(&link_a), Retry::default())
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    // Both stores now hold the same chain, and JetStream acknowledged every event of it.
+    assert_eq!(
+        a.chain(&stream).unwrap(),
+        b.chain(&stream).unwrap(),
+        "one chain"
+    );
+    assert_eq!(a.chain(&stream).unwrap().len(), 3);
 }
