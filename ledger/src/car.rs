@@ -422,24 +422,12 @@ impl Archive {
     /// Verifies the archive, then stores it in `store` in one atomic commit: every block not
     /// already there (except payloads a tombstone of either side masks), and every head the
     /// archive moves forward. Fails and stores nothing when the archive does not verify
-    /// ([`Error::Archive`] naming the first failing CID), when a chain has diverged from the
+    /// ([`Error::NotVerified`], with the whole report), when a chain has diverged from the
     /// store's, or when a head moved meanwhile ([`Error::Conflict`]).
     pub fn import_into<S: BlockStore>(&self, store: &S, trust: &TrustSet) -> Result<Imported> {
         let report = self.verify(trust, false)?;
-        if let Some(f) = report.findings.first() {
-            let place = match (&f.stream, f.height) {
-                (Some(s), Some(h)) => format!(" ({s} at height {h})"),
-                _ => String::new(),
-            };
-            return Err(Error::Archive {
-                cid: f.cid,
-                reason: format!(
-                    "does not verify{place}: {} [{}]; {} failures in all",
-                    f.problem,
-                    f.problem.code(),
-                    report.findings.len()
-                ),
-            });
+        if !report.findings.is_empty() {
+            return Err(Error::NotVerified(Box::new(report)));
         }
         let mine = Ledger::new(&self.store);
         let local = Ledger::new(store);

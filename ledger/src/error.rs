@@ -113,6 +113,10 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// An input (a CAR archive being imported) does not verify: the whole verdict, so that
+    /// the caller can print every finding without verifying again. Nothing was stored.
+    #[error("does not verify: {}", first_finding(.0))]
+    NotVerified(Box<crate::Report>),
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
@@ -190,6 +194,23 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+fn first_finding(report: &crate::Report) -> String {
+    let Some(f) = report.findings.first() else {
+        return "no finding".into();
+    };
+    let place = match (&f.stream, f.height) {
+        (Some(s), Some(h)) => format!(" ({s} at height {h})"),
+        _ => String::new(),
+    };
+    let cid = f.cid.map(|c| format!("block {c}")).unwrap_or_default();
+    format!(
+        "{cid}{place}: {} [{}]; {} failures in all",
+        f.problem,
+        f.problem.code(),
+        report.findings.len()
+    )
 }
 
 fn fmt_height(h: Option<u64>) -> String {
