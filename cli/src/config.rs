@@ -22,6 +22,14 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// The read models of this home.
+    pub(crate) fn projections(&self) -> Result<personctl_domain::Projections> {
+        let dir = self.home.join("projections");
+        personctl_domain::Projections::open(&dir).map_err(|e| {
+            anyhow::anyhow!("{e} (is `personctl serve` running on this home? it holds the read models open: ask it with --nats URL)")
+        })
+    }
+
     pub(crate) fn from_args(args: &Args) -> Result<Config> {
         let home = match &args.home {
             Some(h) => h.clone(),

@@ -3,7 +3,10 @@
 
 use std::io::{BufWriter, Stdout, Write};
 
+use personctl_ledger::{Finding, Report};
 use serde_json::{json, Value};
+
+use crate::{EXIT_NEGATIVE, EXIT_OK};
 
 /// Where reports go.
 pub(crate) struct Out {
@@ -217,4 +220,103 @@ pub(crate) fn person_text(p: &personctl_domain::Person) -> String {
         }
     }
     s.trim_end().to_string()
+}
+
+/// Prints a report: every failure, every masked payload, then the summary. Returns the exit
+/// code of its verdict.
+pub(crate) fn verdict(
+    report: &Report,
+    messages: Option<u64>,
+    seconds: f64,
+    out: &mut Out,
+) -> anyhow::Result<u8> {
+    for f in &report.findings {
+        out.record("failure", finding_json(f), || human(f))?;
+    }
+    // Masked payloads are not failures: a tombstone later on the chain covers each.
+    for m in &report.masked {
+        out.record(
+            "masked",
+            json!({
+                "cid": m.payload.to_string(),
+                "stream": m.stream.to_string(),
+                "height": m.height,
+                "event": m.event.to_string(),
+                "tombstone": m.tombstone.to_string(),
+            }),
+            || {
+                format!(
+                    "masked {} {}@{}: payload erased, covered by tombstone {}",
+                    m.payload, m.stream, m.height, m.tombstone
+                )
+            },
+        )?;
+    }
+    let masked = report.masked.len();
+    let failures = report.findings.len();
+    let rate = report.events as f64 / seconds.max(1e-9);
+    out.record(
+        "summary",
+        json!({
+            "ok": report.is_ok(),
+            "events": report.events,
+            "payloads": report.payloads,
+            "streams": report.streams,
+            "failures": failures,
+            "masked": masked,
+            "messages": messages,
+            "seconds": seconds,
+            "events_per_second": rate.round(),
+        }),
+        || {
+            let verdict = if report.is_ok() { "OK" } else { "FAILED" };
+            let messages = messages
+                .map(|m| format!(", {m} JetStream messages"))
+                .unwrap_or_default();
+            let masked = if masked > 0 {
+                format!(", {masked} payloads masked by tombstones")
+            } else {
+                String::new()
+            };
+            format!(
+                "{verdict}: {} events, {} payloads, {} streams{messages} checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures{masked}",
+                report.events, report.payloads, report.streams
+            )
+        },
+    )?;
+    Ok(if report.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_NEGATIVE
+    })
+}
+
+fn finding_json(f: &Finding) -> serde_json::Value {
+    json!({
+        "cid": f.cid.map(|c| c.to_string()),
+        "stream": f.stream.as_ref().map(|s| s.to_string()),
+        "height": f.height,
+        "check": f.problem.code(),
+        "message": f.problem.to_string(),
+    })
+}
+
+fn human(f: &Finding) -> String {
+    let place = match (&f.stream, f.height) {
+        (Some(s), Some(h)) => format!(" {s}@{h}"),
+        (Some(s), None) => format!(" {s}"),
+        _ => String::new(),
+    };
+    let cid = f.cid.map_or_else(|| "-".to_string(), |c| c.to_string());
+    // What fixes it, in this command line's words.
+    let hint = match f.problem.code() {
+        "unpurged" => " (`personctl gc` finishes the erasure)",
+        "unpublished" => " (`personctl sync` publishes it)",
+        _ => "",
+    };
+    format!(
+        "FAIL {cid}{place} [{}]: {}{hint}",
+        f.problem.code(),
+        f.problem
+    )
 }

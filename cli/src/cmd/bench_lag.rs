@@ -19,7 +19,6 @@ use personctl_domain::{Command, PersonId, Persons, Projections};
 use personctl_ledger::jetstream::{Backbone, Settings};
 use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore, TrustSet};
 
-use super::bench_nats::PER_TICK;
 use crate::args::ServeArgs;
 use crate::nats;
 
@@ -132,7 +131,7 @@ pub(crate) fn read_side(
     let published: Mutex<HashMap<Cid, Instant>> = Mutex::default();
     let begin = Instant::now();
     for k in 0..total / PER_TICK {
-        super::bench_nats::wait_for_tick(begin, k);
+        wait_for_tick(begin, k);
         let t = Instant::now();
         // Renames as the domain writes them, appended directly: the writer's own cost (a
         // replay per person per command) would otherwise throttle the rate under test.
@@ -225,5 +224,16 @@ fn wait_for(
             return Err(anyhow!("the read models did not catch up within 60 s"));
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Events per 10 ms tick of the latency stages (5,000 events/s).
+pub(super) const PER_TICK: usize = 50;
+
+/// Sleeps until tick `k` (every 10 ms from `begin`): the pace of 5,000 events/s in ticks of 50.
+pub(super) fn wait_for_tick(begin: Instant, k: usize) {
+    let due = begin + Duration::from_millis(10) * k as u32;
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
     }
 }

@@ -22,6 +22,7 @@ use serde_json::json;
 use personctl_ledger::jetstream::{follow, Backbone, Notice, Settings};
 use personctl_ledger::{BlockStore, Cid, Draft, Ledger, Signer, SledStore, StreamId};
 
+use super::bench_lag::{wait_for_tick, PER_TICK};
 use crate::args::BenchArgs;
 use crate::output::Out;
 use crate::EXIT_OK;
@@ -310,14 +311,6 @@ fn stages(
     Ok(EXIT_OK)
 }
 
-/// Sleeps until tick `k` (every 10 ms from `begin`): the pace of 5,000 events/s in ticks of 50.
-pub(crate) fn wait_for_tick(begin: Instant, k: usize) {
-    let due = begin + Duration::from_millis(10) * k as u32;
-    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-        std::thread::sleep(wait);
-    }
-}
-
 fn settle(report: personctl_ledger::jetstream::Report) -> Result<()> {
     if let Some((s, e)) = report.failures.first() {
         anyhow::bail!("publishing {s}: {e}");
@@ -333,9 +326,6 @@ fn steady_events(args: &BenchArgs) -> usize {
         .min(15_000);
     (n / PER_TICK).max(1) * PER_TICK
 }
-
-/// Events per 10 ms tick of the latency stages (5,000 events/s).
-pub(super) const PER_TICK: usize = 50;
 
 /// Appends `total` events at 5,000/s (50 every 10 ms) while a consumer follows; returns the
 /// sorted latencies in milliseconds from the start of each event's append to its delivery.

@@ -14,7 +14,7 @@ use personctl_ledger::{BlockStore, StreamId};
 
 use crate::args::{ExportArgs, ImportArgs};
 use crate::config::{person_arg, stream_of, Config};
-use crate::output::Out;
+use crate::output::{self, Out};
 use crate::EXIT_OK;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -117,7 +117,7 @@ pub(crate) fn verify(config: &Config, path: &Path, exact: bool, out: &mut Out) -
     let archive = read(path)?;
     let report = archive.verify(&trust, exact)?;
     let seconds = started.elapsed().as_secs_f64();
-    super::verify::print(&report, None, seconds, out)
+    output::verdict(&report, None, seconds, out)
 }
 
 /// `import --car FILE`: verifies an archive, then stores it, all or nothing.
@@ -128,22 +128,20 @@ pub(crate) fn import(config: &Config, args: &ImportArgs, out: &mut Out) -> Resul
     let archive = read(&args.car)?;
     let imported = match archive.import_into(&store, &trust) {
         Ok(imported) => imported,
-        Err(e) => {
-            // When the archive does not verify, the whole verdict is printed, as `verify --car`
-            // prints it (the verification runs again only on this path).
-            let report = archive.verify(&trust, false)?;
-            if report.is_ok() {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "importing {}; nothing was imported",
-                    args.car.display()
-                )));
-            }
-            let code = super::verify::print(&report, None, started.elapsed().as_secs_f64(), out)?;
+        // The whole verdict is printed, as `verify --car` prints it.
+        Err(personctl_ledger::Error::NotVerified(report)) => {
+            let code = output::verdict(&report, None, started.elapsed().as_secs_f64(), out)?;
             eprintln!(
-                "personctl: {} does not verify ({e}); nothing was imported",
+                "personctl: {} does not verify; nothing was imported",
                 args.car.display()
             );
             return Ok(code);
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "importing {}; nothing was imported",
+                args.car.display()
+            )))
         }
     };
     for (stream, head) in &imported.moved {

@@ -11,7 +11,6 @@ use personctl_ledger::Ledger;
 use serde_json::Value;
 
 use crate::args::{ProjectArgs, QueryCommand};
-use crate::cmd::serve::projections;
 use crate::config::{person_arg, Config};
 use crate::nats;
 use crate::output::{time, Out};
@@ -31,9 +30,9 @@ pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> R
     let records = match nats::connect(config)? {
         Some(link) => match link.block_on(ask(&link, command))? {
             Some(records) => records,
-            None => answer(&projections(config)?, command)?,
+            None => answer(&config.projections()?, command)?,
         },
-        None => answer(&projections(config)?, command)?,
+        None => answer(&config.projections()?, command)?,
     };
     for (kind, data, line) in records {
         out.record(&kind, data, || line.clone())?;
@@ -233,7 +232,7 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
         }
         None => (config.open_for_reading()?, None),
     };
-    let projections = projections(config)?;
+    let projections = config.projections()?;
     let started = Instant::now();
     let (updates, events) = Persons::new(Ledger::new(&store)).read_models()?;
     projections.rebuild(&updates, last)?;

@@ -44,14 +44,6 @@ const IDLE: Duration = Duration::from_millis(200);
 /// Messages taken at once (their chains are pulled concurrently).
 const BATCH: usize = 256;
 
-/// The read models of this home.
-pub(crate) fn projections(config: &Config) -> Result<Projections> {
-    let dir = config.home.join("projections");
-    Projections::open(&dir).map_err(|e| {
-        anyhow!("{e} (is `personctl serve` running on this home? it holds the read models open: ask it with --nats URL)")
-    })
-}
-
 fn dlq_stream(link: &Link) -> String {
     format!("{}_DLQ", link.backbone().settings().stream)
 }
@@ -415,7 +407,7 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     let Some(link) = nats::connect(config)? else {
         bail!("serve reads JetStream: give --nats URL (or PERSONCTL_NATS)");
     };
-    let projections = projections(config)?;
+    let projections = config.projections()?;
     let policies = PolicyRun::from_args(config, args)?;
     let trust = config.trust(&store)?;
     if trust.is_empty() {
@@ -727,7 +719,7 @@ pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Resul
         }
         DlqCommand::Retry => {
             let store = config.open_or_create_store()?;
-            let projections = projections(config)?;
+            let projections = config.projections()?;
             let trust = config.trust(&store)?;
             let mut applier = Applier::new(link.backbone(), &store, &projections, None, &trust);
             for (dlq_sequence, body) in &letters {
