@@ -4,7 +4,6 @@
 //! outcome to the documented exit codes: 0 ok, 1 a negative verdict (verification failed),
 //! 2 an error. A closed stdout (broken pipe) is not an error.
 
-mod alloc;
 mod args;
 mod cmd;
 mod config;
@@ -14,9 +13,6 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-#[global_allocator]
-static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// Exit code: everything went well.
 pub(crate) const EXIT_OK: u8 = 0;

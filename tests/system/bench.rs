@@ -105,8 +105,9 @@ fn one_run_reports_every_stage_next_to_its_ceiling() {
     let per_event = disk["bytes_per_event"].as_u64().unwrap();
     let blocks = disk["block_bytes_per_event"].as_u64().unwrap();
     assert!(blocks > 100 && per_event >= blocks, "{disk}");
-    let memory = &run.of_type("memory")[0];
-    assert!(memory["world_bytes_per_person"].as_u64().unwrap() > 0);
+    // The World's memory per person is the criterion bench's (it needs a counting allocator,
+    // which personctl does not carry).
+    assert!(run.of_type("memory").is_empty());
     // Without a server, the JetStream stages are named as not run.
     let skipped = run.of_type("skipped");
     assert_eq!(skipped.len(), 1);

@@ -260,7 +260,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     let blocks_bytes = block_bytes(ledger.store())?;
     drop(ledger);
     let disk = dir_size(&dir);
-    let world_bytes = domain_stages(args, &signer, &mut rows)?;
+    domain_stages(args, &signer, &mut rows)?;
 
     for r in &rows {
         let ceiling = r
@@ -279,11 +279,6 @@ pub(crate) fn run(args: &BenchArgs, out: &mut Out) -> Result<u8> {
     out.record("peak_rss", json!({"bytes": peak}), || {
         format!("peak RSS: {} MiB", peak.unwrap_or(0) / (1 << 20))
     })?;
-    out.record(
-        "memory",
-        json!({"world_bytes_per_person": world_bytes}),
-        || format!("World memory: {world_bytes} bytes per person (all components and indexes; 100 events per person)"),
-    )?;
     let stored = args.events + single_events(args) * SINGLE_WRITERS.len() as u64;
     let overhead = disk as f64 / blocks_bytes.max(1) as f64;
     out.record(
@@ -431,9 +426,9 @@ fn domain_command(i: u64, j: u64) -> personctl_domain::Command {
 }
 
 /// Domain stages on a fresh store: batched commands, replay of every person into the World,
-/// one long chain rebuilt. Returns the World's bytes per person.
-fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Result<u64> {
-    use personctl_domain::{Command, PersonId, PersonWorld, Persons};
+/// one long chain rebuilt.
+fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Result<()> {
+    use personctl_domain::{Command, PersonId, Persons};
     let tmp = tempfile::tempdir()?;
     let persons = Persons::new(Ledger::new(SledStore::open(tmp.path().join("domain"))?));
     let n_persons = args.streams.max(1);
@@ -481,17 +476,6 @@ fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Resu
     });
     drop(world);
 
-    // Bytes the World holds per person: build it from replayed persons and count allocations.
-    let people: Vec<_> = ids
-        .iter()
-        .filter_map(|id| persons.replay(*id, None).ok()?.person)
-        .collect();
-    let before = crate::alloc::allocated();
-    let world = PersonWorld::from_persons(people.iter().cloned());
-    let world_bytes =
-        ((crate::alloc::allocated() - before).max(0) as usize / people.len().max(1)) as u64;
-    drop(world);
-
     // One long chain: 10,000 events for one person, rebuilt alone.
     let long = PersonId::new_v7();
     let long_events = 10_000u64;
@@ -529,5 +513,5 @@ fn domain_stages(args: &BenchArgs, signer: &Signer, rows: &mut Vec<Row>) -> Resu
         ),
         ceiling: Some(DECODE_ALL),
     });
-    Ok(world_bytes)
+    Ok(())
 }
