@@ -115,6 +115,7 @@ mod cid;
 pub mod codec;
 mod error;
 mod event;
+mod follow;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 mod keys;
@@ -133,6 +134,7 @@ pub use crate::event::{
     signing_message, BlockKind, Event, Payload, UnsignedEvent, FORMAT_VERSION, MIN_SALT_LEN,
     SIGNING_PREFIX,
 };
+pub use crate::follow::{backoff, FollowOptions, Followed, Projector};
 pub use crate::keys::{verify_many, Author, SigCheck, Signature, Signer, VERIFY_BATCH};
 pub use crate::ledger::{now_us, Appended, Draft, Expected, Ledger, WalkBack};
 pub use crate::publish::{Collected, Erased, PublishReport, Publisher, Retry};
@@ -140,7 +142,9 @@ pub use crate::store::{BlockStore, Commit, Head, HeadUpdate, MemoryStore, Publis
 pub use crate::stream::StreamId;
 pub use crate::tombstone::{Masks, Tombstone, MAX_SCOPE, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 pub use crate::trust::TrustSet;
-pub use crate::verify::{verify, Finding, Masked, Problem, Report, Scope, VerifyOptions};
+pub use crate::verify::{
+    verify, verify_events, Finding, Masked, Problem, Report, Scope, VerifyOptions,
+};
 
 /// The largest block the ledger writes, in bytes (256 KiB): an event or payload block over it
 /// is refused with [`Error::TooLarge`] before anything is signed or stored. It stays well under

@@ -74,6 +74,12 @@ impl Link {
         self.runtime.block_on(future)
     }
 
+    /// Makes this link's runtime the current one until the guard is dropped (for code that
+    /// polls futures or drops NATS objects outside [`Link::block_on`]).
+    pub(super) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
     /// The backbone.
     pub fn backbone(&self) -> &Backbone {
         &self.backbone

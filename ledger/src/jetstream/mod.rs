@@ -14,10 +14,14 @@ use tracing::instrument;
 
 mod backbone;
 mod check;
+mod follower;
 mod link;
 
 pub use self::backbone::{Backbone, Pulled, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
+pub use self::follower::{
+    dead_letter_stream, dead_letters, follow_log, retry_dead_letter, DeadLetter,
+};
 pub use self::link::{Link, PulledAll};
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
