@@ -24,6 +24,7 @@ pub mod onboarding;
 pub mod policy;
 mod projections;
 pub mod read_model;
+pub mod read_side;
 mod service;
 mod write;
 
