@@ -1,7 +1,7 @@
 //! `personctl --nats URL bench`, read side: projection lag at a steady 5,000 events/s, and the
 //! rebuild of every read model.
 //!
-//! `serve`'s loop runs on a thread of its own, with its own store and read models (as a
+//! The read side's follower (`serve`'s) runs on a thread of its own, with its own store and read models (as a
 //! separate process would: it pulls every chain from JetStream and the bucket). A writer
 //! registers 1,000 persons, then renames them at 5,000 events/s (50 every 10 ms, appended as
 //! the domain writes them) for 3 s (`--events`, at most 15,000), publishing each batch. The projection lag of an event runs
@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 
-use personctl_domain::{Command, PersonId, Persons, Projections};
-use personctl_ledger::jetstream::{Backbone, Settings};
-use personctl_ledger::{Appended, Cid, Draft, Ledger, Payload, Signer, SledStore, TrustSet};
+use personctl_domain::read_side::PersonProjector;
+use personctl_domain::{Command, PersonId, Persons, Projections, AGGREGATE};
+use personctl_ledger::jetstream::{follow_log, Backbone, Settings};
+use personctl_ledger::{
+    Appended, Cid, Draft, FollowOptions, Ledger, Payload, Signer, SledStore, TrustSet,
+};
 
-use crate::args::ServeArgs;
 use crate::nats;
 
 /// What the read-side bench measured.
@@ -58,17 +60,6 @@ pub(crate) fn read_side(
             let link = nats::connect_to(&url, settings)?;
             let store = SledStore::open(path.join("serve-store"))?;
             let projections = Projections::open(&path.join("projections"))?;
-            let args = ServeArgs {
-                max_attempts: 5,
-                retry_delay_ms: 100,
-                until_caught_up: false,
-                policies: false,
-                unverified_email_days: 7,
-                inactive_days: 365,
-                onboarding_days: 14,
-                sweep_seconds: 60,
-                now: None,
-            };
             let observe = move |cid: &Cid| {
                 applied
                     .lock()
@@ -78,16 +69,11 @@ pub(crate) fn read_side(
             let trust: TrustSet = [Signer::from_seed(WRITER_SEED).author()]
                 .into_iter()
                 .collect();
-            link.block_on(super::serve::run(
-                &link,
-                &store,
-                &projections,
-                &trust,
-                None,
-                &args,
-                &stop,
-                Some(&observe),
-            ))?;
+            // As `serve` runs with its default options.
+            let options = FollowOptions::new(AGGREGATE, "personctl-projections");
+            let mut projector =
+                PersonProjector::new(&store, &projections).observed(Box::new(observe));
+            follow_log(&link, &store, &trust, &mut projector, &options, &stop)?;
             Ok(())
         })
     };

@@ -57,7 +57,7 @@ fn request(command: &QueryCommand) -> Value {
 }
 
 /// A request body as a query.
-pub(crate) fn parse_request(body: &[u8]) -> Result<QueryCommand> {
+fn parse_request(body: &[u8]) -> Result<QueryCommand> {
     let v: Value = serde_json::from_slice(body).context("a query must be JSON")?;
     let text = |k: &str| -> Result<String> {
         v[k].as_str()
@@ -116,6 +116,18 @@ async fn ask(link: &Link, command: &QueryCommand) -> Result<Option<Vec<Record>>>
         })
         .collect();
     Ok(Some(records))
+}
+
+/// The answer `serve` sends to a request body (an error is answered too).
+pub(crate) fn respond(projections: &Projections, request: &[u8]) -> Vec<u8> {
+    let body = match parse_request(request).and_then(|command| answer(projections, &command)) {
+        Ok(records) => json!({"records": records
+            .into_iter()
+            .map(|(kind, data, line)| json!([kind, data, line]))
+            .collect::<Vec<_>>()}),
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+    body.to_string().into_bytes()
 }
 
 /// Answers a query from the read models.
