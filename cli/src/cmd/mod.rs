@@ -3,8 +3,6 @@
 mod append;
 mod append_event;
 mod bench;
-mod bench_lag;
-mod bench_nats;
 mod car;
 mod demo;
 mod erase;
@@ -48,13 +46,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Project(a) => query::project(&config, &a, &mut out)?,
         Command::Dlq(a) => serve::dlq(&config, &a, &mut out)?,
         // One run: the embedded stages, then (with --nats) the JetStream and read-side ones.
-        Command::Bench(a) => {
-            bench::run(&a, &mut out)?;
-            match &config.nats {
-                Some((url, settings)) => bench_nats::run(url, settings, &a, &mut out)?,
-                None => bench::without_nats(&mut out)?,
-            }
-        }
+        Command::Bench(a) => bench::run(&config, &a, &mut out)?,
         Command::Export(a) => car::export(&config, &a, &mut out)?,
         Command::Import(a) => car::import(&config, &a, &mut out)?,
         Command::Demo(a) => demo::run(&a, &mut out)?,

@@ -1,4 +1,4 @@
-//! `personctl --nats URL bench`: JetStream throughput, personctl next to its raw ceiling, in one
+//! The JetStream stages of `personctl --nats URL bench`: throughput, personctl next to its raw ceiling, in one
 //! run against the same server, on streams of its own (deleted afterwards).
 //!
 //! - raw ceiling: async publish of messages of a notice's size, many acks in flight, one per
@@ -15,26 +15,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use futures_util::stream::{self, StreamExt};
-use serde_json::json;
 
 use personctl_ledger::jetstream::{follow, Backbone, Notice, Settings};
 use personctl_ledger::{BlockStore, Cid, Draft, Ledger, Signer, SledStore, StreamId};
 
-use super::bench_lag::{wait_for_tick, PER_TICK};
-use crate::args::BenchArgs;
-use crate::output::Out;
-use crate::EXIT_OK;
+use crate::lag::{wait_for_tick, PER_TICK};
+use crate::{rate, Emit, Options as BenchArgs, Record, Result, Stage};
 
 /// The raw ceiling with personctl's own message shape.
 const RAW_SHAPED: &str = "raw publish, personctl's messages";
 
-fn rate(events: u64, seconds: f64) -> f64 {
-    events as f64 / seconds.max(1e-9)
-}
-
-pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -> Result<u8> {
+/// Runs the JetStream stages against the server at `url`, on streams of their own (deleted
+/// afterwards).
+pub fn run(url: &str, base: &Settings, args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
     // The random tail of a UUIDv7 keeps concurrent bench runs apart.
     let tag = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
     let settings = Settings {
@@ -51,9 +45,9 @@ pub(crate) fn run(url: &str, base: &Settings, args: &BenchArgs, out: &mut Out) -
     let backbone = Arc::new(
         runtime
             .block_on(Backbone::connect(url, settings.clone()))
-            .with_context(|| format!("--nats {url}"))?,
+            .map_err(|e| format!("--nats {url}: {e}"))?,
     );
-    let result = stages(&runtime, &backbone, url, args, out);
+    let result = stages(&runtime, &backbone, url, args, emit);
     // Clean up the bench streams whatever happened.
     runtime.block_on(async {
         let js = backbone.context();
@@ -70,8 +64,8 @@ fn stages(
     backbone: &Arc<Backbone>,
     url: &str,
     args: &BenchArgs,
-    out: &mut Out,
-) -> Result<u8> {
+    emit: Emit<'_>,
+) -> Result<()> {
     let signer = Signer::from_seed([7; 32]);
     let dir = tempfile::tempdir()?;
     let store = SledStore::open(dir.path().join("store"))?;
@@ -98,7 +92,7 @@ fn stages(
                     "PersonRenamed",
                     1,
                 )
-                .with_data(super::bench::sample_data(i))
+                .with_data(crate::embedded::sample_data(i))
             })
             .collect::<Result<_, _>>()?;
         let appended = ledger.append_batch(&signer, drafts)?;
@@ -143,7 +137,7 @@ fn stages(
             })
             .await
             .map(drop)
-            .map_err(|e| anyhow::anyhow!("creating the raw bench stream: {e}"))
+            .map_err(|e| crate::Error::from(format!("creating the raw bench stream: {e}")))
     })?;
     // `shaped`: as personctl sends them: the notice on its stream's subject, each block on a
     // subject of its own (the bucket's key is the CID), every message with a message id.
@@ -185,7 +179,7 @@ fn stages(
                     .await;
                 results.into_iter().collect::<Result<Vec<()>, String>>()
             })
-            .map_err(|e| anyhow::anyhow!("raw publish: {e}"))?;
+            .map_err(|e| crate::Error::from(format!("raw publish: {e}")))?;
         Ok(started.elapsed().as_secs_f64())
     };
     let raw1_s = raw(&[sizes.0], false)?;
@@ -202,8 +196,7 @@ fn stages(
         &streams,
         total,
     )?;
-    let read_side =
-        super::bench_lag::read_side(runtime, backbone, url, backbone.settings(), total)?;
+    let read_side = crate::lag::read_side(runtime, backbone, url, backbone.settings(), total)?;
 
     let rows = [
         (
@@ -237,83 +230,64 @@ fn stages(
             ),
         ),
     ];
-    for (stage, events, seconds, note) in &rows {
-        out.record(
-            "bench",
-            json!({"stage": stage, "events": events, "seconds": seconds, "events_per_second": rate(*events, *seconds).round(), "note": note}),
-            || format!("{stage:<45} {:>10.0} events/s   ({events} in {seconds:.3}s; {note})", rate(*events, *seconds)),
-        )?;
+    for (stage, events, seconds, note) in rows {
+        emit(Record::Stage(Stage {
+            stage: stage.to_string(),
+            events,
+            seconds,
+            note,
+            ceiling: None,
+        }))?;
     }
-    let share1 = rate(args.events, personctl_s) / rate(args.events, raw1_s) * 100.0;
-    let share3 = rate(args.events, personctl_s) / rate(args.events, raw3_s) * 100.0;
-    let shared = rate(args.events, personctl_s) / rate(args.events, shaped_s) * 100.0;
-    out.record(
-        "ratio",
-        json!({"of_raw_1_message": share1.round(), "of_raw_3_messages": share3.round(), "of_raw_shaped": shared.round()}),
-        || format!("personctl reaches {share1:.0} % of the 1-message raw ceiling, {share3:.0} % of the 3-message one, {shared:.0} % of the same messages sent raw"),
-    )?;
-    let pct = |p: f64| -> f64 {
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(i).copied().unwrap_or(f64::NAN)
-    };
-    out.record(
-        "latency",
-        json!({"events": latencies.len(), "rate": 5000, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0)}),
-        || {
-            format!(
-                "append-to-visible at 5000 events/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events)",
-                pct(0.5),
-                pct(0.95),
-                pct(0.99),
-                pct(1.0),
-                latencies.len()
-            )
-        },
-    )?;
-    let at = |l: &[f64], p: f64| -> f64 {
-        let i = ((l.len() as f64 - 1.0) * p).round() as usize;
-        l.get(i).copied().unwrap_or(f64::NAN)
-    };
+    let share = |raw_s: f64| rate(args.events, personctl_s) / rate(args.events, raw_s) * 100.0;
+    emit(Record::Ratio {
+        of_raw_1_message: share(raw1_s),
+        of_raw_3_messages: share(raw3_s),
+        of_raw_shaped: share(shaped_s),
+    })?;
+    emit(Record::Latency {
+        kind: "latency",
+        what: "append-to-visible",
+        rate: 5000.0,
+        millis: latencies,
+        detail: "events",
+    })?;
     let rate_written = rate(read_side.lags.len() as u64, read_side.seconds);
-    for (kind, lags, what) in [
+    for (kind, millis, what) in [
         (
             "projection_lag",
-            &read_side.lags,
+            read_side.lags,
             "projection lag (JetStream ack to read models)",
         ),
         (
             "append_to_projection",
-            &read_side.end_to_end,
+            read_side.end_to_end,
             "append to read models",
         ),
     ] {
-        out.record(
+        emit(Record::Latency {
             kind,
-            json!({"events": lags.len(), "rate": rate_written.round(), "p50_ms": at(lags, 0.5), "p95_ms": at(lags, 0.95), "p99_ms": at(lags, 0.99), "max_ms": at(lags, 1.0)}),
-            || {
-                format!(
-                    "{what} at {rate_written:.0} events/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} person commands; serve on its own store, pulling from JetStream and the bucket)",
-                    at(lags, 0.5),
-                    at(lags, 0.95),
-                    at(lags, 0.99),
-                    at(lags, 1.0),
-                    lags.len()
-                )
-            },
-        )?;
+            what,
+            rate: rate_written,
+            millis,
+            detail:
+                "person commands; serve on its own store, pulling from JetStream and the bucket",
+        })?;
     }
     let (events, seconds) = read_side.rebuild;
-    out.record(
-        "bench",
-        json!({"stage": "rebuild read models", "events": events, "seconds": seconds, "events_per_second": rate(events, seconds).round()}),
-        || format!("{:<45} {:>10.0} events/s   ({events} in {seconds:.3}s; every projection from the chains)", "rebuild read models", rate(events, seconds)),
-    )?;
-    Ok(EXIT_OK)
+    emit(Record::Stage(Stage {
+        stage: "rebuild read models".into(),
+        events,
+        seconds,
+        note: "every projection from the chains".into(),
+        ceiling: None,
+    }))?;
+    Ok(())
 }
 
 fn settle(report: personctl_ledger::jetstream::Report) -> Result<()> {
     if let Some((s, e)) = report.failures.first() {
-        anyhow::bail!("publishing {s}: {e}");
+        return Err(format!("publishing {s}: {e}").into());
     }
     Ok(())
 }
@@ -372,7 +346,7 @@ fn latency(
             .map(|i| {
                 let stream = streams[(k * PER_TICK + i) % streams.len()].clone();
                 Draft::new(stream, "PersonRenamed", 1)
-                    .with_data(super::bench::sample_data(i as u64))
+                    .with_data(crate::embedded::sample_data(i as u64))
             })
             .collect::<Result<_, _>>()?;
         let appended = ledger.append_batch(signer, drafts)?;
@@ -387,7 +361,7 @@ fn latency(
     }
     runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(30), follower).await })
-        .context("the follower did not see every event within 30 s")???;
+        .map_err(|_| crate::Error::from("the follower did not see every event within 30 s"))???;
     let started = started.lock().expect("not poisoned");
     let mut out: Vec<f64> = seen
         .lock()

@@ -1,4 +1,4 @@
-//! `personctl --nats URL bench`, read side: projection lag at a steady 5,000 events/s, and the
+//! The read-side stages of `personctl --nats URL bench`: projection lag at a steady 5,000 events/s, and the
 //! rebuild of every read model.
 //!
 //! The read side's follower (`serve`'s) runs on a thread of its own, with its own store and read models (as a
@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
-
 use personctl_domain::read_side::PersonProjector;
 use personctl_domain::{Command, PersonId, Persons, Projections, AGGREGATE};
 use personctl_ledger::jetstream::{follow_log, Backbone, Settings};
@@ -22,7 +20,7 @@ use personctl_ledger::{
     Appended, Cid, Draft, FollowOptions, Ledger, Payload, Signer, SledStore, TrustSet,
 };
 
-use crate::nats;
+use crate::Result;
 
 /// What the read-side bench measured.
 pub(crate) struct ReadSide {
@@ -57,7 +55,7 @@ pub(crate) fn read_side(
         let (applied, stop) = (Arc::clone(&applied), Arc::clone(&stop));
         let path = dir.path().to_path_buf();
         std::thread::spawn(move || -> Result<()> {
-            let link = nats::connect_to(&url, settings)?;
+            let link = personctl_ledger::jetstream::Link::connect(&url, settings)?;
             let store = SledStore::open(path.join("serve-store"))?;
             let projections = Projections::open(&path.join("projections"))?;
             let observe = move |cid: &Cid| {
@@ -86,14 +84,14 @@ pub(crate) fn read_side(
         let touched: Vec<_> = appended.iter().map(|a| a.stream.clone()).collect();
         let report = runtime.block_on(backbone.publish(&store, Some(&touched)))?;
         match report.failures.first() {
-            Some((s, e)) => Err(anyhow!("publishing {s}: {e}")),
+            Some((s, e)) => Err(crate::Error::from(format!("publishing {s}: {e}"))),
             None => Ok(()),
         }
     };
     let batch = |commands: Vec<(PersonId, Command)>| -> Result<Vec<Appended>> {
         let appended = persons
             .execute_batch(&signer, &commands)
-            .map_err(|f| anyhow!("bench command {}: {}", f.index, f.error))?;
+            .map_err(|f| crate::Error::from(format!("bench command {}: {}", f.index, f.error)))?;
         Ok(appended.into_iter().flatten().collect())
     };
     // The persons first (not measured), and wait until they are applied.
@@ -156,7 +154,7 @@ pub(crate) fn read_side(
     stop.store(true, Ordering::SeqCst);
     server
         .join()
-        .map_err(|_| anyhow!("the serve thread panicked"))??;
+        .map_err(|_| crate::Error::from("the serve thread panicked"))??;
     let applied = applied.lock().expect("not poisoned");
     let lags_from = |from: &HashMap<Cid, Instant>| -> Vec<f64> {
         let mut lags: Vec<f64> = from
@@ -204,10 +202,12 @@ fn wait_for(
             return Ok(());
         }
         if server.is_finished() {
-            return Err(anyhow!("the serve loop stopped early"));
+            return Err(crate::Error::from("the serve loop stopped early"));
         }
         if Instant::now() > deadline {
-            return Err(anyhow!("the read models did not catch up within 60 s"));
+            return Err(crate::Error::from(
+                "the read models did not catch up within 60 s",
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

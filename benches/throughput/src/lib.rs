@@ -1,0 +1,125 @@
+//! The stages of `personctl bench`: throughput on this machine, each stage of the real path
+//! next to the raw primitive that bounds it (its ceiling). `embedded` runs the primitives, the
+//! embedded store's append and `verify`, and the domain's commands and replays; `nats` (with
+//! a server) raw JetStream publishing next to personctl's, the append-to-visible latency, and
+//! with `lag` the read side's projection lag and rebuild.
+//!
+//! The stages hand their results to the caller as [`Record`]s and print nothing: `personctl`
+//! picks the output format. A benchmark harness, not a library for other domains.
+
+mod embedded;
+mod lag;
+mod nats;
+
+use std::path::PathBuf;
+
+pub use crate::embedded::run as embedded;
+pub use crate::nats::run as with_nats;
+
+/// Errors of a bench run, with what failed in words.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Result alias of the bench.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Events to append and verify.
+    pub events: u64,
+    /// Streams to spread them over.
+    pub streams: u64,
+    /// Events per batch (one durable write each).
+    pub batch: u64,
+    /// Concurrent writers of the batched stage.
+    pub writers: u64,
+    /// Where the embedded store goes (a new directory; `None`: a temporary one).
+    pub dir: Option<PathBuf>,
+}
+
+/// One stage's throughput.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// The stage's name.
+    pub stage: String,
+    /// Events it handled.
+    pub events: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// How it ran.
+    pub note: String,
+    /// The ceiling it is compared with, and its rate as a share of the ceiling's.
+    pub ceiling: Option<(String, f64)>,
+}
+
+impl Stage {
+    /// Events per second.
+    pub fn rate(&self) -> f64 {
+        rate(self.events, self.seconds)
+    }
+}
+
+/// A result of the run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// A stage's throughput.
+    Stage(Stage),
+    /// The process's peak resident memory, in bytes (when the system tells).
+    PeakRss(Option<u64>),
+    /// The embedded store on disk: its bytes, the events it holds, and the bytes of their
+    /// event and payload blocks.
+    Disk {
+        /// Bytes on disk.
+        bytes: u64,
+        /// Events stored.
+        events: u64,
+        /// Bytes of their blocks.
+        block_bytes: u64,
+    },
+    /// Stages that did not run, and why.
+    Skipped {
+        /// Which.
+        stages: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// personctl's JetStream rate as a share (percent) of the raw ceilings.
+    Ratio {
+        /// Of one raw message per event.
+        of_raw_1_message: f64,
+        /// Of three raw messages per event.
+        of_raw_3_messages: f64,
+        /// Of the same messages as personctl sends them, sent raw.
+        of_raw_shaped: f64,
+    },
+    /// A latency distribution.
+    Latency {
+        /// Its record type (`latency`, `projection_lag`, `append_to_projection`).
+        kind: &'static str,
+        /// What is measured.
+        what: &'static str,
+        /// The rate events were written at.
+        rate: f64,
+        /// The latencies, in milliseconds, sorted.
+        millis: Vec<f64>,
+        /// What the events were.
+        detail: &'static str,
+    },
+}
+
+/// Where the stages send their records.
+pub type Emit<'a> = &'a mut dyn FnMut(Record) -> Result<()>;
+
+/// The stages that need a server, for a run without one.
+pub const NEEDS_NATS: &str =
+    "append + JetStream, raw publish, append-to-visible latency, projection lag";
+
+fn rate(events: u64, seconds: f64) -> f64 {
+    events as f64 / seconds.max(1e-9)
+}
+
+/// The value at quantile `p` of sorted `values` (NaN when empty).
+pub fn quantile(values: &[f64], p: f64) -> f64 {
+    let i = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values.get(i).copied().unwrap_or(f64::NAN)
+}
