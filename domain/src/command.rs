@@ -212,6 +212,27 @@ pub fn from_json(text: &str) -> Result<(Option<PersonId>, Command), DomainError>
     from_json_value(value)
 }
 
+/// The person a parsed command goes to: the one it names, or a new id for `register` (the only
+/// command that makes a person).
+pub fn for_person(
+    (person, command): (Option<PersonId>, Command),
+) -> Result<(PersonId, Command), DomainError> {
+    let person = match (person, &command) {
+        (Some(p), _) => p,
+        (None, Command::Register { .. }) => PersonId::new_v7(),
+        (None, c) => {
+            return Err(DomainError::Invalid {
+                field: "person",
+                reason: format!(
+                    "the person is required for {} (only register makes a new person)",
+                    c.name()
+                ),
+            })
+        }
+    };
+    Ok((person, command))
+}
+
 /// [`from_json`] of a JSON value already parsed (its keys are unique by construction).
 pub fn from_json_value(mut value: Value) -> Result<(Option<PersonId>, Command), DomainError> {
     let object = value.as_object_mut().ok_or_else(|| DomainError::Invalid {

@@ -101,6 +101,10 @@ pub enum Error {
         /// The person the command was for.
         person: PersonId,
     },
+    /// A line of commands (JSON Lines) that cannot be read: too long, not UTF-8, not a
+    /// command, or unreadable.
+    #[error("{0}")]
+    BadLine(String),
     /// The ledger failed (a concurrency conflict is `personctl_ledger::Error::Conflict`).
     #[error(transparent)]
     Ledger(#[from] personctl_ledger::Error),

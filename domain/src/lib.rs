@@ -19,6 +19,7 @@ mod error;
 pub mod event;
 mod ids;
 pub mod lifecycle;
+pub mod lines;
 pub mod model;
 pub mod onboarding;
 pub mod policy;

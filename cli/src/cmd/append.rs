@@ -11,6 +11,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use personctl_domain::command;
+use personctl_domain::lines::Lines;
 use personctl_domain::{Command, PersonId, Persons};
 use personctl_ledger::{Appended, Ledger, Publisher, Retry};
 
@@ -67,17 +69,36 @@ fn args_to_json(args: &[String]) -> Result<Value> {
 
 /// A command's JSON object as a person and a command. `register` without a person gets a new id.
 fn parse(value: Value) -> Result<(PersonId, Command)> {
-    with_person(personctl_domain::command::from_json_value(value)?)
+    let parsed = command::from_json_value(value)?;
+    Ok(command::for_person(parsed)?)
 }
 
-/// The person a command goes to: the one it names, or a new id for `register`.
-fn with_person((person, command): (Option<PersonId>, Command)) -> Result<(PersonId, Command)> {
-    let person = match (person, &command) {
-        (Some(p), _) => p,
-        (None, Command::Register { .. }) => PersonId::new_v7(),
-        (None, c) => bail!("{}: person is required (--person ID)", c.name()),
-    };
-    Ok((person, command))
+/// Commands `append --file` decides and commits together: memory stays bounded whatever the
+/// file's size.
+const FILE_BATCH: usize = 1_000;
+
+/// A JSON Lines file of commands, or standard input for `-`.
+struct File {
+    name: String,
+    lines: Lines<Box<dyn BufRead>>,
+}
+
+impl File {
+    fn open(path: &Path) -> Result<File> {
+        if path.as_os_str() == "-" {
+            let stdin: Box<dyn BufRead> = Box::new(std::io::BufReader::new(std::io::stdin()));
+            return Ok(File {
+                name: "<stdin>".into(),
+                lines: Lines::new(stdin),
+            });
+        }
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(File {
+            name: path.display().to_string(),
+            lines: Lines::new(Box::new(std::io::BufReader::new(file))),
+        })
+    }
 }
 
 pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u8> {
@@ -88,7 +109,7 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         out.set_json(true);
     }
     let mut file = match &args.file {
-        Some(path) => Some(Lines::open(path)?),
+        Some(path) => Some(File::open(path)?),
         None => None,
     };
     let mut single = match &file {
@@ -110,7 +131,7 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
     let mut stored = 0usize;
     loop {
         let (commands, bad_line) = match (&mut file, single.take()) {
-            (Some(lines), _) => lines.batch(FILE_BATCH),
+            (Some(f), _) => f.lines.batch(FILE_BATCH),
             (None, Some(commands)) => (commands, None),
             (None, None) => break,
         };
@@ -189,116 +210,6 @@ fn report(out: &mut Out, id: PersonId, command: &Command, events: &[Appended]) -
     Ok(())
 }
 
-/// The longest line `append --file` reads, in bytes (a command is far smaller; see README,
-/// Limits). A longer line is the bad line.
-pub(crate) const MAX_LINE: usize = 64 * 1024;
-/// Commands `append --file` decides and commits together: memory stays bounded whatever the
-/// file's size.
-const FILE_BATCH: usize = 1_000;
-
-/// A JSON Lines file (or standard input for `-`), read a bounded batch at a time.
-struct Lines {
-    name: String,
-    reader: Box<dyn BufRead>,
-    number: usize,
-    done: bool,
-}
-
-impl Lines {
-    fn open(path: &Path) -> Result<Lines> {
-        let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-            Box::new(std::io::BufReader::new(std::io::stdin()))
-        } else {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            Box::new(std::io::BufReader::new(file))
-        };
-        Ok(Lines {
-            name: if path.as_os_str() == "-" {
-                "<stdin>".into()
-            } else {
-                path.display().to_string()
-            },
-            reader,
-            number: 0,
-            done: false,
-        })
-    }
-
-    /// The next line's bytes, at most [`MAX_LINE`] of them; `None` at the end.
-    fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let mut line = Vec::new();
-        loop {
-            let available = self.reader.fill_buf()?;
-            if available.is_empty() {
-                return Ok((!line.is_empty()).then_some(line));
-            }
-            let (take, end) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (i, true),
-                None => (available.len(), false),
-            };
-            if line.len() + take > MAX_LINE {
-                return Err(std::io::Error::other(format!(
-                    "the line is longer than {MAX_LINE} bytes (the limit of one command)"
-                )));
-            }
-            line.extend_from_slice(&available[..take]);
-            self.reader.consume(take + usize::from(end));
-            if end {
-                return Ok(Some(line));
-            }
-        }
-    }
-
-    /// Up to `max` commands, and the first bad line's number and error (the batch then ends
-    /// there, and so does the file).
-    #[allow(clippy::type_complexity)]
-    fn batch(
-        &mut self,
-        max: usize,
-    ) -> (
-        Vec<(usize, (PersonId, Command))>,
-        Option<(usize, anyhow::Error)>,
-    ) {
-        let mut commands = Vec::new();
-        while !self.done && commands.len() < max {
-            self.number += 1;
-            let number = self.number;
-            let line = match self.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => {
-                    self.done = true;
-                    break;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return (commands, Some((number, anyhow!(e))));
-                }
-            };
-            let parsed = std::str::from_utf8(&line)
-                .map_err(|e| anyhow!("not UTF-8 text ({e})"))
-                .and_then(|text| {
-                    if text.trim().is_empty() {
-                        return Ok(None);
-                    }
-                    personctl_domain::command::from_json(text)
-                        .map_err(anyhow::Error::from)
-                        .and_then(with_person)
-                        .map(Some)
-                });
-            match parsed {
-                Ok(Some(c)) => commands.push((number, c)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.done = true;
-                    return (commands, Some((number, e)));
-                }
-            }
-        }
-        (commands, None)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,34 +251,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("global option"), "{err}");
-    }
-
-    #[test]
-    fn lines_are_bounded_and_a_bad_line_keeps_the_ones_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.jsonl");
-        let good = r#"{"command":"register","legal_name":"A"}"#;
-        let mut bytes = format!("{good}\n\n{good}\n").into_bytes();
-        bytes.extend_from_slice(b"\xff\xfe{}\n");
-        bytes.extend_from_slice(good.as_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        let mut lines = Lines::open(&path).unwrap();
-        let (commands, bad) = lines.batch(10);
-        assert_eq!(commands.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 3]);
-        let (n, e) = bad.unwrap();
-        assert_eq!(n, 4);
-        assert!(e.to_string().contains("UTF-8"), "{e}");
-        // An endless line stops at the limit, with nothing read past it.
-        std::fs::write(&path, vec![b' '; MAX_LINE + 1]).unwrap();
-        let (commands, bad) = Lines::open(&path).unwrap().batch(10);
-        assert!(commands.is_empty());
-        assert!(bad.unwrap().1.to_string().contains("longer than"));
-        // Batches: a bounded number of commands at a time, numbered across batches.
-        std::fs::write(&path, format!("{good}\n").repeat(5)).unwrap();
-        let mut lines = Lines::open(&path).unwrap();
-        assert_eq!(lines.batch(2).0.len(), 2);
-        assert_eq!(lines.batch(2).0[1].0, 4);
-        assert_eq!(lines.batch(2).0.len(), 1);
-        assert!(lines.batch(2).0.is_empty());
     }
 }
