@@ -6,9 +6,11 @@
 
 use std::collections::HashSet;
 
-use personctl_ledger::{Appended, BlockStore, Cid, Publisher, Retry, Signer};
+use personctl_ledger::{Appended, BlockStore, Cid, Draft, Publisher, Retry, Signer};
+use uuid::Uuid;
 
-use crate::{Command, Erasure, Error, PersonId, Persons};
+use crate::execute::{draft, Working};
+use crate::{apply, decide_erasure, Command, Erasure, Error, PersonId, Persons, Recorded};
 
 /// What [`Persons::execute_published`] did.
 #[derive(Debug, Default)]
@@ -39,6 +41,58 @@ pub struct Erasing {
 }
 
 impl<S: BlockStore> Persons<S> {
+    /// Erases personal data of person `id`: decides the erasure on its chain
+    /// ([`decide_erasure`]) and appends the tombstone at the head it read (a concurrent append
+    /// is a conflict, reported). Returns the tombstone (`None`: nothing was left to erase).
+    ///
+    /// The masked blocks are still stored afterwards, though never read again: remove them
+    /// with [`Persons::purge`] once the tombstone is where it must be, or use
+    /// [`Persons::erase_and_purge`], which does all of it in the safe order (with a shared log
+    /// too).
+    pub fn erase(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+    ) -> Result<Option<Appended>, Error> {
+        match self.erasure_draft(id, erasure, reason)? {
+            Some(d) => Ok(Some(self.ledger().append(signer, d)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The tombstone that erases `erasure` of person `id` now, pinned to the head it was
+    /// decided on (`None`: nothing is left to erase).
+    pub(crate) fn erasure_draft(
+        &self,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+    ) -> Result<Option<Draft>, Error> {
+        let history = self.history(id)?;
+        let stored = history.last().map(|(h, _)| *h);
+        let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
+        let recorded: Vec<Recorded> = history.into_iter().map(|(_, r)| r).collect();
+        let events = decide_erasure(person.as_ref(), &recorded, erasure, reason)
+            .map_err(|error| Error::Rule { person: id, error })?;
+        let Some(event) = events.first() else {
+            return Ok(None);
+        };
+        let mut w = Working {
+            person,
+            stored,
+            drafted: false,
+        };
+        Ok(Some(draft(id, &mut w, event, Vec::new(), Uuid::now_v7())?))
+    }
+
+    /// Removes from the store every block a tombstone on person `id`'s chain masks; returns
+    /// the CIDs removed. Idempotent: after a crash it finishes an erasure.
+    pub fn purge(&self, id: PersonId) -> Result<Vec<Cid>, Error> {
+        Ok(self.ledger().purge_masked(Some(&[id.stream()]))?)
+    }
+
     /// Runs commands in order ([`Persons::execute_batch`]) and, with a publisher, publishes
     /// their events. Before deciding, every person of the batch is brought level with the log.
     /// Commands whose events lost a race (withdrawn, the person now level with the winner) are
