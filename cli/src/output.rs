@@ -1,5 +1,7 @@
 //! Output: the only place that picks formats. Human text, or JSON Lines
 //! (`{"type": ..., "data": ...}` per line) with `--json`. Stdout carries only the report.
+//!
+//! Invariants 5 and 11: the only place that picks a format; text is escaped.
 
 use std::io::{BufWriter, Stdout, Write};
 

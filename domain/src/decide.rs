@@ -1,4 +1,6 @@
 //! `decide`: every business rule, as a pure function of the current state and a command.
+//!
+//! Invariant 12: every rule lives here, pure.
 
 use crate::command::{Command, ItemOp};
 use crate::error::DomainError;

@@ -4,6 +4,8 @@
 //! Each person is one entity with an [`Identity`] and a [`Lifecycle`], plus each optional
 //! component ([`Contact`], [`Professional`], [`Social`], [`Preferences`], [`Attributes`]) while
 //! it has content. Two indexes map ids and email addresses to entities.
+//!
+//! Invariant 13: the only module that names bevy_ecs's `World`.
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,8 @@
 //! cache), runs the policies and the onboarding saga on each event ([`Policies`]) and the
 //! time-based ones when the log is idle. The follower that feeds it (JetStream consumer,
 //! batches, checkpoint, retries, dead letters) is the ledger's; nothing here names NATS.
+//!
+//! Invariants 5 and 9: no NATS here, and only verified, trusted events arrive.
 
 use std::collections::HashMap;
 

@@ -4,6 +4,8 @@
 //! a concurrency conflict ([`Error::Conflict`], [`Error::Withdrawn`]: reload and retry), bad input or bad data
 //! ([`Error::Codec`], [`Error::InvalidStream`], [`Error::CidMismatch`], ...: report it), and an
 //! infrastructure failure ([`Error::Storage`], [`Error::Io`]: the environment is broken).
+//!
+//! Invariant 14: typed errors for what callers tell apart.
 
 use crate::{Cid, StreamId};
 

@@ -11,6 +11,8 @@
 //!
 //! Nothing here names NATS: the embedded store alone passes no publisher (`None`), and the
 //! same calls then do the local half.
+//!
+//! Invariants 3 and 7: the erasure order, and writes that stay pending when the log is away.
 
 use std::collections::HashSet;
 

@@ -16,6 +16,8 @@
 //! the block bucket. Masks are honoured whether or not the blocks are gone yet, so a crash
 //! between the commit and the purge leaves nothing readable that should not be; running the
 //! purge again finishes it.
+//!
+//! Invariant 3: nothing is removed without a committed tombstone that covers it.
 
 use std::collections::HashMap;
 

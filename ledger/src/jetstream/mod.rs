@@ -3,6 +3,8 @@
 //! and in submodules [`Backbone`] (publish, pull), [`Link`] (the same for synchronous callers:
 //! the [`crate::Publisher`] of the write path) and the readers ([`follow`], [`cross_check`]).
 //! The design is in `docs/JETSTREAM.md`.
+//!
+//! Invariant 2: a `Notice` carries links only; blocks travel through the bucket.
 
 use std::time::Duration;
 

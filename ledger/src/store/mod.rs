@@ -8,6 +8,8 @@
 //!   records in append-only segment files (the source of truth, from which the index is
 //!   derived at open), the trust list in a file, JetStream published marks in sled.
 //! - [`MemoryStore`]: in memory, for unit tests and examples.
+//!
+//! Invariant 1 (docs/ARCHITECTURE.md): `commit` is the only way a head moves.
 
 mod memory;
 mod recover;

@@ -17,6 +17,8 @@
 //!   nothing is cut, and blocks the damage hid are then missing, which `verify` names.
 //! - a block whose bytes no longer hash to its CID, inside a complete commit: indexed as
 //!   committed; every read re-derives the CID (invariant 4), so `verify` names it.
+//!
+//! Invariant 7: a crash state is repaired or reported, never silently passed over.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -16,6 +16,8 @@
 //! The parts: `report` (what a verification finds), `gather` (reading, re-hashing, decoding and
 //! signature checks, on every core), `chains` (walking each chain from its head, masks and
 //! strays), and `events` (verifying a handful of events as a reader meets them).
+//!
+//! Invariant 6: the rules here are the ones `docs/FORMAT.md` states, on every path.
 
 mod chains;
 mod events;
