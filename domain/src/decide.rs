@@ -398,7 +398,7 @@ pub fn decide_erasure(
     let state = person.map_or(State::Unregistered, |p| p.lifecycle.state());
     let (action, name) = match erasure {
         Erasure::Person => (lifecycle::Action::Erase, "erase"),
-        Erasure::Component { .. } => (lifecycle::Action::EraseComponent, "erase --component"),
+        Erasure::Component { .. } => (lifecycle::Action::EraseComponent, "erase-component"),
     };
     let reason = reason.trim();
     if reason.is_empty() {
