@@ -30,12 +30,12 @@ pub enum Command {
     },
     /// Set (or correct) the date of birth.
     SetBirthDate {
-        #[serde(deserialize_with = "crate::model::strict_date::one")]
+        #[serde(deserialize_with = "crate::model::strict_date::date")]
         date: Date,
     },
     /// Record the person's death.
     RecordDeath {
-        #[serde(deserialize_with = "crate::model::strict_date::one")]
+        #[serde(deserialize_with = "crate::model::strict_date::date")]
         date: Date,
     },
     /// Suspend the person.
@@ -106,6 +106,44 @@ pub enum Command {
     /// Remove the preferences.
     ClearPreferences {},
 }
+
+/// Every command's name, as in its JSON form and on the command line (a test keeps it equal to
+/// what the JSON form accepts).
+pub const NAMES: [&str; 33] = [
+    "register",
+    "rename",
+    "set-birth-date",
+    "record-death",
+    "suspend",
+    "reactivate",
+    "archive",
+    "merge",
+    "add-email",
+    "verify-email",
+    "remove-email",
+    "add-phone",
+    "update-phone",
+    "remove-phone",
+    "add-address",
+    "update-address",
+    "remove-address",
+    "add-skill",
+    "update-skill",
+    "remove-skill",
+    "add-employment",
+    "update-employment",
+    "remove-employment",
+    "add-certification",
+    "update-certification",
+    "remove-certification",
+    "add-relationship",
+    "remove-relationship",
+    "add-attribute",
+    "update-attribute",
+    "remove-attribute",
+    "set-preferences",
+    "clear-preferences",
+];
 
 /// What a command does to keyed items.
 pub(crate) enum ItemOp {
@@ -331,6 +369,21 @@ fn strict_json(text: &str) -> serde_json::Result<Value> {
 #[cfg(test)]
 mod json_tests {
     use super::*;
+
+    #[test]
+    fn names_are_exactly_what_the_json_form_accepts() {
+        let err = from_json(r#"{"command":"no-such-command"}"#)
+            .unwrap_err()
+            .to_string();
+        let expected: Vec<&str> = err
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|n| n.trim_matches('`'))
+            .collect();
+        assert_eq!(expected, NAMES);
+    }
 
     #[test]
     fn a_key_given_twice_is_refused() {

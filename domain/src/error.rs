@@ -91,7 +91,7 @@ pub enum Error {
     #[error("{0}")]
     NotOnChain(String),
     /// No chain of this person, here (nor in the shared log, when one is used).
-    #[error("no person {0}")]
+    #[error("no person {0}: nothing was ever registered under this id")]
     UnknownPerson(PersonId),
     /// Only some of a command's events were accepted by the shared log: another writer
     /// changed one of its persons at the same time (a merge touches two). Read the persons

@@ -139,6 +139,11 @@ impl<S: BlockStore> Persons<S> {
         working: &mut HashMap<PersonId, Working>,
     ) -> Result<Vec<Draft>, Error> {
         let w = self.working(id, working)?;
+        // A command for an id with no chain names a person that does not exist, whatever the
+        // lifecycle would say of it.
+        if w.person.is_none() && !matches!(command, Command::Register { .. }) {
+            return Err(Error::UnknownPerson(id));
+        }
         let events = decide(id, w.person.as_ref(), command)
             .map_err(|error| Error::Rule { person: id, error })?;
         let command_id = Uuid::now_v7();

@@ -20,7 +20,11 @@ pub(crate) mod strict_date {
 
     use super::Date;
 
-    fn parse<E: serde::de::Error>(text: &str) -> Result<Date, E> {
+    fn parse<E: serde::de::Error>(field: &str, text: &str) -> Result<Date, E> {
+        parse_any(text).map_err(|e: E| E::custom(format!("{field}: {e}")))
+    }
+
+    fn parse_any<E: serde::de::Error>(text: &str) -> Result<Date, E> {
         let shaped = text.len() == 10
             && text.bytes().enumerate().all(|(i, b)| match i {
                 4 | 7 => b == b'-',
@@ -32,19 +36,35 @@ pub(crate) mod strict_date {
             )));
         }
         text.parse()
-            .map_err(|e| E::custom(format!("{text:?} is not a valid date: {e}")))
+            .map_err(|e| E::custom(format!("{text:?} is not a valid date (YYYY-MM-DD): {e}")))
     }
 
-    /// A required date.
-    pub(crate) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
-        parse(&String::deserialize(d)?)
+    fn one<'de, D: Deserializer<'de>>(field: &str, d: D) -> Result<Date, D::Error> {
+        parse(field, &String::deserialize(d)?)
     }
 
-    /// An optional date (`null` or absent: none).
-    pub(crate) fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    fn opt<'de, D: Deserializer<'de>>(field: &str, d: D) -> Result<Option<Date>, D::Error> {
         Option::<String>::deserialize(d)?
-            .map(|t| parse(&t))
+            .map(|t| parse(field, &t))
             .transpose()
+    }
+
+    // One function per date field, so that an error names the field it is about.
+    macro_rules! fields {
+        ($($name:ident: $kind:ident -> $t:ty),* $(,)?) => {$(
+            pub(crate) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                $kind(stringify!($name), d)
+            }
+        )*};
+    }
+    fields! {
+        date: one -> Date,
+        start: one -> Date,
+        end: opt -> Option<Date>,
+        issued: one -> Date,
+        expires: opt -> Option<Date>,
+        valid_from: opt -> Option<Date>,
+        valid_until: opt -> Option<Date>,
     }
 }
 
@@ -111,10 +131,10 @@ pub struct Employment {
     /// The role.
     pub role: String,
     /// First day.
-    #[serde(deserialize_with = "strict_date::one")]
+    #[serde(deserialize_with = "strict_date::start")]
     pub start: Date,
     /// Last day, if it ended.
-    #[serde(default, deserialize_with = "strict_date::opt")]
+    #[serde(default, deserialize_with = "strict_date::end")]
     pub end: Option<Date>,
 }
 
@@ -128,10 +148,10 @@ pub struct Certification {
     #[serde(default)]
     pub issuer: String,
     /// When it was issued.
-    #[serde(deserialize_with = "strict_date::one")]
+    #[serde(deserialize_with = "strict_date::issued")]
     pub issued: Date,
     /// When it expires, if it does.
-    #[serde(default, deserialize_with = "strict_date::opt")]
+    #[serde(default, deserialize_with = "strict_date::expires")]
     pub expires: Option<Date>,
 }
 
@@ -161,10 +181,10 @@ pub struct Attribute {
     #[serde(default)]
     pub confidence: u8,
     /// First day the value holds.
-    #[serde(default, deserialize_with = "strict_date::opt")]
+    #[serde(default, deserialize_with = "strict_date::valid_from")]
     pub valid_from: Option<Date>,
     /// Last day the value holds.
-    #[serde(default, deserialize_with = "strict_date::opt")]
+    #[serde(default, deserialize_with = "strict_date::valid_until")]
     pub valid_until: Option<Date>,
 }
 

@@ -87,6 +87,35 @@ impl<S: BlockStore> Persons<S> {
         Ok(Some(draft(id, &mut w, event, Vec::new(), Uuid::now_v7())?))
     }
 
+    /// What erasing `erasure` of person `id` would mask now, writing nothing: each payload with
+    /// the event (head, type) that links it, genesis first. Empty: nothing is left to erase.
+    pub fn erasure_preview(
+        &self,
+        id: PersonId,
+        erasure: &Erasure,
+        reason: &str,
+    ) -> Result<Vec<(personctl_ledger::Head, String, Cid)>, Error> {
+        let history = self.history(id)?;
+        let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
+        let recorded: Vec<Recorded> = history.iter().map(|(_, r)| r.clone()).collect();
+        let events = decide_erasure(person.as_ref(), &recorded, erasure, reason)
+            .map_err(|error| Error::Rule { person: id, error })?;
+        let masks: Vec<Cid> = events
+            .iter()
+            .flat_map(|e| match e {
+                crate::Event::Erased { masks, .. } => masks.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok(history
+            .iter()
+            .filter_map(|(head, r)| {
+                let payload = r.payload.filter(|p| masks.contains(p))?;
+                Some((*head, r.event.type_name(), payload))
+            })
+            .collect())
+    }
+
     /// Removes from the store every block a tombstone on person `id`'s chain masks; returns
     /// the CIDs removed. Idempotent: after a crash it finishes an erasure.
     pub fn purge(&self, id: PersonId) -> Result<Vec<Cid>, Error> {
