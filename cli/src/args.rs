@@ -16,9 +16,17 @@ pub(crate) struct Args {
     /// Signing key (PKCS#8 PEM). Default: <home>/keys/default.pem.
     #[arg(long, env = "PERSONCTL_KEY", global = true, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,
-    /// Print JSON Lines on stdout: one {"type": ..., "data": ...} object per line.
+    /// Print JSON Lines on stdout: one {"type": ..., "data": ...} object per line (and an
+    /// error as one {"type": "error", ...} line on stderr).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// More log lines on stderr: -v personctl's own progress, -vv its debugging (RUST_LOG,
+    /// when set, decides instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr: no warnings.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
     /// Publish to and read from NATS JetStream at this URL (several servers: comma-separated).
     /// Without it, personctl works on the local store alone.
     #[arg(long, env = "PERSONCTL_NATS", global = true, value_name = "URL")]
@@ -48,9 +56,15 @@ pub(crate) struct Args {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Create an ed25519 signing key (mode 0600), print its did:key, and trust it in this home.
+    #[command(
+        after_help = "Examples:\n  personctl keygen\n  personctl keygen --out ~/keys/service.pem --label service"
+    )]
     Keygen(KeygenArgs),
     /// Manage the public keys whose signatures `verify` accepts.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  personctl trust list\n  personctl trust add did:key:z6Mk... --label payroll\n  personctl trust add --from-key ~/keys/service.pem"
+    )]
     Trust(TrustCommand),
     /// Run a person command: `append register --legal-name "Ada Lovelace"`,
     /// `append add-email --person ID --address ada@example.org`, ... or many from a JSON Lines
@@ -58,54 +72,110 @@ pub(crate) enum Command {
     #[command(after_long_help = COMMANDS_HELP)]
     Append(AppendArgs),
     /// Append one raw event to any stream (domain-agnostic, low level).
+    #[command(
+        after_help = "Examples:\n  personctl append-event --stream order/o-1 --type OrderPlaced --data '{\"total\": 42}'\n  personctl append-event --stream order/o-1 --type OrderPaid --expect-height 0"
+    )]
     AppendEvent(AppendEventArgs),
     /// Rebuild persons from their chains: one (`--person`, optionally `--at`) or all.
+    #[command(after_help = "Examples:\n  personctl replay\n  personctl replay --person ID --at 1")]
     Replay(ReplayArgs),
     /// Show persons readably (name, lifecycle, components): one by id, or everyone with an
     /// email address.
+    #[command(after_help = "Examples:\n  personctl show --person ID\n  personctl --json show")]
     Show(ShowArgs),
     /// Print the person lifecycle's transition table and the event schema versions.
+    #[command(after_help = "Examples:\n  personctl states")]
     States,
     /// Audit chains: CIDs, canonical encoding, signatures, trust, links, forks, truncation.
+    #[command(
+        after_help = "Examples:\n  personctl verify\n  personctl verify --person ID --exact\n  personctl verify --car backup.car"
+    )]
     Verify(VerifyArgs),
     /// Print a stream's audit trail: height, time, type, author, CID, verdict.
+    #[command(
+        after_help = "Examples:\n  personctl log --person ID\n  personctl log --stream org/acme"
+    )]
     Log(StreamArgs),
     /// List every stream with its head.
+    #[command(after_help = "Examples:\n  personctl streams")]
     Streams,
     /// With --nats: publish pending events (stored here, not yet acknowledged by JetStream),
     /// then bring every stream (or one) level with JetStream.
+    #[command(
+        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 sync\n  personctl --nats nats://127.0.0.1:4222 sync --person ID"
+    )]
     Sync(StreamArgs),
     /// With --nats: follow new events live, printing stream, height, type and CID.
+    #[command(
+        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 tail\n  personctl --nats nats://127.0.0.1:4222 tail --person ID --count 10"
+    )]
     Tail(TailArgs),
     /// GDPR erasure: append a signed tombstone that masks the person's personal data (or one
     /// component's), then remove the masked blocks here (and with --nats from the JetStream
     /// bucket). The chain stays verifiable.
+    #[command(
+        after_help = "Examples:\n  personctl erase --person ID --reason \"Art. 17 request 2024-113\"\n  personctl erase --person ID --component phone --reason \"asked by phone\"\n  personctl erase --person ID --reason \"Art. 17\" --dry-run"
+    )]
     Erase(EraseArgs),
     /// Remove every block a tombstone masks that is still stored (finishes an interrupted
     /// erasure; with --nats also in the JetStream bucket).
+    #[command(after_help = "Examples:\n  personctl gc")]
     Gc,
     /// With --nats: keep the read models (summary, search, timeline, skills, network) current
     /// from JetStream, with a checkpoint, retries and a dead-letter stream. Stops on
     /// SIGINT/SIGTERM.
+    #[command(
+        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 serve\n  personctl --nats nats://127.0.0.1:4222 serve --policies --until-caught-up"
+    )]
     Serve(ServeArgs),
     /// Read the read models: summary, search TEXT, timeline ID, skills SKILL, network ID.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  personctl query summary\n  personctl query search ada\n  personctl query timeline ID"
+    )]
     Query(QueryCommand),
-    /// Rebuild every read model from scratch out of the chains (`--rebuild`).
+    /// Build the read models out of the chains when there are none yet (else describe them);
+    /// `--rebuild` builds them again from scratch.
+    #[command(after_help = "Examples:\n  personctl project\n  personctl project --rebuild")]
     Project(ProjectArgs),
     /// With --nats: the messages `serve` could not apply.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 dlq list\n  personctl --nats nats://127.0.0.1:4222 dlq retry"
+    )]
     Dlq(DlqCommand),
     /// Write chains to a CARv1 file: every chain, or one person's (`--person`) or one stream's
     /// (`--stream`), with every block they reach (causal parents too; masked payloads left out).
+    #[command(
+        after_help = "Examples:\n  personctl export --car backup.car\n  personctl export --car ada.car --person ID"
+    )]
     Export(ExportArgs),
     /// Read a CARv1 file, verify every block and chain, and only then store it here (all or
     /// nothing; exit 1 when it does not verify).
+    #[command(after_help = "Examples:\n  personctl import --car backup.car")]
     Import(ImportArgs),
     /// Measure throughput on this machine (events/s), each stage next to its raw primitive.
+    #[command(
+        after_help = "Examples:\n  personctl bench\n  personctl --nats nats://127.0.0.1:4222 bench --events 20000"
+    )]
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        after_help = "Examples:\n  personctl completions bash > ~/.local/share/bash-completion/completions/personctl\n  personctl completions zsh > ~/.zfunc/_personctl"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout.
+    #[command(after_help = "Examples:\n  personctl man > personctl.1 && man ./personctl.1")]
+    Man,
     /// Create a fresh sample ledger, append events to a few chains, verify and show them.
+    #[command(after_help = "Examples:\n  personctl demo\n  personctl demo --dir /tmp/sample")]
     Demo(DemoArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -200,6 +270,10 @@ pub(crate) struct EraseArgs {
     /// Why (kept in the tombstone for the audit trail; must not hold personal data).
     #[arg(long, value_name = "TEXT")]
     pub(crate) reason: String,
+    /// Show exactly which payloads the erasure would mask (event, height, type), and write
+    /// nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -279,7 +353,7 @@ pub(crate) struct StreamArgs {
 }
 
 /// The person commands and their fields, for `append --help`.
-const COMMANDS_HELP: &str = "\
+pub(crate) const COMMANDS_HELP: &str = "\
 Commands and their fields (--field-name VALUE; dates YYYY-MM-DD; every command but register needs --person ID):
   register                         --legal-name
   rename                           --legal-name [--reason]
@@ -296,7 +370,13 @@ Commands and their fields (--field-name VALUE; dates YYYY-MM-DD; every command b
   add-attribute, update-attribute  --name --value [--source --confidence 0..100 --valid-from --valid-until];   remove-attribute --name
   set-preferences                  [--language --channels a,b];   clear-preferences
 
-JSON Lines (--file): one object per line, {\"person\": ID, \"command\": \"add-email\", \"address\": ...}, field names with underscores.";
+JSON Lines (--file): one object per line, {\"person\": ID, \"command\": \"add-email\", \"address\": ...}, field names with underscores.
+
+Examples:
+  personctl append register --legal-name \"Ada Lovelace\"
+  personctl append add-email --person ID --address ada@example.org
+  personctl append --file commands.jsonl
+  generate-commands | personctl append --file -";
 
 #[derive(ClapArgs, Debug)]
 pub(crate) struct AppendArgs {

@@ -36,25 +36,46 @@ fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    init_tracing();
+    init_tracing(args.verbose, args.quiet);
+    let json = args.json;
     match cmd::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
-            eprintln!("personctl: {err:#}");
+            output::error(&err, json);
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
-fn init_tracing() {
+/// Logs go to stderr, colored only on a terminal. `RUST_LOG` decides when set; otherwise
+/// warnings, errors only with `-q`, and personctl's own info (`-v`) or debug (`-vv`) lines, never
+/// its dependencies' (sled's internals stay quiet).
+fn init_tracing(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
+    let ours = |level: &str| {
+        [
+            "personctl",
+            "personctl_ledger",
+            "personctl_domain",
+            "personctl_bench",
+        ]
+        .map(|c| format!("{c}={level}"))
+        .join(",")
+    };
+    let default = match (quiet, verbose) {
+        (true, _) => "error".to_string(),
+        (false, 0) => "warn".to_string(),
+        (false, 1) => format!("warn,{}", ours("info")),
+        (false, _) => format!("warn,{}", ours("debug")),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose > 1)
         .init();
 }
 

@@ -50,6 +50,16 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Export(a) => car::export(&config, &a, &mut out)?,
         Command::Import(a) => car::import(&config, &a, &mut out)?,
         Command::Demo(a) => demo::run(&a, &mut out)?,
+        Command::Completions(a) => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut command, "personctl", &mut std::io::stdout());
+            EXIT_OK
+        }
+        Command::Man => {
+            let command = <Args as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            EXIT_OK
+        }
     };
     out.flush()?;
     Ok(code)
