@@ -22,7 +22,24 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// The read models of this home.
+    /// Whether this home has read models yet.
+    pub(crate) fn has_projections(&self) -> bool {
+        self.home.join("projections").is_dir()
+    }
+
+    /// The read models of this home, for reading: an error that says how to build them when
+    /// there are none yet (instead of empty answers).
+    pub(crate) fn existing_projections(&self) -> Result<personctl_domain::Projections> {
+        if !self.has_projections() {
+            anyhow::bail!(
+                "no read models in {} yet: build them from the chains with `personctl project`, or keep them current from JetStream with `personctl --nats URL serve`",
+                self.home.display()
+            );
+        }
+        self.projections()
+    }
+
+    /// The read models of this home (made empty when there are none).
     pub(crate) fn projections(&self) -> Result<personctl_domain::Projections> {
         let dir = self.home.join("projections");
         personctl_domain::Projections::open(&dir).map_err(|e| {
@@ -116,6 +133,14 @@ impl Config {
     /// Opens an existing store for a command that only reads: for writing when it can (so that
     /// recovery repairs what a crash left), else read-only: while another process writes it,
     /// or when its files cannot be written (an auditor's copy, a read-only mount).
+    /// Opens the store read-only, taking no lock: for commands that run long and only read
+    /// (`tail`), so that writers go on meanwhile. Nothing is repaired.
+    pub(crate) fn open_read_only(&self) -> Result<SledStore> {
+        let path = self.store_path();
+        SledStore::open_read_only(&path)
+            .with_context(|| format!("opening the store at {} read-only", path.display()))
+    }
+
     pub(crate) fn open_for_reading(&self) -> Result<SledStore> {
         let path = self.store_path();
         if !path.is_dir() {

@@ -67,6 +67,14 @@ impl Out {
         }
     }
 
+    /// A line of text output only (a table's header): nothing under `--json`.
+    pub(crate) fn heading(&mut self, line: &str) -> std::io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        writeln!(self.writer, "{line}")
+    }
+
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.writer.flush()
     }
@@ -276,13 +284,16 @@ pub(crate) fn verdict(
                 .map(|m| format!(", {m} JetStream messages"))
                 .unwrap_or_default();
             let masked = if masked > 0 {
-                format!(", {masked} payloads masked by tombstones")
+                format!(", {} masked by tombstones", plural(masked as u64, "payload"))
             } else {
                 String::new()
             };
             format!(
-                "{verdict}: {} events, {} payloads, {} streams{messages} checked in {seconds:.2}s ({rate:.0} events/s); {failures} failures{masked}",
-                report.events, report.payloads, report.streams
+                "{verdict}: {}, {}, {}{messages} checked in {seconds:.2}s ({rate:.0} events/s); {}{masked}",
+                plural(report.events, "event"),
+                plural(report.payloads, "payload"),
+                plural(report.streams, "stream"),
+                plural(failures as u64, "failure")
             )
         },
     )?;
@@ -321,4 +332,50 @@ fn human(f: &Finding) -> String {
         f.problem.code(),
         f.problem
     )
+}
+
+/// Prints an error on stderr: `personctl: MESSAGE`, or with `--json` one JSON line
+/// `{"type": "error", "data": {"message": ..., "exit": 2}}`.
+pub(crate) fn error(err: &anyhow::Error, json: bool) {
+    if json {
+        let line = json!({"type": "error", "data": {"message": format!("{err:#}"), "exit": crate::EXIT_ERROR}});
+        eprintln!("{line}");
+    } else {
+        eprintln!("personctl: {err:#}");
+    }
+}
+
+/// `1 event`, `2 events`: a count and its noun, in the plural unless the count is one.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// How to run this very program in a shell: `personctl` when that name on `PATH` is this
+/// executable, else its full path (after `cargo run`, nothing named `personctl` is on PATH).
+pub(crate) fn program() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "personctl".into();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("personctl"))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+    });
+    if on_path.as_ref() == Some(&me) {
+        return "personctl".into();
+    }
+    let path = me.display().to_string();
+    if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        path
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
 }

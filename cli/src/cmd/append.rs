@@ -25,11 +25,35 @@ use crate::EXIT_OK;
 const NUMBER_FIELDS: [&str; 2] = ["level", "confidence"];
 const LIST_FIELDS: [&str; 1] = ["channels"];
 
+/// The lines of `append --help` that name `command`, under their heading.
+fn command_help(command: &str) -> String {
+    let mut lines = crate::args::COMMANDS_HELP.lines();
+    let heading = lines.next().unwrap_or_default();
+    let named: Vec<&str> = lines
+        .filter(|l| {
+            l.starts_with("  ")
+                && l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .any(|w| w == command)
+        })
+        .collect();
+    format!("{heading}\n{}", named.join("\n"))
+}
+
 /// `COMMAND --field value ...` as the command's JSON object.
 fn args_to_json(args: &[String]) -> Result<Value> {
     let (name, rest) = args.split_first().ok_or_else(|| {
         anyhow!("append needs a command, for example `append register --legal-name NAME`")
     })?;
+    if !command::NAMES.contains(&name.as_str()) {
+        let closest = command::NAMES
+            .iter()
+            .map(|n| (strsim::jaro_winkler(n, name), n))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(score, _)| *score > 0.8)
+            .map(|(_, n)| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        bail!("append: unknown command {name:?}{closest} (`personctl append --help` lists every command)");
+    }
     let mut object = Map::new();
     object.insert("command".into(), Value::String(name.clone()));
     let mut rest = rest.iter();
@@ -108,6 +132,14 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         words.remove(i);
         out.set_json(true);
     }
+    // `append COMMAND --help`: that command's fields.
+    if let (Some(name), true) = (
+        words.first(),
+        words.iter().any(|w| w == "--help" || w == "-h"),
+    ) {
+        println!("{}", command_help(name));
+        return Ok(EXIT_OK);
+    }
     let mut file = match &args.file {
         Some(path) => Some(File::open(path)?),
         None => None,
@@ -129,6 +161,8 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
     let (mut link, mut offline) = nats::connect_or_offline(config, &store)?;
     let persons = Persons::new(Ledger::new(&store));
     let mut stored = 0usize;
+    // A long file shows its progress on a terminal (stderr; never in the output).
+    let bar = progress(file.is_some() && !out.is_json());
     loop {
         let (commands, bad_line) = match (&mut file, single.take()) {
             (Some(f), _) => f.lines.batch(FILE_BATCH),
@@ -155,6 +189,7 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         }
         for ((id, command), events) in batch.iter().zip(&executed.appended) {
             stored += events.len();
+            bar.inc(1);
             report(out, *id, command, events)?;
         }
         let failure = executed.failure.map(|(index, error)| {
@@ -174,16 +209,33 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
         });
         out.flush()?;
         if let Some(e) = failure.or(bad_line) {
+            bar.finish_and_clear();
             if let Some(why) = &offline {
                 tracing::error!("{:#}", pending(why, stored));
             }
             return Err(e);
         }
     }
+    bar.finish_and_clear();
     match offline {
         Some(why) => Err(pending(&why, stored)),
         None => Ok(EXIT_OK),
     }
+}
+
+/// A spinner counting commands, on stderr when it is a terminal (hidden otherwise).
+fn progress(show: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {pos} commands ({per_sec})")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Why events are pending, and how to publish them.

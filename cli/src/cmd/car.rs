@@ -14,7 +14,7 @@ use personctl_ledger::{BlockStore, StreamId};
 
 use crate::args::{ExportArgs, ImportArgs};
 use crate::config::{person_arg, stream_of, Config};
-use crate::output::{self, Out};
+use crate::output::{self, plural, Out};
 use crate::EXIT_OK;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -63,7 +63,13 @@ pub(crate) fn export(config: &Config, args: &ExportArgs, out: &mut Out) -> Resul
         .with_context(|| format!("writing {}", args.car.display()))?;
     let bytes = std::fs::metadata(&args.car).map(|m| m.len()).unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
-    for (stream, head) in &exported.roots {
+    // One line per chain only under --json: a text summary stays one line for any store.
+    let roots = if out.is_json() {
+        &exported.roots[..]
+    } else {
+        &[]
+    };
+    for (stream, head) in roots {
         out.record(
             "root",
             json!({"stream": stream.to_string(), "height": head.height, "cid": head.cid.to_string()}),
@@ -83,12 +89,12 @@ pub(crate) fn export(config: &Config, args: &ExportArgs, out: &mut Out) -> Resul
         }),
         || {
             format!(
-                "exported {} events and {} payloads of {} chains to {} ({bytes} bytes; {} masked payloads left out)",
-                exported.events,
-                exported.payloads,
-                exported.roots.len(),
+                "exported {} and {} of {} to {} ({bytes} bytes; {} left out)",
+                plural(exported.events, "event"),
+                plural(exported.payloads, "payload"),
+                plural(exported.roots.len() as u64, "chain"),
                 args.car.display(),
-                exported.masked
+                plural(exported.masked as u64, "masked payload")
             )
         },
     )?;
@@ -135,6 +141,21 @@ pub(crate) fn import(config: &Config, args: &ImportArgs, out: &mut Out) -> Resul
                 "personctl: {} does not verify; nothing was imported",
                 args.car.display()
             );
+            let mut untrusted: Vec<String> = report
+                .findings
+                .iter()
+                .filter_map(|f| match &f.problem {
+                    personctl_ledger::Problem::UntrustedAuthor { author } => {
+                        Some(author.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            untrusted.sort();
+            untrusted.dedup();
+            for author in untrusted {
+                eprintln!("personctl: if you trust its author, run `personctl trust add {author}` and import again");
+            }
             return Ok(code);
         }
         Err(e) => {
@@ -162,12 +183,12 @@ pub(crate) fn import(config: &Config, args: &ImportArgs, out: &mut Out) -> Resul
         }),
         || {
             format!(
-                "imported {}: {} new blocks, {} streams moved, {} already up to date ({} events verified)",
+                "imported {}: {}, {} moved, {} already up to date ({} verified)",
                 args.car.display(),
-                imported.blocks,
-                imported.moved.len(),
+                plural(imported.blocks as u64, "new block"),
+                plural(imported.moved.len() as u64, "stream"),
                 imported.unchanged.len(),
-                imported.events
+                plural(imported.events, "event")
             )
         },
     )?;

@@ -12,7 +12,7 @@ use personctl_ledger::{verify, Ledger, Signer, VerifyOptions};
 
 use crate::args::DemoArgs;
 use crate::config::{write_key, Config};
-use crate::output::{person_text, Out};
+use crate::output::{person_text, plural, program, Out};
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
 fn date(s: &str) -> personctl_domain::model::Date {
@@ -215,15 +215,17 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
                "replayed": replayed, "persons": world.len(), "failures": report.findings.len()}),
         || {
             let states: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            let p = program();
             format!(
-                "{} commands appended {events} signed events; verify: {} ({} events, {} payloads); replay: {} persons ({})\n\
-                 explore it:  export PERSONCTL_HOME={}\n             \
-                 personctl verify; personctl replay; personctl log --person {}; personctl show --person {}",
-                commands.len(),
+                "{} appended {}; verify: {} ({}, {}); replay: {} ({})\n\
+                 explore it:\n  export PERSONCTL_HOME={}\n  {p} verify\n  {p} replay\n  \
+                 {p} log --person {}\n  {p} show --person {}",
+                plural(commands.len() as u64, "command"),
+                plural(events as u64, "signed event"),
                 if report.is_ok() { "OK" } else { "FAILED" },
-                report.events,
-                report.payloads,
-                world.len(),
+                plural(report.events, "event"),
+                plural(report.payloads, "payload"),
+                plural(world.len() as u64, "person"),
                 states.join(", "),
                 home.display(),
                 ids[0],

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use personctl_domain::model::ItemKind;
 use personctl_domain::{Erasure, Error as DomainError, Persons};
-use personctl_ledger::{Error as LedgerError, Ledger, Publisher};
+use personctl_ledger::{BlockStore, Error as LedgerError, Ledger, Publisher};
 
 use crate::args::EraseArgs;
 use crate::config::{person_arg, Config};
@@ -46,6 +46,9 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
         Some(c) => component(c)?,
         None => Erasure::Person,
     };
+    if args.dry_run {
+        return dry_run(config, id, &erasure, &args.reason, out);
+    }
     let signer = config.signer()?;
     let (store, link) = match config.nats {
         None => (config.open_existing_store()?, None),
@@ -138,6 +141,40 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
             },
         )?,
     }
+    Ok(EXIT_OK)
+}
+
+/// `erase --dry-run`: which payloads the erasure would mask, from the local store; nothing is
+/// written.
+fn dry_run(
+    config: &Config,
+    id: personctl_domain::PersonId,
+    erasure: &Erasure,
+    reason: &str,
+    out: &mut Out,
+) -> Result<u8> {
+    let store = crate::nats::store_for_reading(config, Some(&id.stream()))?;
+    if store.head(&id.stream())?.is_none() {
+        bail!("no person {id} in the store at {}", config.home.display());
+    }
+    let preview = Persons::new(Ledger::new(&store)).erasure_preview(id, erasure, reason)?;
+    for (head, event_type, payload) in &preview {
+        out.record(
+            "would-mask",
+            json!({"person": id.to_string(), "height": head.height, "event": head.cid.to_string(), "type": event_type, "payload": payload.to_string()}),
+            || format!("would mask {payload}  (height {} {event_type}, event {})", head.height, head.cid),
+        )?;
+    }
+    out.record(
+        "dry-run",
+        json!({"person": id.to_string(), "masked": preview.len()}),
+        || {
+            format!(
+                "dry run: the erasure would mask {} of person {id}; nothing was written",
+                crate::output::plural(preview.len() as u64, "payload")
+            )
+        },
+    )?;
     Ok(EXIT_OK)
 }
 

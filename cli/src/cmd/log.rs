@@ -57,6 +57,10 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
         Default::default()
     };
     let mut prev: Option<&Event> = None;
+    out.heading(&format!(
+        "{:>6}  {:<27}  {:<24} {:<10}  {:<59}  verdict",
+        "height", "time (UTC)", "type", "author", "cid"
+    ))?;
     for event in &events {
         let verdict = verdict(&ledger, &trust, event, prev);
         all_ok &= verdict == "ok";

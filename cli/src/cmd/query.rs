@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::args::{ProjectArgs, QueryCommand};
 use crate::config::{person_arg, Config};
 use crate::nats;
-use crate::output::{time, Out};
+use crate::output::{plural, time, Out};
 use crate::EXIT_OK;
 use personctl_ledger::jetstream::Link;
 
@@ -30,9 +30,9 @@ pub(crate) fn query(config: &Config, command: &QueryCommand, out: &mut Out) -> R
     let records = match nats::connect(config)? {
         Some(link) => match link.block_on(ask(&link, command))? {
             Some(records) => records,
-            None => answer(&config.projections()?, command)?,
+            None => answer(&config.existing_projections()?, command)?,
         },
-        None => answer(&config.projections()?, command)?,
+        None => answer(&config.existing_projections()?, command)?,
     };
     for (kind, data, line) in records {
         out.record(&kind, data, || line.clone())?;
@@ -216,10 +216,17 @@ pub(crate) fn answer(p: &Projections, command: &QueryCommand) -> Result<Vec<Reco
 }
 
 pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Result<u8> {
-    if !args.rebuild {
-        bail!(
-            "project needs --rebuild (the only action: rebuild every read model from the chains)"
-        );
+    // Without --rebuild, read models that exist are left as they are (and described); none
+    // yet are built.
+    if !args.rebuild && config.has_projections() {
+        let projections = config.projections()?;
+        let (persons, checkpoint) = (projections.summaries()?.len(), projections.checkpoint()?);
+        out.record(
+            "projections",
+            json!({"persons": persons, "checkpoint": checkpoint}),
+            || format!("read models of {} (checkpoint {checkpoint}); `personctl project --rebuild` builds them again from the chains", plural(persons as u64, "person")),
+        )?;
+        return Ok(EXIT_OK);
     }
     // With --nats: the store is brought level with JetStream first, and the checkpoint is set to
     // the stream's last sequence, so that `serve` goes on from there.
@@ -253,7 +260,7 @@ pub(crate) fn project(config: &Config, args: &ProjectArgs, out: &mut Out) -> Res
     out.record(
         "rebuilt",
         json!({"persons": updates.len(), "events": events, "checkpoint": last, "seconds": seconds, "events_per_second": rate.round()}),
-        || format!("rebuilt the read models of {} persons from {events} events in {seconds:.3}s ({rate:.0} events/s)", updates.len()),
+        || format!("rebuilt the read models of {} from {} in {seconds:.3}s ({rate:.0} events/s)", plural(updates.len() as u64, "person"), plural(events, "event")),
     )?;
     Ok(EXIT_OK)
 }

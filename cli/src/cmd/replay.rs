@@ -12,7 +12,7 @@ use personctl_ledger::{Cid, Ledger, SledStore};
 use crate::args::{ReplayArgs, ShowArgs};
 use crate::config::{person_arg, Config};
 use crate::nats::store_for_reading;
-use crate::output::{person_json, person_text, Out};
+use crate::output::{person_json, person_text, plural, Out};
 use crate::EXIT_OK;
 
 fn person_id(text: &str) -> Result<PersonId> {
@@ -83,7 +83,7 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
             json!({"persons": world.len(), "events": events, "seconds": seconds, "by_state": by_state}),
             || {
                 let states: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-                format!("{} persons from {events} events in {seconds:.3}s ({})", world.len(), states.join(", "))
+                format!("{} from {} in {seconds:.3}s ({})", plural(world.len() as u64, "person"), plural(events, "event"), states.join(", "))
             },
         )?;
         return Ok(EXIT_OK);
@@ -131,9 +131,15 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
         .collect();
     out.record("person", data, || {
         let masked = if masked > 0 {
+            let which: Vec<String> = history
+                .iter()
+                .filter(|(_, r)| matches!(r.event, Event::Masked { .. }))
+                .map(|(h, r)| format!("{} {}", h.height, r.event.type_name()))
+                .collect();
             format!(
-                "; {masked} of its {} events have masked values",
-                history.len()
+                "; {masked} of its {} events have masked values\n  masked: {}",
+                history.len(),
+                which.join(", ")
             )
         } else {
             String::new()

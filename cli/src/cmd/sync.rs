@@ -9,7 +9,7 @@ use personctl_ledger::{BlockStore, Event};
 use crate::args::{StreamArgs, TailArgs};
 use crate::config::{stream_of, Config};
 use crate::nats;
-use crate::output::Out;
+use crate::output::{plural, Out};
 use crate::EXIT_OK;
 
 fn link(config: &Config, command: &str) -> Result<()> {
@@ -54,10 +54,11 @@ pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<
         }),
         || {
             format!(
-                "published {} pending events ({} JetStream had already); fetched {} events over {streams} streams",
-                report.published,
+                "published {} ({} JetStream had already); fetched {} over {}",
+                plural(report.published, "pending event"),
                 report.duplicates,
-                fetched + report.fetched
+                plural(fetched + report.fetched, "event"),
+                plural(streams, "stream")
             )
         },
     )?;
@@ -69,8 +70,9 @@ pub(crate) fn tail(config: &Config, args: &TailArgs, out: &mut Out) -> Result<u8
     link(config, "tail")?;
     let only = stream_of(&args.select)?;
     let link = nats::connect(config)?.expect("checked above");
-    // The local store, if there is one, saves a bucket read per event.
-    let store = config.open_for_reading().ok();
+    // The local store, if there is one, saves a bucket read per event. Read-only: appends to
+    // this home go on while tail runs.
+    let store = config.open_read_only().ok();
     let backbone = link.backbone();
     link.block_on(async {
         let seen = personctl_ledger::jetstream::follow(backbone, only.as_ref()).await?;
