@@ -20,16 +20,9 @@ fn example() -> &'static Path {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "personctl-ledger",
-                "--features",
-                "jetstream",
-                "--example",
-                "organisation",
-            ])
+            // The workspace's examples, as `cargo test --workspace` builds them: the same
+            // features, so nothing is compiled again.
+            .args(["build", "--quiet", "--workspace", "--examples"])
             .status()
             .expect("running cargo build for the organisation example");
         assert!(status.success(), "building the organisation example failed");
