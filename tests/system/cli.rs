@@ -76,7 +76,7 @@ fn append_verify_and_log_a_chain() {
     assert!(
         verify
             .stdout
-            .starts_with("OK: 3 events, 1 payloads, 2 streams"),
+            .starts_with("OK: 3 events, 1 payload, 2 streams"),
         "{}",
         verify.stdout
     );

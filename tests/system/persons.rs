@@ -182,7 +182,7 @@ fn rule_violations_exit_2_name_the_rule_and_append_nothing() {
                 "--address",
                 "a@b.org",
             ],
-            "unknown variant `add-emial`",
+            "unknown command \"add-emial\"; did you mean `add-email`?",
         ),
         (
             &[
