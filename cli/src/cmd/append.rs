@@ -296,12 +296,14 @@ mod tests {
             args_to_json(&words).unwrap(),
             json!({"command": "set-preferences", "channels": ["email", "sms"], "legal_name": "A"})
         );
-        assert!(args_to_json(&["x".into(), "--level".into(), "four".into()]).is_err());
-        assert!(args_to_json(&["x".into(), "--a".into()]).is_err());
-        assert!(args_to_json(&["x".into(), "a".into()]).is_err());
-        let err = args_to_json(&["x".into(), "--home".into(), "/h".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("global option"), "{err}");
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = |w: &[&str]| args_to_json(&words(w)).unwrap_err().to_string();
+        assert!(err(&["add-skill", "--level", "four"]).contains("not a whole number"));
+        assert!(err(&["register", "--a"]).contains("needs a value"));
+        assert!(err(&["register", "a"]).contains("expected --FIELD VALUE"));
+        assert!(err(&["register", "--home", "/h"]).contains("global option"));
+        // An unknown command, with the closest one when there is one.
+        assert!(err(&["x"]).contains("unknown command \"x\" ("));
+        assert!(err(&["add-skil"]).contains("did you mean `add-skill`?"));
     }
 }
