@@ -321,3 +321,91 @@ fn erasure_masks_what_it_names_is_honoured_before_the_purge_and_reaches_the_worl
         .erase(&signer, nobody, &Erasure::Person, "r")
         .is_err());
 }
+
+/// A shared log that never answers.
+struct Silent;
+
+impl personctl_ledger::Publisher for Silent {
+    fn publish(
+        &self,
+        _: &dyn BlockStore,
+        streams: Option<&[personctl_ledger::StreamId]>,
+    ) -> personctl_ledger::Result<personctl_ledger::PublishReport> {
+        let mut report = personctl_ledger::PublishReport::default();
+        for s in streams.unwrap_or_default() {
+            report.failures.push((
+                s.clone(),
+                personctl_ledger::Error::InvalidEvent("no answer".into()),
+            ));
+        }
+        Ok(report)
+    }
+
+    fn pull(
+        &self,
+        _: &dyn BlockStore,
+        _: &personctl_ledger::StreamId,
+    ) -> personctl_ledger::Result<u64> {
+        Ok(0)
+    }
+
+    fn erase_blocks(&self, _: &[personctl_ledger::Cid]) -> personctl_ledger::Result<u64> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn a_silent_log_leaves_the_batch_stored_and_pending_and_unknown_persons_are_named() {
+    let (persons, signer) = memory_persons();
+    let batch = vec![
+        (
+            ada(),
+            Command::Register {
+                legal_name: "Ada Lovelace".into(),
+            },
+        ),
+        (
+            ada(),
+            Command::AddEmail {
+                address: "ada@example.org".into(),
+            },
+        ),
+        (
+            bob(),
+            Command::AddEmail {
+                address: "bob@example.org".into(),
+            },
+        ),
+    ];
+    let executed = persons
+        .execute_published(
+            &signer,
+            &batch,
+            Some(&Silent),
+            personctl_ledger::Retry::default(),
+        )
+        .unwrap();
+    // The log did not answer: what was decided is stored here, and said to be pending.
+    assert!(executed
+        .unpublished
+        .as_ref()
+        .is_some_and(|e| e.is_offline()));
+    assert_eq!(executed.appended.len(), 2);
+    assert_eq!(
+        persons
+            .ledger()
+            .store()
+            .head(&ada().stream())
+            .unwrap()
+            .unwrap()
+            .height,
+        1
+    );
+    // Bob was never registered: the third command names him as unknown.
+    let (index, error) = executed.failure.unwrap();
+    assert_eq!(index, 2);
+    assert!(
+        matches!(error, Error::UnknownPerson(id) if id == bob()),
+        "{error}"
+    );
+}
