@@ -145,6 +145,44 @@ pub const NAMES: [&str; 33] = [
     "clear-preferences",
 ];
 
+/// The fields of command `name` (as in its JSON form): those it requires, and those it may
+/// have. `None` for an unknown name. A test keeps this equal to what the JSON form accepts.
+pub fn fields(name: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    const NONE: &[&str] = &[];
+    const REASON: &[&str] = &["reason"];
+    Some(match name {
+        "register" => (&["legal_name"], NONE),
+        "rename" => (&["legal_name"], REASON),
+        "set-birth-date" | "record-death" => (&["date"], NONE),
+        "suspend" | "reactivate" | "archive" => (NONE, REASON),
+        "merge" => (&["into"], NONE),
+        "add-email" | "verify-email" | "remove-email" => (&["address"], NONE),
+        "add-phone" | "update-phone" => (&["number"], &["kind"]),
+        "remove-phone" => (&["number"], NONE),
+        "add-address" | "update-address" => {
+            (&["label"], &["street", "city", "postal_code", "country"])
+        }
+        "remove-address" => (&["label"], NONE),
+        "add-skill" | "update-skill" => (&["name", "level"], NONE),
+        "remove-skill" | "remove-certification" | "remove-attribute" => (&["name"], NONE),
+        "add-employment" | "update-employment" => {
+            (&["id", "organisation", "role", "start"], &["end"])
+        }
+        "remove-employment" => (&["id"], NONE),
+        "add-certification" | "update-certification" => {
+            (&["name", "issued"], &["issuer", "expires"])
+        }
+        "add-relationship" | "remove-relationship" => (&["other", "kind"], NONE),
+        "add-attribute" | "update-attribute" => (
+            &["name", "value"],
+            &["source", "confidence", "valid_from", "valid_until"],
+        ),
+        "set-preferences" => (NONE, &["language", "channels"]),
+        "clear-preferences" => (NONE, NONE),
+        _ => return None,
+    })
+}
+
 /// What a command does to keyed items.
 pub(crate) enum ItemOp {
     Add(Item),
@@ -292,6 +330,19 @@ pub fn from_json_value(mut value: Value) -> Result<(Option<PersonId>, Command), 
         }
         None => None,
     };
+    // A missing field is named from the table, not from serde's words.
+    let name = object
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some((required, _)) = fields(name) {
+        if let Some(field) = required.iter().find(|f| !object.contains_key(**f)) {
+            return Err(DomainError::Invalid {
+                field,
+                reason: format!("{name} requires it"),
+            });
+        }
+    }
     let command: Command = serde_json::from_value(value).map_err(|e| DomainError::Invalid {
         field: "command",
         reason: e.to_string(),
@@ -369,6 +420,61 @@ fn strict_json(text: &str) -> serde_json::Result<Value> {
 #[cfg(test)]
 mod json_tests {
     use super::*;
+
+    /// A sample value of each field, valid for every command that has it.
+    fn sample(field: &str) -> Value {
+        match field {
+            "date" | "start" | "end" | "issued" | "expires" | "valid_from" | "valid_until" => {
+                "2000-01-02".into()
+            }
+            "into" | "other" => "0193f0c2-6e8a-7bd2-9d1b-5c1e0f2a3b4c".into(),
+            "address" => "a@example.org".into(),
+            "number" => "+44 20 7946 0000".into(),
+            "level" => 3.into(),
+            "confidence" => 50.into(),
+            "channels" => serde_json::json!(["email"]),
+            _ => "x".into(),
+        }
+    }
+
+    #[test]
+    fn fields_are_exactly_what_each_command_requires_and_accepts() {
+        for name in NAMES {
+            let (required, optional) = fields(name).unwrap();
+            let object = |keys: &[&str]| {
+                let mut o = serde_json::Map::new();
+                o.insert("command".into(), name.into());
+                for k in keys {
+                    o.insert(k.to_string(), sample(k));
+                }
+                Value::Object(o)
+            };
+            let all: Vec<&str> = required.iter().chain(optional).copied().collect();
+            assert!(
+                from_json_value(object(required)).is_ok(),
+                "{name}: required only"
+            );
+            assert!(from_json_value(object(&all)).is_ok(), "{name}: every field");
+            for missing in required.iter() {
+                let keys: Vec<&str> = required.iter().filter(|k| *k != missing).copied().collect();
+                let err = from_json_value(object(&keys)).unwrap_err().to_string();
+                assert_eq!(err, format!("{missing}: {name} requires it"), "{name}");
+                // serde agrees that it is required.
+                let mut o = object(&keys);
+                o.as_object_mut().unwrap().remove("person");
+                assert!(
+                    serde_json::from_value::<Command>(o).is_err(),
+                    "{name}: {missing}"
+                );
+            }
+            let mut extra = object(&all);
+            extra
+                .as_object_mut()
+                .unwrap()
+                .insert("no_such_field".into(), "x".into());
+            assert!(from_json_value(extra).is_err(), "{name}: no other field");
+        }
+    }
 
     #[test]
     fn names_are_exactly_what_the_json_form_accepts() {

@@ -196,6 +196,25 @@ fn errors_name_the_field_the_person_and_the_fix() {
         "{}",
         run.stderr
     );
+    // A missing field is named as the flag to give, and in a file as its JSON name.
+    let run = home.run(&["append", "rename", "--person", &id]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--legal-name is required"),
+        "{}",
+        run.stderr
+    );
+    let file = crate::commands(
+        &home,
+        "c.jsonl",
+        &[serde_json::json!({"command": "rename", "person": id})],
+    );
+    let run = home.run(&["append", "--file", file.to_str().unwrap()]);
+    assert!(
+        run.stderr.contains("legal_name: rename requires it"),
+        "{}",
+        run.stderr
+    );
     let nobody = "0193f0c2-6e8a-7bd2-9d1b-5c1e0f2a3b4c";
     let run = home.run(&[
         "append",

@@ -193,7 +193,7 @@ fn rule_violations_exit_2_name_the_rule_and_append_nothing() {
                 "--adress",
                 "a@b.org",
             ],
-            "unknown field `adress`",
+            "unknown flag --adress; did you mean --address?",
         ),
         (
             &["append", "add-email", "--address", "a@b.org"],

@@ -88,6 +88,34 @@ fn args_to_json(args: &[String]) -> Result<Value> {
             bail!("append {name}: --{} given twice", field.replace('_', "-"));
         }
     }
+    // An unknown or missing field is named as the flag the user would type.
+    let (required, optional) = command::fields(name).unwrap_or_default();
+    let flag = |field: &str| format!("--{}", field.replace('_', "-"));
+    for key in object
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "command" | "person"))
+    {
+        if !required.contains(&key.as_str()) && !optional.contains(&key.as_str()) {
+            let closest = required
+                .iter()
+                .chain(optional)
+                .map(|f| (strsim::jaro_winkler(f, key), f))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .filter(|(score, _)| *score > 0.8)
+                .map(|(_, f)| format!("; did you mean {}?", flag(f)))
+                .unwrap_or_default();
+            bail!(
+                "append {name}: unknown flag {}{closest} (`personctl append {name} --help` lists its fields)",
+                flag(key)
+            );
+        }
+    }
+    if let Some(field) = required.iter().find(|f| !object.contains_key(**f)) {
+        bail!(
+            "append {name}: {} is required (`personctl append {name} --help` lists its fields)",
+            flag(field)
+        );
+    }
     Ok(Value::Object(object))
 }
 
@@ -287,14 +315,14 @@ mod tests {
             "set-preferences",
             "--channels",
             "email, sms",
-            "--legal-name",
-            "A",
+            "--language",
+            "en",
         ]
         .map(String::from)
         .to_vec();
         assert_eq!(
             args_to_json(&words).unwrap(),
-            json!({"command": "set-preferences", "channels": ["email", "sms"], "legal_name": "A"})
+            json!({"command": "set-preferences", "channels": ["email", "sms"], "language": "en"})
         );
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let err = |w: &[&str]| args_to_json(&words(w)).unwrap_err().to_string();
@@ -305,5 +333,9 @@ mod tests {
         // An unknown command, with the closest one when there is one.
         assert!(err(&["x"]).contains("unknown command \"x\" ("));
         assert!(err(&["add-skil"]).contains("did you mean `add-skill`?"));
+        assert!(err(&["rename"]).contains("--legal-name is required"));
+        assert!(err(&["add-skill", "--name", "Rust"]).contains("--level is required"));
+        assert!(err(&["add-email", "--adress", "a@b.org"])
+            .contains("unknown flag --adress; did you mean --address?"));
     }
 }
