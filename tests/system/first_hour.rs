@@ -6,7 +6,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::nats::NatsServer;
-use crate::{keyed, ok, personctl, Home};
+use crate::{keyed, ok, personctl, Home, Run};
+
+/// Asserts that `run` exited with `code` and said `text` on stderr.
+#[track_caller]
+fn says(run: &Run, code: i32, text: &str) {
+    assert_eq!(run.code, code, "{}", run.stderr);
+    assert!(run.stderr.contains(text), "{}", run.stderr);
+}
 
 /// Registers a person; returns its id.
 fn register(home: &Home, name: &str) -> String {
@@ -22,12 +29,8 @@ fn query_before_read_models_says_how_to_build_them_and_project_builds_them() {
     let (home, _) = keyed();
     register(&home, "Ada Lovelace");
     let run = home.run(&["query", "summary"]);
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(
-        run.stderr.contains("no read models") && run.stderr.contains("personctl project"),
-        "{}",
-        run.stderr
-    );
+    says(&run, 2, "no read models");
+    says(&run, 2, "personctl project");
     // `project` alone builds them when there are none; again, it describes them.
     let built = ok(&home.run(&["project"])).stdout.clone();
     assert!(
@@ -170,12 +173,7 @@ fn help_fits_80_columns_and_every_verb_has_examples() {
     );
     assert!(!run.stdout.contains("add-skill"), "{}", run.stdout);
     let run = home.run(&["append", "add-skil", "--name", "Rust", "--level", "3"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("did you mean `add-skill`?"),
-        "{}",
-        run.stderr
-    );
+    says(&run, 2, "did you mean `add-skill`?");
 }
 
 #[test]
@@ -190,20 +188,11 @@ fn errors_name_the_field_the_person_and_the_fix() {
         "--date",
         "1815-13-10",
     ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("date: \"1815-13-10\"") && run.stderr.contains("YYYY-MM-DD"),
-        "{}",
-        run.stderr
-    );
+    says(&run, 2, "date: \"1815-13-10\"");
+    says(&run, 2, "YYYY-MM-DD");
     // A missing field is named as the flag to give, and in a file as its JSON name.
     let run = home.run(&["append", "rename", "--person", &id]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("--legal-name is required"),
-        "{}",
-        run.stderr
-    );
+    says(&run, 2, "--legal-name is required");
     let file = crate::commands(
         &home,
         "c.jsonl",
@@ -224,12 +213,7 @@ fn errors_name_the_field_the_person_and_the_fix() {
         "--address",
         "a@b.org",
     ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&format!("no person {nobody}")),
-        "{}",
-        run.stderr
-    );
+    says(&run, 2, &format!("no person {nobody}"));
     // Under --json, the error is a JSON line on stderr.
     let run = home.run(&[
         "--json",
@@ -248,12 +232,7 @@ fn errors_name_the_field_the_person_and_the_fix() {
     ok(&home.run(&["export", "--car", car.to_str().unwrap()]));
     let other = Home::new();
     let run = other.run(&["import", "--car", car.to_str().unwrap()]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("personctl trust add did:key:z6Mk"),
-        "{}",
-        run.stderr
-    );
+    says(&run, 1, "personctl trust add did:key:z6Mk");
 }
 
 #[test]
