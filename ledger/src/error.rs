@@ -119,6 +119,12 @@ pub enum Error {
     /// the caller can print every finding without verifying again. Nothing was stored.
     #[error("does not verify: {}", first_finding(.0))]
     NotVerified(Box<crate::Report>),
+    /// A Merkle proof, a checkpoint or a signed note does not check out.
+    #[error("{reason}")]
+    BadProof {
+        /// What failed, naming it.
+        reason: String,
+    },
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),

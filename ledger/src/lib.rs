@@ -123,6 +123,7 @@ mod ledger;
 mod publish;
 pub mod store;
 mod stream;
+pub mod tlog;
 mod tombstone;
 mod trust;
 mod verify;

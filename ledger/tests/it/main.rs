@@ -10,6 +10,7 @@ mod publish;
 mod recovery;
 mod speccheck;
 mod store;
+mod tlog;
 mod wycheproof;
 
 use std::path::PathBuf;
