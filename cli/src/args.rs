@@ -159,6 +159,18 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl bench\n  personctl --nats nats://127.0.0.1:4222 bench --events 20000"
     )]
     Bench(BenchArgs),
+    /// Sign a checkpoint of this home's log (every event, in the order stored: a Merkle tree,
+    /// RFC 6962): its size and root, as a C2SP signed note. Prints it and the verifier key.
+    #[command(
+        after_help = "Examples:\n  personctl checkpoint\n  personctl checkpoint --origin ledger.example.org/hr"
+    )]
+    Checkpoint(CheckpointArgs),
+    /// Write a self-contained proof that one event is in this home's log: a fresh checkpoint,
+    /// the inclusion proof, the event and its payload. `verify --proof` checks it offline.
+    #[command(
+        after_help = "Examples:\n  personctl prove --cid bafyr4i... --out event.proof.json\n  personctl verify --proof event.proof.json --log-key 'personctl.local/...+1a2b3c4d+AQ...'"
+    )]
+    Prove(ProveArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     #[command(
         after_help = "Examples:\n  personctl completions bash > ~/.local/share/bash-completion/completions/personctl\n  personctl completions zsh > ~/.zfunc/_personctl"
@@ -453,6 +465,33 @@ pub(crate) struct VerifyArgs {
     /// Check each signature on its own instead of in batches (slower; same verdicts).
     #[arg(long)]
     pub(crate) exact: bool,
+    /// Check this proof bundle (from `personctl prove`) offline, with no home: needs
+    /// --log-key.
+    #[arg(long, value_name = "FILE", requires = "log_key", conflicts_with_all = ["stream", "person", "car"])]
+    pub(crate) proof: Option<PathBuf>,
+    /// The log's verifier key (NAME+ID+KEY, as `personctl checkpoint` prints it).
+    #[arg(long, value_name = "VKEY")]
+    pub(crate) log_key: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct CheckpointArgs {
+    /// The log's name in its checkpoints and verifier key (host[/path]). Default:
+    /// personctl.local/ and the end of this home's did:key.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) origin: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct ProveArgs {
+    /// The event to prove.
+    #[arg(long, value_name = "CID")]
+    pub(crate) cid: String,
+    /// Where to write the proof bundle (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) checkpoint: CheckpointArgs,
 }
 
 #[derive(ClapArgs, Debug)]

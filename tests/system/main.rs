@@ -18,6 +18,7 @@ mod nats;
 mod persons;
 mod read_side;
 mod tamper;
+mod transparency;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

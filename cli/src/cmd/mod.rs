@@ -12,6 +12,7 @@ mod query;
 mod replay;
 mod serve;
 mod sync;
+mod tlog;
 mod trust;
 mod verify;
 
@@ -50,6 +51,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Export(a) => car::export(&config, &a, &mut out)?,
         Command::Import(a) => car::import(&config, &a, &mut out)?,
         Command::Demo(a) => demo::run(&a, &mut out)?,
+        Command::Checkpoint(a) => tlog::checkpoint(&config, &a, &mut out)?,
+        Command::Prove(a) => tlog::prove(&config, &a, &mut out)?,
         Command::Completions(a) => {
             let mut command = <Args as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut command, "personctl", &mut std::io::stdout());

@@ -15,6 +15,9 @@ use crate::nats;
 use crate::output::{self, Out};
 
 pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u8> {
+    if let (Some(path), Some(key)) = (&args.proof, &args.log_key) {
+        return super::tlog::verify_proof(path, key, out);
+    }
     if let Some(path) = &args.car {
         return super::car::verify(config, path, args.exact, out);
     }

@@ -15,8 +15,21 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     blocks: HashMap<Cid, Vec<u8>>,
+    /// Every CID in the order it was first stored (removed ones are skipped when read).
+    order: Vec<Cid>,
     heads: BTreeMap<StreamId, Head>,
     published: HashMap<StreamId, Published>,
+}
+
+impl Inner {
+    fn insert(&mut self, block: &Block) {
+        let cid = block.cid();
+        if self.blocks.insert(cid, block.bytes().to_vec()).is_none() {
+            // A block stored again after its removal goes to the end, as in a segment file
+            // (`stored_order` keeps each CID's last place).
+            self.order.push(cid);
+        }
+    }
 }
 
 impl MemoryStore {
@@ -55,9 +68,7 @@ impl BlockStore for MemoryStore {
     }
 
     fn put(&self, block: &Block) -> Result<()> {
-        self.lock()
-            .blocks
-            .insert(block.cid(), block.bytes().to_vec());
+        self.lock().insert(block);
         Ok(())
     }
 
@@ -82,7 +93,7 @@ impl BlockStore for MemoryStore {
         let mut inner = self.lock();
         check_heads(commit, |s| Ok(inner.heads.get(s).copied()))?;
         for block in &commit.blocks {
-            inner.blocks.insert(block.cid(), block.bytes().to_vec());
+            inner.insert(block);
         }
         for update in &commit.heads {
             inner.heads.insert(update.stream.clone(), update.new);
@@ -104,6 +115,23 @@ impl BlockStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn stored_order(&self) -> Result<Vec<Cid>> {
+        let inner = self.lock();
+        let last: HashMap<Cid, usize> = inner
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i))
+            .collect();
+        Ok(inner
+            .order
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| last.get(c) == Some(i) && inner.blocks.contains_key(c))
+            .map(|(_, c)| *c)
+            .collect())
     }
 
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {

@@ -90,6 +90,10 @@ pub trait BlockStore: Send + Sync {
     /// checking it ([`crate::Error::CidMismatch`], [`crate::Error::InvalidCid`] for a corrupt key).
     /// The visitor returns `false` to stop.
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()>;
+    /// Every stored block's CID, in the order this store first stored it: the order of the
+    /// store's transparency log (`crate::tlog`). Removing a block takes it out; nothing else
+    /// changes the order of the rest.
+    fn stored_order(&self) -> Result<Vec<Cid>>;
     /// How far the stream is acknowledged by the external log; `None`: nothing yet.
     fn published(&self, stream: &StreamId) -> Result<Option<Published>>;
     /// Records how far the stream is acknowledged. Need not be flushed at once: a lost mark
@@ -121,6 +125,9 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     }
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
         (**self).scan(visit)
+    }
+    fn stored_order(&self) -> Result<Vec<Cid>> {
+        (**self).stored_order()
     }
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
         (**self).published(stream)

@@ -833,6 +833,18 @@ impl BlockStore for SledStore {
         Ok(())
     }
 
+    fn stored_order(&self) -> Result<Vec<Cid>> {
+        let mut locs: Vec<(Cid, Loc)> = self
+            .read_state()
+            .blocks
+            .iter()
+            .map(|(c, l)| (*c, *l))
+            .collect();
+        // Segments are append-only: their position is the order of storing.
+        locs.sort_unstable_by_key(|(_, loc)| *loc);
+        Ok(locs.into_iter().map(|(c, _)| c).collect())
+    }
+
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
         let Some(marks) = &self.marks else {
             return Ok(None);

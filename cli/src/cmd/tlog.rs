@@ -1,0 +1,141 @@
+//! `personctl checkpoint`, `personctl prove` and `verify --proof`: the home's log (the
+//! library's `tlog`: a Merkle tree over every event, in the order stored), signed checkpoints,
+//! and proofs that check offline.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use base64::prelude::*;
+use serde_json::json;
+
+use personctl_ledger::tlog::{Bundle, Checkpoint, NoteKey, Tree};
+use personctl_ledger::{Cid, Ledger, SledStore};
+
+use crate::args::{CheckpointArgs, ProveArgs};
+use crate::config::Config;
+use crate::output::Out;
+use crate::{EXIT_NEGATIVE, EXIT_OK};
+
+/// A signed checkpoint of the home's log, its tree, the log, and the verifier key.
+struct Signed {
+    note: String,
+    checkpoint: Checkpoint,
+    vkey: String,
+    tree: Tree,
+    log: Vec<Cid>,
+    ledger: Ledger<SledStore>,
+}
+
+fn sign(config: &Config, args: &CheckpointArgs) -> Result<Signed> {
+    let signer = config.signer()?;
+    let ledger = Ledger::new(config.open_for_reading()?);
+    let unsettled = ledger.unsettled()?;
+    if let Some(first) = unsettled.first() {
+        bail!(
+            "{} stream(s) hold events JetStream has not acknowledged (for example {first}); a lost race could still withdraw them: run `personctl --nats URL sync` first",
+            unsettled.len()
+        );
+    }
+    let did = signer.author().to_string();
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("personctl.local/{}", &did[did.len().saturating_sub(16)..]));
+    let key = NoteKey::new(origin.clone(), signer.author())?;
+    let (tree, log) = ledger.log_tree()?;
+    let checkpoint = Checkpoint {
+        origin: origin.clone(),
+        size: tree.size(),
+        root: tree.root(),
+    };
+    let note = checkpoint.sign(&origin, &signer)?;
+    let dir = config.home.join("checkpoints");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("latest.note");
+    std::fs::write(&path, &note).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Signed {
+        note,
+        checkpoint,
+        vkey: key.to_vkey(),
+        tree,
+        log,
+        ledger,
+    })
+}
+
+pub(crate) fn checkpoint(config: &Config, args: &CheckpointArgs, out: &mut Out) -> Result<u8> {
+    let s = sign(config, args)?;
+    let root = BASE64_STANDARD.encode(s.checkpoint.root.0);
+    out.record(
+        "checkpoint",
+        json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": s.vkey, "note": s.note}),
+        || format!("{}\nverifier key: {}", s.note.trim_end(), s.vkey),
+    )?;
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<u8> {
+    let cid: Cid = args
+        .cid
+        .parse()
+        .with_context(|| format!("--cid {:?}", args.cid))?;
+    let s = sign(config, &args.checkpoint)?;
+    let bundle = s.ledger.prove(&cid, &s.tree, &s.log, &s.note)?;
+    let text = serde_json::to_string_pretty(&bundle)?;
+    std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
+    out.record(
+        "proof",
+        json!({"cid": cid.to_string(), "index": bundle.index, "size": s.checkpoint.size, "file": args.out.display().to_string(), "vkey": s.vkey}),
+        || {
+            format!(
+                "wrote {}: event {cid} is leaf {} of {} in {}'s log\ncheck it anywhere: personctl verify --proof {} --log-key '{}'",
+                args.out.display(),
+                bundle.index,
+                s.checkpoint.size,
+                s.checkpoint.origin,
+                args.out.display(),
+                s.vkey
+            )
+        },
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// `verify --proof FILE --log-key VKEY`: offline, no home. Exit 1 when it does not verify.
+pub(crate) fn verify_proof(path: &Path, vkey: &str, out: &mut Out) -> Result<u8> {
+    let key = NoteKey::from_vkey(vkey).context("--log-key")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bundle: Bundle = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a proof bundle", path.display()))?;
+    match bundle.check(&key) {
+        Ok(p) => {
+            let cid = p.event.cid();
+            out.record(
+                "proof",
+                json!({"ok": true, "cid": cid.to_string(), "stream": p.event.stream().to_string(), "height": p.event.height(), "index": p.index, "size": p.checkpoint.size, "origin": p.checkpoint.origin, "payload": p.payload}),
+                || {
+                    format!(
+                        "OK: event {cid} ({} at height {}) is leaf {} of {}'s log of {} events, signed by {}{}",
+                        p.event.stream(),
+                        p.event.height(),
+                        p.index,
+                        p.checkpoint.origin,
+                        p.checkpoint.size,
+                        key.name,
+                        if p.payload { "" } else { "; its payload is not included (erased, or none)" }
+                    )
+                },
+            )?;
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            out.record(
+                "proof",
+                json!({"ok": false, "message": e.to_string()}),
+                || format!("FAILED: {e}"),
+            )?;
+            Ok(EXIT_NEGATIVE)
+        }
+    }
+}

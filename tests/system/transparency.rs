@@ -1,0 +1,127 @@
+//! The home's log (issue 19, first part): signed checkpoints, proofs that check offline with
+//! the verifier key alone, and their tampered forms; erasure leaves the tree as it was.
+
+use base64::prelude::*;
+use serde_json::Value;
+
+use personctl_ledger::tlog::Checkpoint;
+use personctl_ledger::{Ledger, SledStore};
+
+use crate::{keyed, ok, Home, Run};
+
+fn appended_cid(run: &Run) -> String {
+    ok(run).records()[0].1["cid"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_proof_checks_offline_and_every_tampering_is_caught() {
+    let (home, _) = keyed();
+    let first = home.run(&[
+        "--json",
+        "append",
+        "register",
+        "--legal-name",
+        "Ada Lovelace",
+    ]);
+    let person = ok(&first).records()[0].1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ada = appended_cid(&first);
+    let run = home.run(&["--json", "append", "register", "--legal-name", "Bob"]);
+    appended_cid(&run);
+    let file = home.path().join("ada.proof.json");
+    let proved = home.run(&[
+        "--json",
+        "prove",
+        "--cid",
+        &ada,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let vkey = ok(&proved).records()[0].1["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Anyone, with no home and the verifier key alone.
+    let stranger = Home::new();
+    let check = |path: &std::path::Path, key: &str| {
+        stranger.run(&[
+            "--json",
+            "verify",
+            "--proof",
+            path.to_str().unwrap(),
+            "--log-key",
+            key,
+        ])
+    };
+    let good = check(&file, &vkey);
+    let verdict = &ok(&good).records()[0].1;
+    assert_eq!(verdict["ok"], true);
+    assert_eq!(
+        (verdict["index"].as_u64(), verdict["size"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let tampered = |name: &str, change: &dyn Fn(&mut Value)| {
+        let mut b = bundle.clone();
+        change(&mut b);
+        let path = home.path().join(name);
+        std::fs::write(&path, b.to_string()).unwrap();
+        let run = check(&path, &vkey);
+        assert_eq!(run.code, 1, "{name}: {}", run.stdout);
+        run.records()[0].1["message"].as_str().unwrap().to_string()
+    };
+    // Another index, another event's bytes, a checkpoint claiming a shorter log, another
+    // payload: each refused, and said why.
+    assert!(tampered("index.json", &|b| b["index"] = 1.into()).contains("under the checkpoint"));
+    let event = BASE64_STANDARD
+        .decode(bundle["event"].as_str().unwrap())
+        .unwrap();
+    let mut altered = event.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    let msg = tampered("event.json", &|b| {
+        b["event"] = BASE64_STANDARD.encode(&altered).into()
+    });
+    assert!(msg.contains("event"), "{msg}");
+    let msg = tampered("short.json", &|b| {
+        let note = b["checkpoint"]
+            .as_str()
+            .unwrap()
+            .replacen("\n2\n", "\n1\n", 1);
+        b["checkpoint"] = note.into();
+    });
+    assert!(msg.contains("checkpoint"), "{msg}");
+    let msg = tampered("payload.json", &|b| {
+        b["payload"] = BASE64_STANDARD.encode(b"someone else's data").into()
+    });
+    assert!(msg.contains("payload"), "{msg}");
+    // Another log's key: refused too.
+    let (other, _) = keyed();
+    let other_key = ok(&other.run(&["--json", "checkpoint"])).records()[0].1["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(check(&file, &other_key).code, 1);
+    // A malformed bundle or key is an error, not a verdict.
+    assert_eq!(check(&file, "not a key").code, 2);
+
+    // Erasure masks payloads, never events: the tree of the first two leaves stays the same,
+    // and the proof made before still checks.
+    let note = bundle["checkpoint"].as_str().unwrap();
+    let before = note.lines().nth(2).unwrap().to_string();
+    ok(&home.run(&["erase", "--person", &person, "--reason", "asked"]));
+    ok(&check(&file, &vkey));
+    let store = SledStore::open_read_only(home.store_path()).unwrap();
+    let (tree, log) = Ledger::new(store).log_tree().unwrap();
+    assert_eq!(log.len(), 3, "the tombstone is the third leaf");
+    let root = BASE64_STANDARD.encode(tree.root_at(2).unwrap().0);
+    assert_eq!(root, before);
+    // The last checkpoint signed is kept in the home.
+    let latest = std::fs::read_to_string(home.path().join("checkpoints/latest.note")).unwrap();
+    let text = format!("{}\n", latest.split("\n\n").next().unwrap());
+    assert_eq!(Checkpoint::parse(&text).unwrap().size, 2);
+}
