@@ -472,6 +472,11 @@ pub(crate) struct VerifyArgs {
     /// The log's verifier key (NAME+ID+KEY, as `personctl checkpoint` prints it).
     #[arg(long, value_name = "VKEY")]
     pub(crate) log_key: Option<String>,
+    /// Also check the log against this signed checkpoint (default key: this home's, under
+    /// the checkpoint's origin; else --log-key): fewer events than it signed is
+    /// `truncated-log`, another root for them is `root-mismatch`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["car", "proof"])]
+    pub(crate) checkpoint: Option<PathBuf>,
 }
 
 #[derive(ClapArgs, Debug)]

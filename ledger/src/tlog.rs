@@ -395,6 +395,26 @@ impl<S: crate::BlockStore> crate::Ledger<S> {
             .collect())
     }
 
+    /// What the log says against `checkpoint`, one this log signed earlier (or a verifier
+    /// remembers): nothing when the log still starts with exactly what it signed; else
+    /// [`crate::Problem::TruncatedLog`] (events were removed: a truncation or a rollback) or
+    /// [`crate::Problem::RootMismatch`] (history was rewritten).
+    pub fn check_against(&self, checkpoint: &Checkpoint) -> Result<Option<crate::Problem>> {
+        let (tree, _) = self.log_tree()?;
+        if tree.size() < checkpoint.size {
+            return Ok(Some(crate::Problem::TruncatedLog {
+                checkpoint: checkpoint.size,
+                log: tree.size(),
+            }));
+        }
+        if tree.root_at(checkpoint.size)? != checkpoint.root {
+            return Ok(Some(crate::Problem::RootMismatch {
+                size: checkpoint.size,
+            }));
+        }
+        Ok(None)
+    }
+
     /// A self-contained proof that event `cid` is in the log `checkpoint` (a signed note over
     /// `tree`) covers: the event block, its payload unless erased, the inclusion proof.
     pub fn prove(&self, cid: &Cid, tree: &Tree, log: &[Cid], checkpoint: &str) -> Result<Bundle> {

@@ -5,7 +5,7 @@ use base64::prelude::*;
 use serde_json::Value;
 
 use personctl_ledger::tlog::Checkpoint;
-use personctl_ledger::{Ledger, SledStore};
+use personctl_ledger::{BlockStore, Head, Ledger, SledStore};
 
 use crate::{keyed, ok, Home, Run};
 
@@ -124,4 +124,95 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
     let latest = std::fs::read_to_string(home.path().join("checkpoints/latest.note")).unwrap();
     let text = format!("{}\n", latest.split("\n\n").next().unwrap());
     assert_eq!(Checkpoint::parse(&text).unwrap().size, 2);
+}
+
+#[test]
+fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
+    let (home, _) = keyed();
+    let run = home.run(&[
+        "--json",
+        "append",
+        "register",
+        "--legal-name",
+        "Ada Lovelace",
+    ]);
+    let person = ok(&run).records()[0].1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for address in ["a@example.org", "b@example.org"] {
+        ok(&home.run(&[
+            "append",
+            "add-email",
+            "--person",
+            &person,
+            "--address",
+            address,
+        ]));
+    }
+    ok(&home.run(&["checkpoint"]));
+    let signed = home.path().join("signed.note");
+    std::fs::copy(home.path().join("checkpoints/latest.note"), &signed).unwrap();
+    let against =
+        |home: &Home| home.run(&["--json", "verify", "--checkpoint", signed.to_str().unwrap()]);
+    // The log grew since: still consistent.
+    ok(&home.run(&[
+        "append",
+        "add-skill",
+        "--person",
+        &person,
+        "--name",
+        "Maths",
+        "--level",
+        "5",
+    ]));
+    ok(&against(&home));
+
+    // Drop the two newest events and fix the head, as a careful forger would: the store alone
+    // still verifies, the checkpoint does not.
+    let stream = format!("person/{person}").parse().unwrap();
+    {
+        let store = SledStore::open(home.store_path()).unwrap();
+        let ledger = Ledger::new(&store);
+        let chain = ledger.chain(&stream).unwrap();
+        for cid in &chain[chain.len() - 2..] {
+            let payload = ledger.event(cid).unwrap().payload().unwrap();
+            store.remove(cid).unwrap();
+            store.remove(&payload).unwrap();
+        }
+        let kept = chain[chain.len() - 3];
+        store
+            .set_head_unchecked(
+                &stream,
+                Head {
+                    cid: kept,
+                    height: 1,
+                },
+            )
+            .unwrap();
+    }
+    ok(&home.run(&["verify"]));
+    let run = against(&home);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let checks: Vec<String> = run
+        .of_type("failure")
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(checks, ["truncated-log"]);
+
+    // Write other events in their place: as many as signed, another history.
+    for address in ["c@example.org", "d@example.org"] {
+        ok(&home.run(&[
+            "append",
+            "add-email",
+            "--person",
+            &person,
+            "--address",
+            address,
+        ]));
+    }
+    let run = against(&home);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.of_type("failure")[0]["check"], "root-mismatch");
 }

@@ -101,6 +101,25 @@ pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<
     Ok(EXIT_OK)
 }
 
+/// Opens the signed checkpoint at `path` with `vkey`, or with this home's key under the
+/// checkpoint's own origin.
+pub(crate) fn open_checkpoint(
+    config: &Config,
+    path: &Path,
+    vkey: Option<&str>,
+) -> Result<Checkpoint> {
+    let note =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key = match vkey {
+        Some(v) => NoteKey::from_vkey(v).context("--log-key")?,
+        None => {
+            let origin = note.lines().next().unwrap_or_default().to_string();
+            NoteKey::new(origin, config.signer()?.author())?
+        }
+    };
+    Checkpoint::open(&note, &key).with_context(|| format!("the checkpoint {}", path.display()))
+}
+
 /// `verify --proof FILE --log-key VKEY`: offline, no home. Exit 1 when it does not verify.
 pub(crate) fn verify_proof(path: &Path, vkey: &str, out: &mut Out) -> Result<u8> {
     let key = NoteKey::from_vkey(vkey).context("--log-key")?;

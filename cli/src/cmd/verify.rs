@@ -56,6 +56,18 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
         messages = Some(check.messages);
         report.findings.extend(check.findings);
     }
+    if let Some(path) = &args.checkpoint {
+        let checkpoint = super::tlog::open_checkpoint(config, path, args.log_key.as_deref())?;
+        let ledger = personctl_ledger::Ledger::new(&store);
+        if let Some(problem) = ledger.check_against(&checkpoint)? {
+            report.findings.push(personctl_ledger::Finding {
+                cid: None,
+                stream: None,
+                height: None,
+                problem,
+            });
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     output::verdict(&report, messages, seconds, out)
 }

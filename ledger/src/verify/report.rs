@@ -122,6 +122,20 @@ pub enum Problem {
         tombstone: Cid,
     },
     #[cfg(feature = "jetstream")]
+    /// The store's log is shorter than a checkpoint it signed: events it had are gone (a
+    /// truncation, or a rollback to an older copy). Named by no CID.
+    TruncatedLog {
+        /// The checkpoint's size.
+        checkpoint: u64,
+        /// The log's size now.
+        log: u64,
+    },
+    /// The store's log, cut at a checkpoint's size, has another root: the history it signed
+    /// was rewritten (or another log's checkpoint was given).
+    RootMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
     /// Cross-check with JetStream: a stored head that JetStream does not have as the subject's
     /// last message (pending events, or a store ahead of the log).
     Unpublished {
@@ -165,6 +179,8 @@ impl Problem {
             Problem::Unreachable => "unreachable",
             Problem::BadTombstone { .. } => "bad-tombstone",
             Problem::Unpurged { .. } => "unpurged",
+            Problem::TruncatedLog { .. } => "truncated-log",
+            Problem::RootMismatch { .. } => "root-mismatch",
             #[cfg(feature = "jetstream")]
             Problem::Unpublished { .. } => "unpublished",
             #[cfg(feature = "jetstream")]
@@ -213,6 +229,14 @@ impl fmt::Display for Problem {
             }
             Problem::Unreachable => write!(f, "not reachable from any stream head"),
             Problem::BadTombstone { reason } => write!(f, "bad tombstone: {reason}"),
+            Problem::TruncatedLog { checkpoint, log } => write!(
+                f,
+                "the log has {log} events, fewer than the {checkpoint} its checkpoint signed: events were removed"
+            ),
+            Problem::RootMismatch { size } => write!(
+                f,
+                "the log's first {size} events do not have the root its checkpoint signed: history was rewritten"
+            ),
             Problem::Unpurged { tombstone } => write!(
                 f,
                 "masked by tombstone {tombstone} but still stored: erasure unfinished (erase again, or collect garbage)"
