@@ -6,22 +6,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::nats::NatsServer;
-use crate::{keyed, ok, personctl, Home, Run};
+use crate::{keyed, ok, personctl, register, Home, Run};
 
 /// Asserts that `run` exited with `code` and said `text` on stderr.
 #[track_caller]
 fn says(run: &Run, code: i32, text: &str) {
     assert_eq!(run.code, code, "{}", run.stderr);
     assert!(run.stderr.contains(text), "{}", run.stderr);
-}
-
-/// Registers a person; returns its id.
-fn register(home: &Home, name: &str) -> String {
-    let run = home.run(&["--json", "append", "register", "--legal-name", name]);
-    ok(&run).records()[0].1["person"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

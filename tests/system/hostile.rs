@@ -5,12 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::nats::NatsServer;
-use crate::{keyed, ok, walk, Home};
-
-fn register(home: &Home, name: &str) -> String {
-    let run = ok(&home.run(&["--json", "append", "register", "--legal-name", name])).records();
-    run[0].1["person"].as_str().unwrap().to_string()
-}
+use crate::{keyed, ok, register, walk, Home};
 
 #[test]
 fn a_home_opens_after_a_sled_leftover_a_lost_index_and_a_torn_tail() {

@@ -214,6 +214,20 @@ pub(crate) fn ok(run: &Run) -> &Run {
     run
 }
 
+/// Registers a person through the binary; returns its `appended` record (`person`, `cid`, ...).
+pub(crate) fn registered(home: &Home, name: &str) -> serde_json::Value {
+    let run = home.run(&["--json", "append", "register", "--legal-name", name]);
+    ok(&run).records()[0].1.clone()
+}
+
+/// Registers a person through the binary; returns its id.
+pub(crate) fn register(home: &Home, name: &str) -> String {
+    registered(home, name)["person"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The CIDs of the `appended` records of a `--json append` run.
 pub(crate) fn appended(run: &Run) -> Vec<String> {
     run.of_type("appended")

@@ -7,29 +7,15 @@ use serde_json::Value;
 use personctl_ledger::tlog::Checkpoint;
 use personctl_ledger::{BlockStore, Head, Ledger, SledStore};
 
-use crate::{keyed, ok, Home, Run};
-
-fn appended_cid(run: &Run) -> String {
-    ok(run).records()[0].1["cid"].as_str().unwrap().to_string()
-}
+use crate::{keyed, ok, register, registered, Home};
 
 #[test]
 fn a_proof_checks_offline_and_every_tampering_is_caught() {
     let (home, _) = keyed();
-    let first = home.run(&[
-        "--json",
-        "append",
-        "register",
-        "--legal-name",
-        "Ada Lovelace",
-    ]);
-    let person = ok(&first).records()[0].1["person"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let ada = appended_cid(&first);
-    let run = home.run(&["--json", "append", "register", "--legal-name", "Bob"]);
-    appended_cid(&run);
+    let first = registered(&home, "Ada Lovelace");
+    let person = first["person"].as_str().unwrap().to_string();
+    let ada = first["cid"].as_str().unwrap().to_string();
+    register(&home, "Bob");
     let file = home.path().join("ada.proof.json");
     let proved = home.run(&[
         "--json",
@@ -129,17 +115,7 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
 #[test]
 fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
     let (home, _) = keyed();
-    let run = home.run(&[
-        "--json",
-        "append",
-        "register",
-        "--legal-name",
-        "Ada Lovelace",
-    ]);
-    let person = ok(&run).records()[0].1["person"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = register(&home, "Ada Lovelace");
     for address in ["a@example.org", "b@example.org"] {
         ok(&home.run(&[
             "append",
