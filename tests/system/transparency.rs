@@ -9,6 +9,26 @@ use personctl_ledger::{BlockStore, Head, Ledger, SledStore};
 
 use crate::{keyed, ok, register, registered, Home};
 
+/// Runs the independent JavaScript checker (`tests/interop/proof-check.mjs`, written from
+/// FORMAT.md alone) on a bundle; returns whether it accepts it.
+fn independent_check(bundle: &std::path::Path, vkey: &str) -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    assert!(
+        dir.join("node_modules/@noble/hashes").is_dir(),
+        "tests/interop is not installed: run the suite with tests/run.sh (it runs `npm ci --prefix tests/interop`)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(dir.join("proof-check.mjs"))
+        .arg(bundle)
+        .arg(vkey)
+        .output()
+        .expect("running node (Node.js 18 or newer is needed for the interop tests)");
+    let verdict: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.success(), verdict["ok"] == true, "{verdict}");
+    out.status.success()
+}
+
 #[test]
 fn a_proof_checks_offline_and_every_tampering_is_caught() {
     let (home, _) = keyed();
@@ -43,6 +63,10 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
         ])
     };
     let good = check(&file, &vkey);
+    assert!(
+        independent_check(&file, &vkey),
+        "the independent checker accepts it"
+    );
     let verdict = &ok(&good).records()[0].1;
     assert_eq!(verdict["ok"], true);
     assert_eq!(
@@ -58,6 +82,10 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
         std::fs::write(&path, b.to_string()).unwrap();
         let run = check(&path, &vkey);
         assert_eq!(run.code, 1, "{name}: {}", run.stdout);
+        assert!(
+            !independent_check(&path, &vkey),
+            "{name}: the independent checker refuses it"
+        );
         run.records()[0].1["message"].as_str().unwrap().to_string()
     };
     // Another index, another event's bytes, a checkpoint claiming a shorter log, another

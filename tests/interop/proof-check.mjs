@@ -1,0 +1,101 @@
+// An independent checker of personctl's proof bundles, written from docs/FORMAT.md ("The log,
+// checkpoints and proof bundles", "What is signed") alone: C2SP verifier keys and signed notes,
+// the checkpoint text, the event's CID (CIDv1, dag-cbor, BLAKE3-256), its signature, the
+// RFC 9162 inclusion proof, and the payload's CID. Node's own Ed25519, @noble/hashes for
+// SHA-256 and BLAKE3, @ipld/dag-cbor to read the event's links.
+// Usage: node proof-check.mjs BUNDLE.json VKEY. Prints one JSON object; exit 0 when it
+// verifies, 1 when it does not.
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import * as dagCbor from '@ipld/dag-cbor';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { CID } from 'multiformats/cid';
+import * as Digest from 'multiformats/hashes/digest';
+
+const fail = (reason) => {
+  console.log(JSON.stringify({ ok: false, reason }));
+  process.exit(1);
+};
+const bytes = (...parts) => Buffer.concat(parts.map((p) => Buffer.from(p)));
+const b64 = (s) => Buffer.from(s, 'base64');
+const same = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+const ed25519 = (raw) =>
+  crypto.createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') },
+    format: 'jwk',
+  });
+
+const [bundlePath, vkey] = process.argv.slice(2);
+const bundle = JSON.parse(fs.readFileSync(bundlePath, 'utf8'));
+
+// The verifier key: NAME+HEX(KEYID)+BASE64(0x01 || PUBLIC KEY).
+const first = vkey.indexOf('+');
+const second = vkey.indexOf('+', first + 1);
+const [name, idHex, keyB64] = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
+const key = b64(keyB64);
+if (key.length !== 33 || key[0] !== 0x01) fail('the verifier key is not an Ed25519 key');
+const pub = key.subarray(1);
+const keyId = Buffer.from(sha256(bytes(Buffer.from(name), [0x0a, 0x01], pub))).subarray(0, 4);
+if (keyId.toString('hex') !== idHex.toLowerCase()) fail('the verifier key ID does not match');
+
+// The signed note: text, a blank line, signature lines "— NAME BASE64(KEYID || SIG)".
+const note = bundle.checkpoint;
+const cut = note.lastIndexOf('\n\n');
+if (cut < 0) fail('the checkpoint is not a signed note');
+const text = note.slice(0, cut + 1);
+const signed = note
+  .slice(cut + 2)
+  .split('\n')
+  .filter((l) => l.startsWith(`\u2014 ${name} `))
+  .map((l) => b64(l.slice(name.length + 3)))
+  .filter((sig) => sig.length === 68 && same(sig.subarray(0, 4), keyId));
+if (signed.length === 0) fail('no signature by the log key');
+for (const sig of signed) {
+  if (!crypto.verify(null, Buffer.from(text), ed25519(pub), sig.subarray(4))) {
+    fail('the checkpoint signature does not verify');
+  }
+}
+const [origin, sizeText, rootB64] = text.split('\n');
+const size = Number(sizeText);
+const root = b64(rootB64);
+
+// The event: its CID from its bytes, its signature over "personctl-ledger-event-v1" 0x00 0xad REST.
+const event = b64(bundle.event);
+const cid = CID.createV1(0x71, Digest.create(0x1e, blake3(event)));
+const header = bytes([0xae, 0x63], Buffer.from('sig'), [0x58, 0x40]);
+if (!same(event.subarray(0, 7), header)) fail('the event block does not start with its signature');
+const value = dagCbor.decode(event);
+const message = bytes(Buffer.from('personctl-ledger-event-v1'), [0x00, 0xad], event.subarray(71));
+if (!crypto.verify(null, message, ed25519(value.author), event.subarray(7, 71))) {
+  fail(`event ${cid}: its signature does not verify`);
+}
+
+// RFC 9162, 2.1.3.2: the inclusion proof of leaf SHA-256(0x00 || CID) at index under root.
+const leaf = sha256(bytes([0x00], cid.bytes));
+let fn = bundle.index;
+let sn = size - 1;
+let r = leaf;
+if (!(fn < size)) fail('the index is outside the tree');
+for (const p of bundle.proof.map(b64)) {
+  if (sn === 0) fail('the proof is too long');
+  if (fn % 2 === 1 || fn === sn) {
+    r = sha256(bytes([0x01], p, r));
+    while (fn % 2 === 0 && fn !== 0) {
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+  } else {
+    r = sha256(bytes([0x01], r, p));
+  }
+  fn = Math.floor(fn / 2);
+  sn = Math.floor(sn / 2);
+}
+if (sn !== 0 || !same(r, root)) fail(`event ${cid} is not leaf ${bundle.index} under the checkpoint`);
+
+// The payload, when given, is the one the event links.
+if (bundle.payload !== null) {
+  const payload = CID.createV1(0x71, Digest.create(0x1e, blake3(b64(bundle.payload))));
+  if (!value.payload || !payload.equals(value.payload)) fail('the payload is not the one the event links');
+}
+console.log(JSON.stringify({ ok: true, cid: String(cid), origin, size, index: bundle.index }));
