@@ -262,20 +262,15 @@ impl<S: BlockStore> Persons<S> {
             return Err(Error::UnknownPerson(id));
         }
         let Some(tombstone) = self.erasure_draft(id, erasure, reason)? else {
-            let removed = self.purge(id)?;
-            let erased_remote = match publisher {
-                Some(p) => {
-                    let mut masked: Vec<Cid> = self.ledger().masks(&stream)?.into_keys().collect();
-                    masked.sort();
-                    Some(p.erase_blocks(&masked)?)
-                }
-                None => None,
-            };
+            // Nothing left to erase: finish what an interrupted erasure left behind.
+            let collected = self
+                .ledger()
+                .collect_garbage(Some(std::slice::from_ref(&stream)), publisher)?;
             return Ok(Erasing {
                 tombstone: None,
                 masked: 0,
-                removed,
-                erased_remote,
+                removed: collected.removed,
+                erased_remote: collected.erased_remote,
             });
         };
         let erased = self.ledger().erase(signer, tombstone, publisher)?;

@@ -262,30 +262,36 @@ impl<S: BlockStore> Ledger<S> {
                 });
             }
         }
-        let removed = self.purge_masked(Some(std::slice::from_ref(&stream)))?;
-        let masks = self.masks(&stream)?;
-        let masked = masks.values().filter(|by| **by == appended.cid).count();
-        let erased_remote = match publisher {
-            Some(p) => Some(p.erase_blocks(&sorted(masks.into_keys()))?),
-            None => None,
-        };
+        // The newest tombstone of its chain: every payload it lists is masked by it.
+        let masked =
+            crate::Tombstone::of(store, &self.event(&appended.cid)?)?.map_or(0, |t| t.masks.len());
+        let collected = self.collect_garbage(Some(std::slice::from_ref(&stream)), publisher)?;
         Ok(Erased {
             tombstone: appended,
             masked,
-            removed,
-            erased_remote,
+            removed: collected.removed,
+            erased_remote: collected.erased_remote,
         })
     }
 
-    /// Removes every masked block still stored here and, with a publisher, in the log's block
-    /// store: the last step of an erasure that a crash interrupted.
-    pub fn collect_garbage(&self, publisher: Option<&dyn Publisher>) -> Result<Collected> {
-        let removed = self.purge_masked(None)?;
+    /// Removes every block a tombstone of `streams` (every stream: `None`) masks that is
+    /// still stored here and, with a publisher, in the log's block store: the last step of an
+    /// erasure, and what finishes one a crash interrupted.
+    pub fn collect_garbage(
+        &self,
+        streams: Option<&[StreamId]>,
+        publisher: Option<&dyn Publisher>,
+    ) -> Result<Collected> {
+        let removed = self.purge_masked(streams)?;
         let erased_remote = match publisher {
             Some(p) => {
+                let streams = match streams {
+                    Some(s) => s.to_vec(),
+                    None => self.store().heads()?.into_iter().map(|(s, _)| s).collect(),
+                };
                 let mut masked = Vec::new();
-                for (stream, _) in self.store().heads()? {
-                    masked.extend(self.masks(&stream)?.into_keys());
+                for stream in &streams {
+                    masked.extend(self.masks(stream)?.into_keys());
                 }
                 Some(p.erase_blocks(&sorted(masked))?)
             }

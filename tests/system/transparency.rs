@@ -144,16 +144,19 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
 fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
     let (home, _) = keyed();
     let person = register(&home, "Ada Lovelace");
-    for address in ["a@example.org", "b@example.org"] {
-        ok(&home.run(&[
-            "append",
-            "add-email",
-            "--person",
-            &person,
-            "--address",
-            address,
-        ]));
-    }
+    let add_emails = |addresses: [&str; 2]| {
+        for address in addresses {
+            ok(&home.run(&[
+                "append",
+                "add-email",
+                "--person",
+                &person,
+                "--address",
+                address,
+            ]));
+        }
+    };
+    add_emails(["a@example.org", "b@example.org"]);
     ok(&home.run(&["checkpoint"]));
     let signed = home.path().join("signed.note");
     std::fs::copy(home.path().join("checkpoints/latest.note"), &signed).unwrap();
@@ -206,16 +209,7 @@ fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
     assert_eq!(checks, ["truncated-log"]);
 
     // Write other events in their place: as many as signed, another history.
-    for address in ["c@example.org", "d@example.org"] {
-        ok(&home.run(&[
-            "append",
-            "add-email",
-            "--person",
-            &person,
-            "--address",
-            address,
-        ]));
-    }
+    add_emails(["c@example.org", "d@example.org"]);
     let run = against(&home);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(run.of_type("failure")[0]["check"], "root-mismatch");

@@ -39,18 +39,24 @@ fn command_help(command: &str) -> String {
     format!("{heading}\n{}", named.join("\n"))
 }
 
+/// The candidate closest to a mistyped `word`, when one is close enough to suggest.
+fn closest<'a>(candidates: &[&'a str], word: &str) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(c, word), *c))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, c)| c)
+}
+
 /// `COMMAND --field value ...` as the command's JSON object.
 fn args_to_json(args: &[String]) -> Result<Value> {
     let (name, rest) = args.split_first().ok_or_else(|| {
         anyhow!("append needs a command, for example `append register --legal-name NAME`")
     })?;
     if !command::NAMES.contains(&name.as_str()) {
-        let closest = command::NAMES
-            .iter()
-            .map(|n| (strsim::jaro_winkler(n, name), n))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .filter(|(score, _)| *score > 0.8)
-            .map(|(_, n)| format!("; did you mean `{n}`?"))
+        let closest = closest(&command::NAMES, name)
+            .map(|n| format!("; did you mean `{n}`?"))
             .unwrap_or_default();
         bail!("append: unknown command {name:?}{closest} (`personctl append --help` lists every command)");
     }
@@ -96,13 +102,9 @@ fn args_to_json(args: &[String]) -> Result<Value> {
         .filter(|k| !matches!(k.as_str(), "command" | "person"))
     {
         if !required.contains(&key.as_str()) && !optional.contains(&key.as_str()) {
-            let closest = required
-                .iter()
-                .chain(optional)
-                .map(|f| (strsim::jaro_winkler(f, key), f))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .filter(|(score, _)| *score > 0.8)
-                .map(|(_, f)| format!("; did you mean {}?", flag(f)))
+            let fields: Vec<&str> = required.iter().chain(optional).copied().collect();
+            let closest = closest(&fields, key)
+                .map(|f| format!("; did you mean {}?", flag(f)))
                 .unwrap_or_default();
             bail!(
                 "append {name}: unknown flag {}{closest} (`personctl append {name} --help` lists its fields)",

@@ -185,7 +185,7 @@ pub(crate) fn gc(config: &Config, out: &mut Out) -> Result<u8> {
     let store = config.open_existing_store()?;
     let link = nats::connect_and_recover(config, &store)?;
     let publisher = link.as_ref().map(|l| l as &dyn Publisher);
-    let collected = Ledger::new(&store).collect_garbage(publisher)?;
+    let collected = Ledger::new(&store).collect_garbage(None, publisher)?;
     let (removed, erased_remote) = (collected.removed.len(), collected.erased_remote);
     out.record(
         "gc",

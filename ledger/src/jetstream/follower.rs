@@ -372,11 +372,8 @@ fn prefetch(
             }
         }
     });
-    let cids: Vec<Cid> = notices
-        .iter()
-        .map(|(_, n, _)| n.cid)
-        .filter(|c| store.contains(c).unwrap_or(false))
-        .collect();
+    // Events not stored (a pull failed) come back as missing and are left to `event_of`.
+    let cids: Vec<Cid> = notices.iter().map(|(_, n, _)| n.cid).collect();
     Ok(crate::verify_events(store, &cids, trust)?
         .into_iter()
         .filter_map(|(cid, r)| r.ok().map(|e| (cid, e)))
