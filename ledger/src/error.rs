@@ -172,6 +172,15 @@ pub enum Error {
         /// Why, for that stream.
         reason: String,
     },
+    /// A checkpoint was asked for while events wait for the shared log's acknowledgement: a lost
+    /// race could still withdraw one, which would leave a hole in a signed log.
+    #[error("{streams} stream(s) hold events the shared log has not acknowledged, for example {first}; a lost race could still withdraw them, so no checkpoint covers them yet (publish them first: `personctl --nats URL sync`)")]
+    Unsettled {
+        /// How many streams hold pending events.
+        streams: usize,
+        /// The first of them.
+        first: StreamId,
+    },
     /// An event lost a race on the shared log: another writer's event holds its height there.
     /// It was withdrawn (removed here, never acknowledged) and the stream follows the log.
     #[error("event {cid} on {stream} lost a race on the shared log (another writer appended first) and was withdrawn")]

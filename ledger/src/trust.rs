@@ -26,6 +26,11 @@ impl TrustSet {
         self.authors.len()
     }
 
+    /// The trusted authors, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Author> {
+        self.authors.iter()
+    }
+
     /// Whether nothing is trusted.
     pub fn is_empty(&self) -> bool {
         self.authors.is_empty()

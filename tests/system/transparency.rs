@@ -9,6 +9,15 @@ use personctl_ledger::{BlockStore, Head, Ledger, SledStore};
 
 use crate::{keyed, ok, register, registered, Home};
 
+/// The newest signed checkpoint kept in the home's store.
+fn latest_note(home: &Home) -> String {
+    let store = SledStore::open_read_only(home.store_path()).unwrap();
+    Ledger::new(store)
+        .latest_checkpoint()
+        .unwrap()
+        .expect("a kept checkpoint")
+}
+
 /// Runs the independent JavaScript checker (`tests/interop/proof-check.mjs`, written from
 /// FORMAT.md alone) on a bundle; returns whether it accepts it.
 fn independent_check(bundle: &std::path::Path, vkey: &str) -> bool {
@@ -129,15 +138,19 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
     let before = note.lines().nth(2).unwrap().to_string();
     ok(&home.run(&["erase", "--person", &person, "--reason", "asked"]));
     ok(&check(&file, &vkey));
-    let store = SledStore::open_read_only(home.store_path()).unwrap();
-    let (tree, log) = Ledger::new(store).log_tree().unwrap();
-    assert_eq!(log.len(), 3, "the tombstone is the third leaf");
-    let root = BASE64_STANDARD.encode(tree.root_at(2).unwrap().0);
-    assert_eq!(root, before);
-    // The last checkpoint signed is kept in the home.
-    let latest = std::fs::read_to_string(home.path().join("checkpoints/latest.note")).unwrap();
-    let text = format!("{}\n", latest.split("\n\n").next().unwrap());
-    assert_eq!(Checkpoint::parse(&text).unwrap().size, 2);
+    let ledger = Ledger::new(SledStore::open_read_only(home.store_path()).unwrap());
+    assert_eq!(
+        ledger.log().unwrap().len(),
+        3,
+        "the tombstone is the third leaf"
+    );
+    let text = note.split("\n\n").next().unwrap().to_string() + "\n";
+    let signed = Checkpoint::parse(&text).unwrap();
+    assert_eq!(BASE64_STANDARD.encode(signed.root.0), before);
+    assert_eq!(ledger.check_against(&signed).unwrap(), None);
+    // The checkpoints signed are kept in the store, the newest last.
+    let latest = ledger.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(latest, note);
 }
 
 #[test]
@@ -159,7 +172,7 @@ fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
     add_emails(["a@example.org", "b@example.org"]);
     ok(&home.run(&["checkpoint"]));
     let signed = home.path().join("signed.note");
-    std::fs::copy(home.path().join("checkpoints/latest.note"), &signed).unwrap();
+    std::fs::write(&signed, latest_note(&home)).unwrap();
     let against =
         |home: &Home| home.run(&["--json", "verify", "--checkpoint", signed.to_str().unwrap()]);
     // The log grew since: still consistent.
@@ -198,15 +211,19 @@ fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
             )
             .unwrap();
     }
+    let checks = |run: &crate::Run| -> Vec<String> {
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        run.of_type("failure")
+            .iter()
+            .map(|f| f["check"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The checkpoint kept in the store catches it...
+    assert_eq!(checks(&home.run(&["--json", "verify"])), ["truncated-log"]);
+    // ...and when the forger deletes the kept checkpoints too, the one a verifier remembers.
+    std::fs::remove_dir_all(home.store_path().join("checkpoints")).unwrap();
     ok(&home.run(&["verify"]));
-    let run = against(&home);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let checks: Vec<String> = run
-        .of_type("failure")
-        .iter()
-        .map(|f| f["check"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(checks, ["truncated-log"]);
+    assert_eq!(checks(&against(&home)), ["truncated-log"]);
 
     // Write other events in their place: as many as signed, another history.
     add_emails(["c@example.org", "d@example.org"]);

@@ -8,68 +8,38 @@ use anyhow::{bail, Context, Result};
 use base64::prelude::*;
 use serde_json::json;
 
-use personctl_ledger::tlog::{Bundle, Checkpoint, NoteKey, Tree};
-use personctl_ledger::{Cid, Ledger, SledStore};
+use personctl_ledger::tlog::{Bundle, Checkpoint, NoteKey, SignedCheckpoint};
+use personctl_ledger::{Cid, Ledger, Signer, SledStore};
 
 use crate::args::{CheckpointArgs, ProveArgs};
 use crate::config::Config;
 use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
-/// A signed checkpoint of the home's log, its tree, the log, and the verifier key.
-struct Signed {
-    note: String,
-    checkpoint: Checkpoint,
-    vkey: String,
-    tree: Tree,
-    log: Vec<Cid>,
-    ledger: Ledger<SledStore>,
+/// The log's origin: `--origin`, or personctl.local/ and the end of this home's did:key.
+fn origin(args: &CheckpointArgs, signer: &Signer) -> String {
+    let did = signer.author().to_string();
+    args.origin
+        .clone()
+        .unwrap_or_else(|| format!("personctl.local/{}", &did[did.len().saturating_sub(16)..]))
 }
 
-fn sign(config: &Config, args: &CheckpointArgs) -> Result<Signed> {
+/// Signs a checkpoint of the home's log and keeps it in the store.
+fn sign(config: &Config, args: &CheckpointArgs) -> Result<(SignedCheckpoint, Ledger<SledStore>)> {
     let signer = config.signer()?;
-    let ledger = Ledger::new(config.open_for_reading()?);
-    let unsettled = ledger.unsettled()?;
-    if let Some(first) = unsettled.first() {
-        bail!(
-            "{} stream(s) hold events JetStream has not acknowledged (for example {first}); a lost race could still withdraw them: run `personctl --nats URL sync` first",
-            unsettled.len()
-        );
-    }
-    let did = signer.author().to_string();
-    let origin = args
-        .origin
-        .clone()
-        .unwrap_or_else(|| format!("personctl.local/{}", &did[did.len().saturating_sub(16)..]));
-    let key = NoteKey::new(origin.clone(), signer.author())?;
-    let (tree, log) = ledger.log_tree()?;
-    let checkpoint = Checkpoint {
-        origin: origin.clone(),
-        size: tree.size(),
-        root: tree.root(),
-    };
-    let note = checkpoint.sign(&origin, &signer)?;
-    let dir = config.home.join("checkpoints");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("latest.note");
-    std::fs::write(&path, &note).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Signed {
-        note,
-        checkpoint,
-        vkey: key.to_vkey(),
-        tree,
-        log,
-        ledger,
-    })
+    let ledger = Ledger::new(config.open_existing_store()?);
+    let signed = ledger.sign_checkpoint(&origin(args, &signer), &signer)?;
+    Ok((signed, ledger))
 }
 
 pub(crate) fn checkpoint(config: &Config, args: &CheckpointArgs, out: &mut Out) -> Result<u8> {
-    let s = sign(config, args)?;
+    let (s, _) = sign(config, args)?;
     let root = BASE64_STANDARD.encode(s.checkpoint.root.0);
+    let vkey = s.key.to_vkey();
     out.record(
         "checkpoint",
-        json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": s.vkey, "note": s.note}),
-        || format!("{}\nverifier key: {}", s.note.trim_end(), s.vkey),
+        json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": vkey, "note": s.note}),
+        || format!("{}\nverifier key: {vkey}", s.note.trim_end()),
     )?;
     Ok(EXIT_OK)
 }
@@ -79,13 +49,14 @@ pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<
         .cid
         .parse()
         .with_context(|| format!("--cid {:?}", args.cid))?;
-    let s = sign(config, &args.checkpoint)?;
-    let bundle = s.ledger.prove(&cid, &s.tree, &s.log, &s.note)?;
+    let (s, ledger) = sign(config, &args.checkpoint)?;
+    let bundle = ledger.prove(&cid, &s)?;
+    let vkey = s.key.to_vkey();
     let text = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
     out.record(
         "proof",
-        json!({"cid": cid.to_string(), "index": bundle.index, "size": s.checkpoint.size, "file": args.out.display().to_string(), "vkey": s.vkey}),
+        json!({"cid": cid.to_string(), "index": bundle.index, "size": s.checkpoint.size, "file": args.out.display().to_string(), "vkey": vkey}),
         || {
             format!(
                 "wrote {}: event {cid} is leaf {} of {} in {}'s log\ncheck it anywhere: personctl verify --proof {} --log-key '{}'",
@@ -94,7 +65,7 @@ pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<
                 s.checkpoint.size,
                 s.checkpoint.origin,
                 args.out.display(),
-                s.vkey
+                vkey
             )
         },
     )?;

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{check_heads, BlockStore, Commit, Head, Published};
-use crate::{Block, Cid, Result, StreamId};
+use crate::tlog::Log;
+use crate::{Block, BlockKind, Cid, Result, StreamId};
 
 /// An in-memory block store. Not durable.
 #[derive(Default)]
@@ -15,19 +16,21 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     blocks: HashMap<Cid, Vec<u8>>,
-    /// Every CID in the order it was first stored (removed ones are skipped when read).
-    order: Vec<Cid>,
+    /// The log: event blocks in the order first stored.
+    log: Log,
     heads: BTreeMap<StreamId, Head>,
     published: HashMap<StreamId, Published>,
+    checkpoints: BTreeMap<u64, String>,
 }
 
 impl Inner {
     fn insert(&mut self, block: &Block) {
         let cid = block.cid();
-        if self.blocks.insert(cid, block.bytes().to_vec()).is_none() {
-            // A block stored again after its removal goes to the end, as in a segment file
-            // (`stored_order` keeps each CID's last place).
-            self.order.push(cid);
+        if self.blocks.insert(cid, block.bytes().to_vec()).is_none()
+            && BlockKind::of(block.bytes()) == BlockKind::Event
+        {
+            // A block stored again after its removal goes to the end, as in a segment file.
+            self.log.push(cid);
         }
     }
 }
@@ -73,7 +76,14 @@ impl BlockStore for MemoryStore {
     }
 
     fn remove(&self, cid: &Cid) -> Result<bool> {
-        Ok(self.lock().blocks.remove(cid).is_some())
+        let mut inner = self.lock();
+        let Some(bytes) = inner.blocks.remove(cid) else {
+            return Ok(false);
+        };
+        if BlockKind::of(&bytes) == BlockKind::Event {
+            inner.log.remove(cid);
+        }
+        Ok(true)
     }
 
     fn head(&self, stream: &StreamId) -> Result<Option<Head>> {
@@ -117,20 +127,22 @@ impl BlockStore for MemoryStore {
         Ok(())
     }
 
-    fn stored_order(&self) -> Result<Vec<Cid>> {
-        let inner = self.lock();
-        let last: HashMap<Cid, usize> = inner
-            .order
+    fn with_log(&self, visit: &mut dyn FnMut(&mut Log)) -> Result<()> {
+        visit(&mut self.lock().log);
+        Ok(())
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        self.lock().checkpoints.insert(size, note.to_string());
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        Ok(self
+            .lock()
+            .checkpoints
             .iter()
-            .enumerate()
-            .map(|(i, c)| (*c, i))
-            .collect();
-        Ok(inner
-            .order
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| last.get(c) == Some(i) && inner.blocks.contains_key(c))
-            .map(|(_, c)| *c)
+            .map(|(s, n)| (*s, n.clone()))
             .collect())
     }
 

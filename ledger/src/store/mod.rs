@@ -23,6 +23,7 @@ pub use self::sled::SledStore;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tlog::Log;
 use crate::{Block, Cid, Result, StreamId};
 
 /// The newest event of a stream.
@@ -90,10 +91,15 @@ pub trait BlockStore: Send + Sync {
     /// checking it ([`crate::Error::CidMismatch`], [`crate::Error::InvalidCid`] for a corrupt key).
     /// The visitor returns `false` to stop.
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()>;
-    /// Every stored block's CID, in the order this store first stored it: the order of the
-    /// store's transparency log (`crate::tlog`). Removing a block takes it out; nothing else
-    /// changes the order of the rest.
-    fn stored_order(&self) -> Result<Vec<Cid>>;
+    /// Visits the store's log ([`crate::tlog::Log`]): every event block, in the order this
+    /// store first stored it, as its commits fixed it; removing a block takes it out. The store
+    /// keeps it with each commit, under its own lock (held while `visit` runs).
+    fn with_log(&self, visit: &mut dyn FnMut(&mut Log)) -> Result<()>;
+    /// Keeps a signed checkpoint of the log (`crate::tlog`) of `size` leaves, durably,
+    /// replacing one of the same size (a copy with more cosignatures).
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()>;
+    /// Every kept checkpoint, by size, ascending.
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
     /// How far the stream is acknowledged by the external log; `None`: nothing yet.
     fn published(&self, stream: &StreamId) -> Result<Option<Published>>;
     /// Records how far the stream is acknowledged. Need not be flushed at once: a lost mark
@@ -126,8 +132,14 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     fn scan(&self, visit: &mut dyn FnMut(Result<Block>) -> bool) -> Result<()> {
         (**self).scan(visit)
     }
-    fn stored_order(&self) -> Result<Vec<Cid>> {
-        (**self).stored_order()
+    fn with_log(&self, visit: &mut dyn FnMut(&mut Log)) -> Result<()> {
+        (**self).with_log(visit)
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        (**self).put_checkpoint(size, note)
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        (**self).checkpoints()
     }
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {
         (**self).published(stream)

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use super::segments::{Loc, Segments, HEADER};
 use super::sled::{Record, State};
-use crate::{Cid, Result, CID_LEN};
+use crate::{BlockKind, Cid, Result, CID_LEN};
 
 /// The first four bytes of every ledger CID (CIDv1, dag-cbor, BLAKE3-256, 32 bytes).
 const CID_PREFIX: [u8; 4] = [0x01, 0x71, 0x1e, 0x20];
@@ -200,7 +200,14 @@ pub(super) fn recover(segments: &Segments, state: &mut State, cut: bool) -> Resu
                 Some(p) => {
                     let body = &bytes[p.start..p.end];
                     if may_be_footer(body) && Cid::of(body) == p.cid {
-                        if let Some(record) = footer(id, pos, body) {
+                        if let Some(mut record) = footer(id, pos, body) {
+                            record.events = record
+                                .blocks
+                                .iter()
+                                .map(|(_, loc)| {
+                                    BlockKind::of(&bytes[loc.offset as usize..]) == BlockKind::Event
+                                })
+                                .collect();
                             state.apply(record);
                             committed = p.end;
                             for (at, len) in damage.drain(..) {

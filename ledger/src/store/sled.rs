@@ -8,6 +8,7 @@
 //! | `blocks/NNNNNNNN.seg` | block bytes and commit records, appended (see `segments.rs`) |
 //! | `trust` | trusted author keys with labels (see `trust_file.rs`) |
 //! | `LOCK` | held (`flock`) by the one process that writes the store |
+//! | `checkpoints/SIZE.note` | signed checkpoints of the store's log (`crate::tlog`), SIZE in 20 digits |
 //! | `index/` (sled) `meta/format` | store layout version, `2` |
 //! | `index/` (sled) tree `published` | stream key to how far JetStream acknowledged it: CID (36 bytes), height (u64 BE), sequence (u64 BE) |
 //!
@@ -46,10 +47,13 @@ use super::recover::{recover, Repair};
 use super::segments::{checked, io, Access, Loc, Segments};
 use super::trust_file;
 use super::{check_heads, BlockStore, Commit, Head, Published};
-use crate::{Author, Block, Cid, Error, Result, StreamId, CID_LEN};
+use crate::tlog::Log;
+use crate::{Author, Block, BlockKind, Cid, Error, Result, StreamId, CID_LEN};
 
 const META_FORMAT: &[u8] = b"meta/format";
 const LAYOUT_VERSION: &[u8] = b"2";
+/// The directory of signed checkpoints, one file per size.
+const CHECKPOINTS: &str = "checkpoints";
 
 /// A durable block store in a directory.
 pub struct SledStore {
@@ -121,8 +125,17 @@ impl Queued {
 /// The in-memory index, rebuilt from the commit records at open.
 #[derive(Default)]
 pub(super) struct State {
-    blocks: HashMap<Cid, Loc>,
+    blocks: HashMap<Cid, Entry>,
     heads: BTreeMap<StreamId, Head>,
+    /// The log: event blocks in the order first stored ([`crate::tlog::Log`]).
+    log: Log,
+}
+
+/// Where a block is, and whether it is an event (a leaf of the log).
+#[derive(Clone, Copy)]
+struct Entry {
+    loc: Loc,
+    event: bool,
 }
 
 /// One commit record (see the module docs).
@@ -131,6 +144,9 @@ pub(super) struct Record {
     pub(super) blocks: Vec<(Cid, Loc)>,
     pub(super) heads: Vec<(StreamId, Head)>,
     pub(super) removed: Vec<Cid>,
+    /// Which of `blocks` are events (not encoded: judged from their bytes by the writer, and by
+    /// recovery from the segment).
+    pub(super) events: Vec<bool>,
 }
 
 impl Record {
@@ -388,10 +404,22 @@ fn corrupt(what: String) -> Error {
 
 impl State {
     pub(super) fn apply(&mut self, record: Record) {
-        self.blocks.extend(record.blocks);
+        let events = record
+            .events
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(false));
+        for ((cid, loc), event) in record.blocks.into_iter().zip(events) {
+            let previous = self.blocks.insert(cid, Entry { loc, event });
+            if event && previous.is_none() {
+                self.log.push(cid);
+            }
+        }
         self.heads.extend(record.heads);
         for cid in record.removed {
-            self.blocks.remove(&cid);
+            if let Some(Entry { event: true, .. }) = self.blocks.remove(&cid) {
+                self.log.remove(&cid);
+            }
         }
     }
 }
@@ -698,6 +726,10 @@ impl SledStore {
             blocks: Vec::new(),
             heads,
             removed,
+            events: blocks
+                .iter()
+                .map(|(_, bytes)| BlockKind::of(bytes) == BlockKind::Event)
+                .collect(),
         };
         let appended = self.segments.append(blocks, |locs| {
             record.blocks = blocks
@@ -737,7 +769,7 @@ impl SledStore {
 
 impl BlockStore for SledStore {
     fn get(&self, cid: &Cid) -> Result<Option<Block>> {
-        let loc = self.read_state().blocks.get(cid).copied();
+        let loc = self.read_state().blocks.get(cid).map(|e| e.loc);
         match loc {
             Some(loc) => checked(*cid, self.segments.read(loc)).map(Some),
             None => Ok(None),
@@ -759,7 +791,7 @@ impl BlockStore for SledStore {
     /// Records the removal, then overwrites the bytes with zeros.
     fn remove(&self, cid: &Cid) -> Result<bool> {
         self.writable()?;
-        let Some(loc) = self.read_state().blocks.get(cid).copied() else {
+        let Some(loc) = self.read_state().blocks.get(cid).map(|e| e.loc) else {
             return Ok(false);
         };
         self.write(&[], Vec::new(), vec![*cid])?;
@@ -826,23 +858,65 @@ impl BlockStore for SledStore {
             .read_state()
             .blocks
             .iter()
-            .map(|(c, l)| (*c, *l))
+            .map(|(c, e)| (*c, e.loc))
             .collect();
         self.segments
             .read_sorted(locs, &mut |cid, bytes| visit(checked(cid, bytes)));
         Ok(())
     }
 
-    fn stored_order(&self) -> Result<Vec<Cid>> {
-        let mut locs: Vec<(Cid, Loc)> = self
-            .read_state()
-            .blocks
-            .iter()
-            .map(|(c, l)| (*c, *l))
-            .collect();
-        // Segments are append-only: their position is the order of storing.
-        locs.sort_unstable_by_key(|(_, loc)| *loc);
-        Ok(locs.into_iter().map(|(c, _)| c).collect())
+    fn with_log(&self, visit: &mut dyn FnMut(&mut Log)) -> Result<()> {
+        visit(&mut self.state.write().unwrap_or_else(|e| e.into_inner()).log);
+        Ok(())
+    }
+
+    /// Writes `checkpoints/SIZE.note` (20 digits) atomically: a temporary file, synced, renamed,
+    /// and the directory synced.
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        self.writable()?;
+        let dir = self.path.join(CHECKPOINTS);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(format!("creating {}", dir.display())))?;
+        let path = dir.join(format!("{size:020}.note"));
+        let tmp = dir.join(format!("{size:020}.note.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, note.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            File::open(&dir)?.sync_all()
+        };
+        write().map_err(io(format!("writing {}", path.display())))
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        let dir = self.path.join(CHECKPOINTS);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(format!("reading {}", dir.display()))(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io(format!("reading {}", dir.display())))?;
+            let name = entry.file_name();
+            let Some(size) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".note"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue; // a temporary file of an interrupted write, or not ours
+            };
+            let path = entry.path();
+            let note = std::fs::read_to_string(&path)
+                .map_err(io(format!("reading {}", path.display())))?;
+            out.push((size, note));
+        }
+        out.sort_by_key(|(size, _)| *size);
+        Ok(out)
     }
 
     fn published(&self, stream: &StreamId) -> Result<Option<Published>> {

@@ -83,6 +83,14 @@ pub fn verify<S: BlockStore + ?Sized>(
     let chain = g.walk_chains(&heads);
     if options.scope == Scope::All {
         g.find_strays(&chain, &all_heads);
+        for problem in crate::tlog::check_kept(store, trust)? {
+            g.findings.push(Finding {
+                cid: None,
+                stream: None,
+                height: None,
+                problem,
+            });
+        }
     }
     report.events = g.event_count;
     report.payloads = g.payload_count;

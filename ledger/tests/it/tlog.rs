@@ -10,7 +10,10 @@ use personctl_ledger::tlog::{
     check_consistency, check_inclusion, leaf_hash, open_note, record_hash, sign_note, Checkpoint,
     Hash, NoteKey, Tree, EMPTY_HASH,
 };
-use personctl_ledger::{Cid, Signer};
+use personctl_ledger::{
+    verify, BlockStore, Cid, Draft, Ledger, MemoryStore, Problem, Signer, SledStore, StreamId,
+    TrustSet, VerifyOptions,
+};
 
 fn vectors() -> Value {
     let path = crate::fixtures().join("tlog/tlog-vectors.json");
@@ -260,4 +263,118 @@ fn our_trees_prove_every_leaf_and_every_prefix_and_sign_checkpoints() {
     .unwrap();
     assert!(Checkpoint::open(&note, &stranger).is_err());
     assert!(sign_note("two\n\nparagraphs\n", "n", &signer).is_err());
+}
+
+/// Appends `n` events with payloads to a few streams, in batches.
+fn fill(ledger: &Ledger<impl BlockStore>, signer: &Signer, n: usize) -> Vec<Cid> {
+    let mut out = Vec::new();
+    for batch in 0..n.div_ceil(4) {
+        let drafts = (0..4.min(n - batch * 4))
+            .map(|i| {
+                let stream: StreamId = format!("thing/{}", (batch + i) % 3).parse().unwrap();
+                Draft::new(stream, "Touched", 1)
+                    .with_value(&format!("payload {batch}.{i}"))
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        // One draft per stream per batch: batches move several heads at once.
+        for draft in drafts {
+            out.push(ledger.append(signer, draft).unwrap().cid);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_store_keeps_its_log_with_each_commit_and_finds_it_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate().unwrap();
+    let ledger = Ledger::new(SledStore::open(dir.path()).unwrap());
+    let first = fill(&ledger, &signer, 10);
+    // The tree is built once asked for, then grows with each commit.
+    let at_ten = ledger.log_checkpoint("example.org/log").unwrap();
+    assert_eq!(at_ten.size, 10);
+    let more = fill(&ledger, &signer, 7);
+    let grown = ledger.log_checkpoint("example.org/log").unwrap();
+    let all: Vec<Cid> = first.iter().chain(&more).copied().collect();
+    assert_eq!(
+        ledger.log().unwrap(),
+        all,
+        "events only, in the order stored"
+    );
+    assert_eq!(
+        grown.root,
+        Tree::of(&all).unwrap().root(),
+        "grown = rebuilt"
+    );
+    assert_eq!(ledger.check_against(&at_ten).unwrap(), None);
+    let proof = ledger.prove_consistency(10, 17).unwrap();
+    check_consistency(&proof, 17, grown.root, 10, at_ten.root).unwrap();
+    drop(ledger);
+
+    // Reopened, the commit records give the same order and the same tree.
+    let ledger = Ledger::new(SledStore::open(dir.path()).unwrap());
+    assert_eq!(ledger.log().unwrap(), all);
+    assert_eq!(ledger.log_checkpoint("example.org/log").unwrap(), grown);
+
+    // Erasure removes payloads, never leaves: the tree stays.
+    let payload = ledger.event(&all[3]).unwrap().payload().unwrap();
+    assert!(ledger.store().remove(&payload).unwrap());
+    assert_eq!(ledger.log_checkpoint("example.org/log").unwrap(), grown);
+    // Removing an event (a withdrawn one) takes its leaf out, here and after reopening.
+    let last = *all.last().unwrap();
+    assert!(ledger.store().remove(&last).unwrap());
+    let shorter = ledger.log_checkpoint("example.org/log").unwrap();
+    assert_eq!(shorter.root, Tree::of(&all[..16]).unwrap().root());
+    assert_eq!(
+        ledger.check_against(&grown).unwrap(),
+        Some(Problem::TruncatedLog {
+            checkpoint: 17,
+            log: 16
+        })
+    );
+    drop(ledger);
+    let ledger = Ledger::new(SledStore::open(dir.path()).unwrap());
+    assert_eq!(ledger.log_checkpoint("example.org/log").unwrap(), shorter);
+
+    // The memory store keeps the same log.
+    let memory = Ledger::new(MemoryStore::new());
+    let cids = fill(&memory, &signer, 5);
+    assert_eq!(memory.log().unwrap(), cids);
+}
+
+#[test]
+fn signed_checkpoints_are_kept_and_checked_by_verify() {
+    let signer = Signer::generate().unwrap();
+    let ledger = Ledger::new(MemoryStore::new());
+    fill(&ledger, &signer, 6);
+    let signed = ledger.sign_checkpoint("example.org/log", &signer).unwrap();
+    assert_eq!(signed.checkpoint.size, 6);
+    assert_eq!(
+        ledger.latest_checkpoint().unwrap(),
+        Some(signed.note.clone())
+    );
+    let trust: TrustSet = [signer.author()].into_iter().collect();
+    let options = VerifyOptions::default();
+    assert!(verify(ledger.store(), &trust, &options, &|_| ())
+        .unwrap()
+        .findings
+        .is_empty());
+    // A kept checkpoint that the log no longer starts with fails verify.
+    let chain = ledger.log().unwrap();
+    ledger.store().remove(chain.last().unwrap()).unwrap();
+    let report = verify(ledger.store(), &trust, &options, &|_| ()).unwrap();
+    let codes: Vec<&str> = report.findings.iter().map(|f| f.problem.code()).collect();
+    assert!(codes.contains(&"truncated-log"), "{codes:?}");
+    // Unless no trusted key signed it: then it states nothing.
+    let report = verify(ledger.store(), &TrustSet::new(), &options, &|_| ()).unwrap();
+    assert!(!report
+        .findings
+        .iter()
+        .any(|f| f.problem.code() == "truncated-log"));
+    // A cosigned copy of a checkpoint of this log is kept; another log's is refused.
+    let other = Ledger::new(MemoryStore::new());
+    fill(&other, &signer, 6);
+    let theirs = other.sign_checkpoint("example.org/log", &signer).unwrap();
+    assert!(ledger.keep_checkpoint(&theirs.note, &signed.key).is_err());
 }

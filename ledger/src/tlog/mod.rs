@@ -12,13 +12,21 @@
 //! signature of the text. A verifier key is written `NAME+HEX(ID)+BASE64(0x01 || PUBLIC KEY)`.
 //! Signatures are checked with the ledger's Ed25519 criteria (invariant 6).
 //!
-//! What is not here yet: the log of a store (which events, in which order, kept with each
-//! commit), witnesses and their cosignatures, and the command line.
+//! - `log.rs`: [`Log`], a store's events in the order stored and their tree, which the store
+//!   keeps with each commit.
+//! - `proof.rs`: the log of a [`crate::Ledger`]: signed checkpoints, [`Bundle`]s (inclusion
+//!   proofs that check offline), consistency proofs, checks against a checkpoint.
 
 use base64::prelude::*;
 use sha512::{Digest, Sha256};
 use tlog_tiles::tlog::{self, HashReader};
 
+mod log;
+mod proof;
+
+pub use self::log::Log;
+pub(crate) use self::proof::check_kept;
+pub use self::proof::{Bundle, Proven, SignedCheckpoint};
 pub use tlog_tiles::tlog::{record_hash, Hash, EMPTY_HASH};
 
 use crate::{Author, Cid, Error, Result, Signature, Signer};
@@ -84,6 +92,14 @@ impl Tree {
         self.stored.extend(new);
         self.size += 1;
         Ok(self.size - 1)
+    }
+
+    /// Keeps the first `size` leaves only (no-op when it has no more).
+    pub fn truncate(&mut self, size: u64) {
+        if size < self.size {
+            self.stored.truncate(tlog::stored_hash_count(size) as usize);
+            self.size = size;
+        }
     }
 
     /// How many leaves it has.
@@ -350,183 +366,5 @@ impl Checkpoint {
     pub fn open(note: &str, key: &NoteKey) -> Result<Checkpoint> {
         let (text, _) = open_note(note, std::slice::from_ref(key))?;
         Checkpoint::parse(&text)
-    }
-}
-
-impl<S: crate::BlockStore> crate::Ledger<S> {
-    /// The store's log: every event block it holds, in the order it stored them (invariant 1:
-    /// only commits add to it). Payloads are not leaves, so erasure never changes the tree.
-    pub fn log(&self) -> Result<Vec<Cid>> {
-        let mut out = Vec::new();
-        for cid in self.store().stored_order()? {
-            let Some(block) = self.store().get(&cid)? else {
-                continue;
-            };
-            if crate::BlockKind::of(block.bytes()) == crate::BlockKind::Event {
-                out.push(cid);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The Merkle tree of [`Ledger::log`], and the log.
-    pub fn log_tree(&self) -> Result<(Tree, Vec<Cid>)> {
-        let log = self.log()?;
-        Ok((Tree::of(&log)?, log))
-    }
-
-    /// Streams with events a shared log has not acknowledged yet, in a store that publishes
-    /// (one with any published mark): a lost race could still withdraw them, so a checkpoint
-    /// must wait until they are settled. Empty for a store that never published.
-    pub fn unsettled(&self) -> Result<Vec<crate::StreamId>> {
-        let heads = self.store().heads()?;
-        let mut marks = Vec::with_capacity(heads.len());
-        for (stream, head) in heads {
-            let mark = self.store().published(&stream)?;
-            marks.push((stream, head, mark));
-        }
-        if marks.iter().all(|(_, _, m)| m.is_none()) {
-            return Ok(Vec::new());
-        }
-        Ok(marks
-            .into_iter()
-            .filter(|(_, head, mark)| mark.map(|m| m.head) != Some(*head))
-            .map(|(s, _, _)| s)
-            .collect())
-    }
-
-    /// What the log says against `checkpoint`, one this log signed earlier (or a verifier
-    /// remembers): nothing when the log still starts with exactly what it signed; else
-    /// [`crate::Problem::TruncatedLog`] (events were removed: a truncation or a rollback) or
-    /// [`crate::Problem::RootMismatch`] (history was rewritten).
-    pub fn check_against(&self, checkpoint: &Checkpoint) -> Result<Option<crate::Problem>> {
-        let (tree, _) = self.log_tree()?;
-        if tree.size() < checkpoint.size {
-            return Ok(Some(crate::Problem::TruncatedLog {
-                checkpoint: checkpoint.size,
-                log: tree.size(),
-            }));
-        }
-        if tree.root_at(checkpoint.size)? != checkpoint.root {
-            return Ok(Some(crate::Problem::RootMismatch {
-                size: checkpoint.size,
-            }));
-        }
-        Ok(None)
-    }
-
-    /// A self-contained proof that event `cid` is in the log `checkpoint` (a signed note over
-    /// `tree`) covers: the event block, its payload unless erased, the inclusion proof.
-    pub fn prove(&self, cid: &Cid, tree: &Tree, log: &[Cid], checkpoint: &str) -> Result<Bundle> {
-        let index = log
-            .iter()
-            .position(|c| c == cid)
-            .ok_or_else(|| Error::BadProof {
-                reason: format!("event {cid} is not in this store's log"),
-            })? as u64;
-        let proof = tree.prove_inclusion(index, tree.size())?;
-        let event = self.store().get(cid)?.ok_or(Error::MissingBlock(*cid))?;
-        let decoded = crate::Event::decode(&event)?;
-        let payload = match decoded.payload() {
-            Some(p) => self.store().get(&p)?,
-            None => None,
-        };
-        Ok(Bundle {
-            checkpoint: checkpoint.to_string(),
-            index,
-            proof: proof.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
-            event: BASE64_STANDARD.encode(event.bytes()),
-            payload: payload.map(|p| BASE64_STANDARD.encode(p.bytes())),
-        })
-    }
-}
-
-/// A proof that one event is in a log, checkable offline with the log's verifier key alone:
-/// the signed checkpoint, the event's index and inclusion proof, the event block, and its
-/// payload block unless erased. Its JSON form is what `personctl prove` writes.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bundle {
-    /// The signed checkpoint (a C2SP signed note).
-    pub checkpoint: String,
-    /// The event's leaf index.
-    pub index: u64,
-    /// The inclusion proof, base64 hashes.
-    pub proof: Vec<String>,
-    /// The event block's bytes, base64.
-    pub event: String,
-    /// The payload block's bytes, base64 (`None`: erased, or an event without one).
-    pub payload: Option<String>,
-}
-
-/// What a checked [`Bundle`] proves.
-#[derive(Clone, Debug)]
-pub struct Proven {
-    /// The checkpoint, signed by the key given.
-    pub checkpoint: Checkpoint,
-    /// The event, its CID re-derived and its signature verified.
-    pub event: crate::Event,
-    /// Its leaf index.
-    pub index: u64,
-    /// Whether the payload came with it (and hashes to the event's payload link).
-    pub payload: bool,
-}
-
-impl Bundle {
-    /// Checks the bundle against the log's verifier key: the checkpoint's signature, the event
-    /// block (CID re-derived from its bytes, strict decoding, its author's signature), its
-    /// inclusion under the checkpoint's root, and the payload's CID. Any failure is
-    /// [`Error::BadProof`] naming it.
-    pub fn check(&self, key: &NoteKey) -> Result<Proven> {
-        let bad = |reason: String| Error::BadProof { reason };
-        let checkpoint = Checkpoint::open(&self.checkpoint, key)
-            .map_err(|e| bad(format!("the checkpoint: {e}")))?;
-        let bytes = BASE64_STANDARD
-            .decode(&self.event)
-            .map_err(|_| bad("the event is not base64".into()))?;
-        let block = crate::Block::new(bytes);
-        let event = crate::Event::decode(&block)
-            .map_err(|e| bad(format!("the event block {}: {e}", block.cid())))?;
-        if !event.verify_signature(&block)? {
-            return Err(bad(format!(
-                "event {}: its signature does not verify",
-                block.cid()
-            )));
-        }
-        let proof = self
-            .proof
-            .iter()
-            .map(|h| {
-                let bytes = BASE64_STANDARD.decode(h).ok()?;
-                Some(Hash(bytes.try_into().ok()?))
-            })
-            .collect::<Option<Vec<Hash>>>()
-            .ok_or_else(|| bad("the inclusion proof holds something that is not a hash".into()))?;
-        check_inclusion(
-            &proof,
-            checkpoint.size,
-            checkpoint.root,
-            self.index,
-            leaf_hash(&block.cid()),
-        )
-        .map_err(|e| bad(format!("event {} under the checkpoint: {e}", block.cid())))?;
-        if let Some(payload) = &self.payload {
-            let bytes = BASE64_STANDARD
-                .decode(payload)
-                .map_err(|_| bad("the payload is not base64".into()))?;
-            let cid = crate::Block::new(bytes).cid();
-            if event.payload() != Some(cid) {
-                return Err(bad(format!(
-                    "the payload {cid} is not the one event {} links",
-                    block.cid()
-                )));
-            }
-        }
-        Ok(Proven {
-            checkpoint,
-            index: self.index,
-            payload: self.payload.is_some(),
-            event,
-        })
     }
 }

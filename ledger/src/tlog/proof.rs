@@ -1,0 +1,304 @@
+//! The log of a [`Ledger`]'s store as a transparency log: signed checkpoints kept in the
+//! store, inclusion proofs as self-contained [`Bundle`]s, consistency proofs, and the checks
+//! of the log against a checkpoint that `verify` runs.
+
+use base64::prelude::*;
+
+use super::{check_inclusion, leaf_hash, Checkpoint, Hash, Log, NoteKey};
+use crate::{BlockStore, Cid, Error, Ledger, Problem, Result, Signer, StreamId};
+
+/// A checkpoint, its signed note, and the key that signed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedCheckpoint {
+    /// What it states.
+    pub checkpoint: Checkpoint,
+    /// The signed note (C2SP `tlog-checkpoint`), cosignatures included once collected.
+    pub note: String,
+    /// The log's verifier key.
+    pub key: NoteKey,
+}
+
+/// Runs `f` on the store's log, under the store's lock.
+fn with_log<S: BlockStore + ?Sized, T>(
+    store: &S,
+    f: impl FnOnce(&mut Log) -> Result<T>,
+) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.with_log(&mut |log| {
+        if let Some(f) = f.take() {
+            out = Some(f(log));
+        }
+    })?;
+    out.expect("the store visits its log once")
+}
+
+/// What the log of `store` says against `checkpoint` (see [`Ledger::check_against`]).
+fn check_log<S: BlockStore + ?Sized>(
+    store: &S,
+    checkpoint: &Checkpoint,
+) -> Result<Option<Problem>> {
+    with_log(store, |log| {
+        if log.size() < checkpoint.size {
+            return Ok(Some(Problem::TruncatedLog {
+                checkpoint: checkpoint.size,
+                log: log.size(),
+            }));
+        }
+        if log.root_at(checkpoint.size)? != checkpoint.root {
+            return Ok(Some(Problem::RootMismatch {
+                size: checkpoint.size,
+            }));
+        }
+        Ok(None)
+    })
+}
+
+/// The problems of the store's log against every checkpoint kept in it that a trusted author
+/// signed (under the checkpoint's own origin); `verify` of a whole store runs this. A kept
+/// checkpoint no trusted key signed states nothing and is skipped (with a warning).
+pub(crate) fn check_kept<S: BlockStore + ?Sized>(
+    store: &S,
+    trust: &crate::TrustSet,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    for (size, note) in store.checkpoints()? {
+        let origin = note.lines().next().unwrap_or_default();
+        let opened = trust.iter().find_map(|author| {
+            let key = NoteKey::new(origin, *author).ok()?;
+            Checkpoint::open(&note, &key).ok()
+        });
+        let Some(checkpoint) = opened else {
+            tracing::warn!(
+                size,
+                origin,
+                "a kept checkpoint no trusted key signed; skipped"
+            );
+            continue;
+        };
+        problems.extend(check_log(store, &checkpoint)?);
+    }
+    problems.dedup();
+    Ok(problems)
+}
+
+impl<S: BlockStore> Ledger<S> {
+    fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> Result<T>) -> Result<T> {
+        with_log(self.store(), f)
+    }
+
+    /// The store's log: every event block it holds, in the order it stored them (invariant 1:
+    /// only commits add to it). Payloads are not leaves, so erasure never changes the tree.
+    pub fn log(&self) -> Result<Vec<Cid>> {
+        self.with_log(|log| Ok(log.leaves().to_vec()))
+    }
+
+    /// How many events the log holds.
+    pub fn log_size(&self) -> Result<u64> {
+        self.with_log(|log| Ok(log.size()))
+    }
+
+    /// The checkpoint of the log as it is now, under `origin` (unsigned).
+    pub fn log_checkpoint(&self, origin: &str) -> Result<Checkpoint> {
+        self.with_log(|log| {
+            let tree = log.tree()?;
+            Ok(Checkpoint {
+                origin: origin.to_string(),
+                size: tree.size(),
+                root: tree.root(),
+            })
+        })
+    }
+
+    /// Signs a checkpoint of the log as it is now, as `origin` with `signer`, and keeps it in
+    /// the store. Fails with [`Error::Unsettled`] while a publishing store holds events the
+    /// shared log has not acknowledged.
+    pub fn sign_checkpoint(&self, origin: &str, signer: &Signer) -> Result<SignedCheckpoint> {
+        let unsettled = self.unsettled()?;
+        if let Some(first) = unsettled.first() {
+            return Err(Error::Unsettled {
+                streams: unsettled.len(),
+                first: first.clone(),
+            });
+        }
+        let key = NoteKey::new(origin, signer.author())?;
+        let checkpoint = self.log_checkpoint(origin)?;
+        let note = checkpoint.sign(origin, signer)?;
+        self.store().put_checkpoint(checkpoint.size, &note)?;
+        tracing::debug!(origin, size = checkpoint.size, "signed a checkpoint");
+        Ok(SignedCheckpoint {
+            checkpoint,
+            note,
+            key,
+        })
+    }
+
+    /// Keeps `note` (a checkpoint of this log with more cosignatures) in the store, after
+    /// checking that `key` signed it and that it is one of this log's states.
+    pub fn keep_checkpoint(&self, note: &str, key: &NoteKey) -> Result<Checkpoint> {
+        let checkpoint = Checkpoint::open(note, key)?;
+        if let Some(problem) = self.check_against(&checkpoint)? {
+            return Err(Error::BadProof {
+                reason: format!("the checkpoint is not one of this log's: {problem}"),
+            });
+        }
+        self.store().put_checkpoint(checkpoint.size, note)?;
+        Ok(checkpoint)
+    }
+
+    /// The newest kept checkpoint (the signed note), if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>> {
+        Ok(self.store().checkpoints()?.pop().map(|(_, note)| note))
+    }
+
+    /// Streams with events a shared log has not acknowledged yet, in a store that publishes
+    /// (one with any published mark): a lost race could still withdraw them, so a checkpoint
+    /// must wait until they are settled. Empty for a store that never published.
+    pub fn unsettled(&self) -> Result<Vec<StreamId>> {
+        let heads = self.store().heads()?;
+        let mut marks = Vec::with_capacity(heads.len());
+        for (stream, head) in heads {
+            let mark = self.store().published(&stream)?;
+            marks.push((stream, head, mark));
+        }
+        if marks.iter().all(|(_, _, m)| m.is_none()) {
+            return Ok(Vec::new());
+        }
+        Ok(marks
+            .into_iter()
+            .filter(|(_, head, mark)| mark.map(|m| m.head) != Some(*head))
+            .map(|(s, _, _)| s)
+            .collect())
+    }
+
+    /// What the log says against `checkpoint`, one this log signed earlier (or a verifier
+    /// remembers): nothing when the log still starts with exactly what it signed; else
+    /// [`Problem::TruncatedLog`] (events were removed: a truncation or a rollback) or
+    /// [`Problem::RootMismatch`] (history was rewritten).
+    pub fn check_against(&self, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
+        check_log(self.store(), checkpoint)
+    }
+
+    /// The consistency proof from the log's first `old` leaves to its first `size`.
+    pub fn prove_consistency(&self, old: u64, size: u64) -> Result<Vec<Hash>> {
+        self.with_log(|log| log.tree()?.prove_consistency(old, size))
+    }
+
+    /// A self-contained proof that event `cid` is in the log `signed` covers: the event block,
+    /// its payload unless erased, the inclusion proof.
+    pub fn prove(&self, cid: &Cid, signed: &SignedCheckpoint) -> Result<Bundle> {
+        let size = signed.checkpoint.size;
+        let (index, proof) = self.with_log(|log| {
+            let index = log
+                .index_of(cid)
+                .filter(|&i| i < size)
+                .ok_or_else(|| Error::BadProof {
+                    reason: format!("event {cid} is not in this store's log of {size} events"),
+                })?;
+            Ok((index, log.tree()?.prove_inclusion(index, size)?))
+        })?;
+        let event = self.store().get(cid)?.ok_or(Error::MissingBlock(*cid))?;
+        let decoded = crate::Event::decode(&event)?;
+        let payload = match decoded.payload() {
+            Some(p) => self.store().get(&p)?,
+            None => None,
+        };
+        Ok(Bundle {
+            checkpoint: signed.note.clone(),
+            index,
+            proof: proof.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
+            event: BASE64_STANDARD.encode(event.bytes()),
+            payload: payload.map(|p| BASE64_STANDARD.encode(p.bytes())),
+        })
+    }
+}
+
+/// A proof that one event is in a log, checkable offline with the log's verifier key alone:
+/// the signed checkpoint, the event's index and inclusion proof, the event block, and its
+/// payload block unless erased. Its JSON form is what `personctl prove` writes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// The signed checkpoint (a C2SP signed note).
+    pub checkpoint: String,
+    /// The event's leaf index.
+    pub index: u64,
+    /// The inclusion proof, base64 hashes.
+    pub proof: Vec<String>,
+    /// The event block's bytes, base64.
+    pub event: String,
+    /// The payload block's bytes, base64 (`None`: erased, or an event without one).
+    pub payload: Option<String>,
+}
+
+/// What a checked [`Bundle`] proves.
+#[derive(Clone, Debug)]
+pub struct Proven {
+    /// The checkpoint, signed by the key given.
+    pub checkpoint: Checkpoint,
+    /// The event, its CID re-derived and its signature verified.
+    pub event: crate::Event,
+    /// Its leaf index.
+    pub index: u64,
+    /// Whether the payload came with it (and hashes to the event's payload link).
+    pub payload: bool,
+}
+
+impl Bundle {
+    /// Checks the bundle against the log's verifier key: the checkpoint's signature, the event
+    /// block (CID re-derived from its bytes, strict decoding, its author's signature), its
+    /// inclusion under the checkpoint's root, and the payload's CID. Any failure is
+    /// [`Error::BadProof`] naming it.
+    pub fn check(&self, key: &NoteKey) -> Result<Proven> {
+        let bad = |reason: String| Error::BadProof { reason };
+        let checkpoint = Checkpoint::open(&self.checkpoint, key)
+            .map_err(|e| bad(format!("the checkpoint: {e}")))?;
+        let bytes = BASE64_STANDARD
+            .decode(&self.event)
+            .map_err(|_| bad("the event is not base64".into()))?;
+        let block = crate::Block::new(bytes);
+        let event = crate::Event::decode(&block)
+            .map_err(|e| bad(format!("the event block {}: {e}", block.cid())))?;
+        if !event.verify_signature(&block)? {
+            return Err(bad(format!(
+                "event {}: its signature does not verify",
+                block.cid()
+            )));
+        }
+        let proof = self
+            .proof
+            .iter()
+            .map(|h| {
+                let bytes = BASE64_STANDARD.decode(h).ok()?;
+                Some(Hash(bytes.try_into().ok()?))
+            })
+            .collect::<Option<Vec<Hash>>>()
+            .ok_or_else(|| bad("the inclusion proof holds something that is not a hash".into()))?;
+        check_inclusion(
+            &proof,
+            checkpoint.size,
+            checkpoint.root,
+            self.index,
+            leaf_hash(&block.cid()),
+        )
+        .map_err(|e| bad(format!("event {} under the checkpoint: {e}", block.cid())))?;
+        if let Some(payload) = &self.payload {
+            let bytes = BASE64_STANDARD
+                .decode(payload)
+                .map_err(|_| bad("the payload is not base64".into()))?;
+            let cid = crate::Block::new(bytes).cid();
+            if event.payload() != Some(cid) {
+                return Err(bad(format!(
+                    "the payload {cid} is not the one event {} links",
+                    block.cid()
+                )));
+            }
+        }
+        Ok(Proven {
+            checkpoint,
+            index: self.index,
+            payload: self.payload.is_some(),
+            event,
+        })
+    }
+}
