@@ -121,7 +121,6 @@ pub enum Problem {
         /// The tombstone that masks it.
         tombstone: Cid,
     },
-    #[cfg(feature = "jetstream")]
     /// The store's log is shorter than a checkpoint it signed: events it had are gone (a
     /// truncation, or a rollback to an older copy). Named by no CID.
     TruncatedLog {
@@ -136,6 +135,7 @@ pub enum Problem {
         /// The checkpoint's size.
         size: u64,
     },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a stored head that JetStream does not have as the subject's
     /// last message (pending events, or a store ahead of the log).
     Unpublished {
