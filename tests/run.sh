@@ -39,5 +39,9 @@ if [ ! -d tests/interop/node_modules ]; then
   npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error >&2
 fi
 
+# The ledger as a library user gets it by default (no JetStream): the workspace build below
+# unifies features, so only this catches code that needs a feature it does not name.
+cargo check -p personctl-ledger --lib --locked -j2
+
 # Two cores: build with two jobs; tests run in parallel within each test binary.
 exec cargo test --workspace --locked -j2 "$@"
