@@ -17,6 +17,8 @@ mod segments;
 mod sled;
 mod trust_file;
 
+pub(crate) use self::trust_file::write_atomically;
+
 pub use self::memory::MemoryStore;
 pub use self::recover::Repair;
 pub use self::sled::SledStore;

@@ -882,14 +882,7 @@ impl BlockStore for SledStore {
             .map_err(io(format!("creating {}", dir.display())))?;
         let path = dir.join(format!("{size:020}.note"));
         let tmp = dir.join(format!("{size:020}.note.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, note.as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(io(format!("writing {}", path.display())))
+        trust_file::write_atomically(&path, &tmp, note.as_bytes())
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {

@@ -56,19 +56,24 @@ pub(super) fn write(dir: &Path, list: &[(Author, String)]) -> Result<()> {
         text.push_str(&clean_label(label));
         text.push('\n');
     }
-    let tmp = dir.join(TEMPORARY);
-    let path = dir.join(NAME);
+    write_atomically(&dir.join(NAME), &dir.join(TEMPORARY), text.as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically and durably (mode 0600): to `tmp`, synced, renamed over
+/// `path`, the directory synced. A crash leaves the old file or the new one, and maybe `tmp`.
+pub(crate) fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
+        .open(tmp)
         .map_err(io(format!("creating {}", tmp.display())))?;
-    file.write_all(text.as_bytes())
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io(format!("writing {}", tmp.display())))?;
-    fs::rename(&tmp, &path).map_err(io(format!("renaming {}", tmp.display())))?;
+    fs::rename(tmp, path).map_err(io(format!("renaming {}", tmp.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(format!("syncing {}", dir.display())))

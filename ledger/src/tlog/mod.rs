@@ -16,6 +16,8 @@
 //!   keeps with each commit.
 //! - `proof.rs`: the log of a [`crate::Ledger`]: signed checkpoints, [`Bundle`]s (inclusion
 //!   proofs that check offline), consistency proofs, checks against a checkpoint.
+//! - `witness.rs`: witnesses (C2SP `tlog-witness`, `tlog-cosignature`): cosignatures, the
+//!   add-checkpoint exchange, [`Witness`], checkpoints opened with a quorum.
 
 use base64::prelude::*;
 use sha512::{Digest, Sha256};
@@ -23,10 +25,15 @@ use tlog_tiles::tlog::{self, HashReader};
 
 mod log;
 mod proof;
+mod witness;
 
 pub use self::log::Log;
 pub(crate) use self::proof::check_kept;
 pub use self::proof::{Bundle, Proven, SignedCheckpoint};
+pub use self::witness::{
+    cosign, cosignatures, open_witnessed, with_cosignatures, AddCheckpoint, Answer, Cosignature,
+    Witness, WitnessKey,
+};
 pub use tlog_tiles::tlog::{record_hash, Hash, EMPTY_HASH};
 
 use crate::{Author, Cid, Error, Result, Signature, Signer};
@@ -176,6 +183,8 @@ pub fn check_consistency(
 
 /// The signature type byte of Ed25519 keys in signed notes.
 const ED25519: u8 = 0x01;
+/// The signature type byte of witness keys (C2SP `tlog-cosignature`, `cosignature/v1`).
+pub(crate) const COSIGNATURE_V1: u8 = 0x04;
 
 /// A signed note's key name is valid: not empty, no `+`, no whitespace.
 fn valid_name(name: &str) -> bool {
@@ -184,12 +193,80 @@ fn valid_name(name: &str) -> bool {
 
 /// The key ID of `author` under `name`: `SHA-256(name || 0x0A || 0x01 || public key)[..4]`.
 pub fn key_id(name: &str, author: &Author) -> [u8; 4] {
+    typed_key_id(name, ED25519, author)
+}
+
+/// The key ID of a key of signature type `kind`.
+pub(crate) fn typed_key_id(name: &str, kind: u8, author: &Author) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ED25519]);
+    h.update([b'\n', kind]);
     h.update(author.to_bytes());
     let digest = h.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// Checks a key name.
+pub(crate) fn checked_name(name: String) -> Result<String> {
+    if !valid_name(&name) {
+        return Err(Error::InvalidKey {
+            input: name,
+            reason: "a note key's name must be non-empty, without '+' or spaces".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// The verifier key text of a key of signature type `kind`: `NAME+HEX(ID)+BASE64(kind || KEY)`.
+pub(crate) fn vkey_text(name: &str, kind: u8, author: &Author) -> String {
+    let mut key = vec![kind];
+    key.extend_from_slice(&author.to_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex_lower(&typed_key_id(name, kind, author)),
+        BASE64_STANDARD.encode(key)
+    )
+}
+
+/// Parses a verifier key of signature type `kind`; its ID must be the one its name and key
+/// derive.
+pub(crate) fn parse_vkey(text: &str, kind: u8) -> Result<(String, Author)> {
+    let bad = |reason: String| Error::InvalidKey {
+        input: text.to_string(),
+        reason,
+    };
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected NAME+ID+KEY".into()));
+    };
+    if !valid_name(name) {
+        return Err(bad("invalid key name".into()));
+    }
+    let key = BASE64_STANDARD
+        .decode(key)
+        .map_err(|_| bad("the key is not base64".into()))?;
+    let Some((&found, public)) = key.split_first() else {
+        return Err(bad("the key is empty".into()));
+    };
+    if found != kind {
+        let what = if kind == ED25519 {
+            "a log's Ed25519 key"
+        } else {
+            "a witness's cosignature/v1 key"
+        };
+        return Err(bad(format!(
+            "not {what} (type 0x{kind:02x}; this one is 0x{found:02x})"
+        )));
+    }
+    let public: [u8; 32] = public
+        .try_into()
+        .map_err(|_| bad("an Ed25519 key is 32 bytes".into()))?;
+    let author =
+        Author::from_bytes(&public).map_err(|_| bad("not an Ed25519 public key".into()))?;
+    if id.len() != 8 || hex_lower(&typed_key_id(name, kind, &author)) != id.to_ascii_lowercase() {
+        return Err(bad("the key ID does not match the name and key".into()));
+    }
+    Ok((name.to_string(), author))
 }
 
 /// A key that signs or checks notes: a name and an Ed25519 public key.
@@ -204,56 +281,21 @@ pub struct NoteKey {
 impl NoteKey {
     /// `author` under `name`.
     pub fn new(name: impl Into<String>, author: Author) -> Result<NoteKey> {
-        let name = name.into();
-        if !valid_name(&name) {
-            return Err(Error::InvalidKey {
-                input: name,
-                reason: "a note key's name must be non-empty, without '+' or spaces".into(),
-            });
-        }
-        Ok(NoteKey { name, author })
+        Ok(NoteKey {
+            name: checked_name(name.into())?,
+            author,
+        })
     }
 
     /// The verifier key text, `NAME+HEX(ID)+BASE64(0x01 || PUBLIC KEY)`.
     pub fn to_vkey(&self) -> String {
-        let mut key = vec![ED25519];
-        key.extend_from_slice(&self.author.to_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex_lower(&key_id(&self.name, &self.author)),
-            BASE64_STANDARD.encode(key)
-        )
+        vkey_text(&self.name, ED25519, &self.author)
     }
 
     /// Parses a verifier key; its ID must be the one its name and key derive.
     pub fn from_vkey(text: &str) -> Result<NoteKey> {
-        let bad = |reason: &str| Error::InvalidKey {
-            input: text.to_string(),
-            reason: reason.to_string(),
-        };
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected NAME+ID+KEY"));
-        };
-        if !valid_name(name) {
-            return Err(bad("invalid key name"));
-        }
-        let key = BASE64_STANDARD
-            .decode(key)
-            .map_err(|_| bad("the key is not base64"))?;
-        let [ED25519, public @ ..] = key.as_slice() else {
-            return Err(bad("not an Ed25519 key (type 0x01)"));
-        };
-        let public: [u8; 32] = public
-            .try_into()
-            .map_err(|_| bad("an Ed25519 key is 32 bytes"))?;
-        let author = Author::from_bytes(&public).map_err(|_| bad("not an Ed25519 public key"))?;
-        let note = NoteKey::new(name, author)?;
-        if id.len() != 8 || hex_lower(&key_id(name, &note.author)) != id.to_ascii_lowercase() {
-            return Err(bad("the key ID does not match the name and key"));
-        }
-        Ok(note)
+        let (name, author) = parse_vkey(text, ED25519)?;
+        Ok(NoteKey { name, author })
     }
 }
 
@@ -262,7 +304,7 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 /// The signature line prefix: an em dash and a space.
-const DASH: &str = "\u{2014} ";
+pub(crate) const DASH: &str = "\u{2014} ";
 
 /// Signs `text` (which must end in a newline and hold no blank line) as `name`; returns the
 /// note.

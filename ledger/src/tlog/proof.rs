@@ -4,7 +4,10 @@
 
 use base64::prelude::*;
 
-use super::{check_inclusion, leaf_hash, Checkpoint, Hash, Log, NoteKey};
+use super::{
+    check_inclusion, leaf_hash, open_witnessed, AddCheckpoint, Checkpoint, Cosignature, Hash, Log,
+    NoteKey, WitnessKey,
+};
 use crate::{BlockStore, Cid, Error, Ledger, Problem, Result, Signer, StreamId};
 
 /// A checkpoint, its signed note, and the key that signed it.
@@ -184,6 +187,21 @@ impl<S: BlockStore> Ledger<S> {
         self.with_log(|log| log.tree()?.prove_consistency(old, size))
     }
 
+    /// The consistency proof from this log's first `old` leaves to `signed`, as the body of a
+    /// `tlog-witness` add-checkpoint request (also what `audit` hands an auditor).
+    pub fn growth(&self, old: u64, signed: &SignedCheckpoint) -> Result<AddCheckpoint> {
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            self.prove_consistency(old, signed.checkpoint.size)?
+        };
+        Ok(AddCheckpoint {
+            old,
+            proof,
+            note: signed.note.clone(),
+        })
+    }
+
     /// A self-contained proof that event `cid` is in the log `signed` covers: the event block,
     /// its payload unless erased, the inclusion proof.
     pub fn prove(&self, cid: &Cid, signed: &SignedCheckpoint) -> Result<Bundle> {
@@ -242,6 +260,9 @@ pub struct Proven {
     pub index: u64,
     /// Whether the payload came with it (and hashes to the event's payload link).
     pub payload: bool,
+    /// The witnesses' cosignatures on the checkpoint that verified (with
+    /// [`Bundle::check_witnessed`]).
+    pub cosignatures: Vec<Cosignature>,
 }
 
 impl Bundle {
@@ -250,8 +271,18 @@ impl Bundle {
     /// inclusion under the checkpoint's root, and the payload's CID. Any failure is
     /// [`Error::BadProof`] naming it.
     pub fn check(&self, key: &NoteKey) -> Result<Proven> {
+        self.check_witnessed(key, &[], 0)
+    }
+
+    /// [`Bundle::check`], and the checkpoint cosigned by at least `quorum` of `witnesses`.
+    pub fn check_witnessed(
+        &self,
+        key: &NoteKey,
+        witnesses: &[WitnessKey],
+        quorum: usize,
+    ) -> Result<Proven> {
         let bad = |reason: String| Error::BadProof { reason };
-        let checkpoint = Checkpoint::open(&self.checkpoint, key)
+        let (checkpoint, cosignatures) = open_witnessed(&self.checkpoint, key, witnesses, quorum)
             .map_err(|e| bad(format!("the checkpoint: {e}")))?;
         let bytes = BASE64_STANDARD
             .decode(&self.event)
@@ -299,6 +330,7 @@ impl Bundle {
             index: self.index,
             payload: self.payload.is_some(),
             event,
+            cosignatures,
         })
     }
 }

@@ -7,8 +7,9 @@ use base64::prelude::*;
 use serde_json::Value;
 
 use personctl_ledger::tlog::{
-    check_consistency, check_inclusion, leaf_hash, open_note, record_hash, sign_note, Checkpoint,
-    Hash, NoteKey, Tree, EMPTY_HASH,
+    check_consistency, check_inclusion, cosignatures, leaf_hash, open_note, open_witnessed,
+    record_hash, sign_note, with_cosignatures, AddCheckpoint, Checkpoint, Cosignature, Hash,
+    NoteKey, Tree, Witness, WitnessKey, EMPTY_HASH,
 };
 use personctl_ledger::{
     verify, BlockStore, Cid, Draft, Ledger, MemoryStore, Problem, Signer, SledStore, StreamId,
@@ -377,4 +378,137 @@ fn signed_checkpoints_are_kept_and_checked_by_verify() {
     fill(&other, &signer, 6);
     let theirs = other.sign_checkpoint("example.org/log", &signer).unwrap();
     assert!(ledger.keep_checkpoint(&theirs.note, &signed.key).is_err());
+}
+
+#[test]
+fn a_real_witness_cosignature_verifies_and_altered_ones_do_not() {
+    let v = vectors();
+    let case = &v["arche2025h1_cosigned_checkpoint"];
+    let note = case["note"].as_str().unwrap();
+    let remora = WitnessKey::from_vkey(case["cosigner_vkey"].as_str().unwrap()).unwrap();
+    assert_eq!(remora.to_vkey(), case["cosigner_vkey"].as_str().unwrap());
+    let found = cosignatures(note, std::slice::from_ref(&remora)).unwrap();
+    assert_eq!(
+        found,
+        [Cosignature {
+            witness: "remora.n621.de".into(),
+            time: number(&case["cosignature_timestamp"]),
+        }]
+    );
+    // Another checkpoint text under the same cosignature: refused.
+    let altered = note.replacen("1432088532", "1432088533", 1);
+    assert!(cosignatures(&altered, std::slice::from_ref(&remora)).is_err());
+    // A log key is not a witness key, and the other way round.
+    let log_vkey = case["log_vkey"].as_str().unwrap();
+    assert!(WitnessKey::from_vkey(log_vkey).is_err());
+    assert!(NoteKey::from_vkey(case["cosigner_vkey"].as_str().unwrap()).is_err());
+    // C2SP's add-checkpoint example body parses.
+    let ex = &v["tlog_witness_example"];
+    let body = AddCheckpoint::parse(ex["body"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(body.old, number(&ex["old_size"]));
+    assert_eq!(body.proof.len() as u64, number(&ex["proof_lines"]));
+    assert_eq!(body.to_body(), ex["body"].as_str().unwrap());
+}
+
+#[test]
+fn a_witness_cosigns_growth_and_refuses_a_split_view_a_rollback_and_bad_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_signer, witness_signer) = (Signer::generate().unwrap(), Signer::generate().unwrap());
+    let origin = "example.org/log";
+    let log_key = NoteKey::new(origin, log_signer.author()).unwrap();
+    let witness = Witness::open(
+        dir.path(),
+        "example.org/witness",
+        witness_signer,
+        vec![log_key.clone()],
+    )
+    .unwrap();
+    let wkey = witness.key();
+    let ledger = Ledger::new(MemoryStore::new());
+    fill(&ledger, &log_signer, 5);
+    let five = ledger.sign_checkpoint(origin, &log_signer).unwrap();
+
+    // First sight: old 0, no proof. The cosignature verifies.
+    let answer = witness.add_checkpoint(
+        ledger.growth(0, &five).unwrap().to_body().as_bytes(),
+        1_700_000_000,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let cosigned = with_cosignatures(&five.note, &answer.body);
+    let (_, cos) = open_witnessed(&cosigned, &log_key, std::slice::from_ref(&wkey), 1).unwrap();
+    assert_eq!(cos[0].time, 1_700_000_000);
+    assert!(open_witnessed(&five.note, &log_key, std::slice::from_ref(&wkey), 1).is_err());
+    // An altered cosignature is refused.
+    let forged = cosigned.replacen(&answer.body[answer.body.len() - 6..], "AAAAA\n", 1);
+    assert!(cosignatures(&forged, std::slice::from_ref(&wkey)).is_err());
+
+    // Growth with a consistency proof; a stale `old` gets 409 and the size the witness holds.
+    fill(&ledger, &log_signer, 4);
+    let nine = ledger.sign_checkpoint(origin, &log_signer).unwrap();
+    let stale = witness.add_checkpoint(ledger.growth(0, &nine).unwrap().to_body().as_bytes(), 1);
+    assert_eq!((stale.status, stale.body.as_str()), (409, "5\n"));
+    let grown = witness.add_checkpoint(ledger.growth(5, &nine).unwrap().to_body().as_bytes(), 2);
+    assert_eq!(grown.status, 200, "{}", grown.body);
+    assert_eq!(witness.latest(&log_key).unwrap().unwrap().size, 9);
+    // The same checkpoint again: cosigned again (idempotent).
+    let again = witness.add_checkpoint(ledger.growth(9, &nine).unwrap().to_body().as_bytes(), 3);
+    assert_eq!(again.status, 200, "{}", again.body);
+
+    // A split view: a fork of the log with the same size and key, another root.
+    let fork = Ledger::new(MemoryStore::new());
+    fill(&fork, &log_signer, 9);
+    let forked = fork.sign_checkpoint(origin, &log_signer).unwrap();
+    assert_eq!(forked.checkpoint.size, 9);
+    assert_ne!(forked.checkpoint.root, nine.checkpoint.root);
+    let split = witness.add_checkpoint(fork.growth(9, &forked).unwrap().to_body().as_bytes(), 4);
+    assert_eq!((split.status, split.body.as_str()), (409, "9\n"));
+    assert_eq!(witness.latest(&log_key).unwrap().unwrap(), nine.checkpoint);
+
+    // A proof that does not lead from what it holds: 422. A rollback (smaller): 400 or 409.
+    fill(&fork, &log_signer, 2);
+    let eleven = fork.sign_checkpoint(origin, &log_signer).unwrap();
+    let bad = witness.add_checkpoint(fork.growth(9, &eleven).unwrap().to_body().as_bytes(), 5);
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let body = AddCheckpoint {
+        old: 9,
+        proof: vec![],
+        note: five.note.clone(),
+    };
+    assert_eq!(
+        witness.add_checkpoint(body.to_body().as_bytes(), 6).status,
+        400
+    );
+
+    // Another log: 404; the right origin with another key: 403; garbage: 400.
+    let stranger = Signer::generate().unwrap();
+    let theirs = Ledger::new(MemoryStore::new());
+    fill(&theirs, &stranger, 1);
+    let other = theirs
+        .sign_checkpoint("example.org/other", &stranger)
+        .unwrap();
+    assert_eq!(
+        witness
+            .add_checkpoint(theirs.growth(0, &other).unwrap().to_body().as_bytes(), 7)
+            .status,
+        404
+    );
+    let impostor = theirs.sign_checkpoint(origin, &stranger).unwrap();
+    assert_eq!(
+        witness
+            .add_checkpoint(theirs.growth(0, &impostor).unwrap().to_body().as_bytes(), 7)
+            .status,
+        403
+    );
+    assert_eq!(witness.add_checkpoint(b"old x\n\nnothing", 7).status, 400);
+
+    // Its state survives a restart.
+    drop(witness);
+    let witness = Witness::open(
+        dir.path(),
+        "example.org/witness",
+        Signer::generate().unwrap(),
+        vec![log_key.clone()],
+    )
+    .unwrap();
+    assert_eq!(witness.latest(&log_key).unwrap().unwrap(), nine.checkpoint);
 }
