@@ -160,11 +160,27 @@ pub(crate) enum Command {
     )]
     Bench(BenchArgs),
     /// Sign a checkpoint of this home's log (every event, in the order stored: a Merkle tree,
-    /// RFC 6962): its size and root, as a C2SP signed note. Prints it and the verifier key.
+    /// RFC 6962): its size and root, as a C2SP signed note, kept in the store. Prints it and
+    /// the verifier key. With --witness, collects witnesses' cosignatures (exit 1 when fewer
+    /// than the quorum cosign).
     #[command(
-        after_help = "Examples:\n  personctl checkpoint\n  personctl checkpoint --origin ledger.example.org/hr"
+        after_help = "Examples:\n  personctl checkpoint\n  personctl checkpoint --origin ledger.example.org/hr\n  personctl checkpoint --witness http://witness.example.org:7380 --witness-key 'witness.example.org+5d2e1f0a+BA...'"
     )]
     Checkpoint(CheckpointArgs),
+    /// Check that this home's log only grew since an older checkpoint (a consistency proof
+    /// from it to a fresh one); --out writes the proof for an auditor, who checks it offline
+    /// with --proof. Exit 1 when the log did not just grow.
+    #[command(
+        after_help = "Examples:\n  personctl audit --from old.note --out growth.txt\n  personctl audit --from old.note --proof growth.txt --log-key 'personctl.local/...+1a2b3c4d+AQ...'"
+    )]
+    Audit(AuditArgs),
+    /// Run a witness (C2SP tlog-witness over HTTP): it cosigns a checkpoint of a log it
+    /// follows only if a consistency proof shows it extends the last one it cosigned, so a
+    /// log cannot show two histories or roll back unnoticed. Signs with this home's key.
+    #[command(
+        after_help = "Examples:\n  personctl witness --log 'personctl.local/...+1a2b3c4d+AQ...'\n  personctl witness --listen 0.0.0.0:7380 --name witness.example.org --log VKEY --log VKEY2"
+    )]
+    Witness(WitnessArgs),
     /// Write a self-contained proof that one event is in this home's log: a fresh checkpoint,
     /// the inclusion proof, the event and its payload. `verify --proof` checks it offline.
     #[command(
@@ -477,6 +493,9 @@ pub(crate) struct VerifyArgs {
     /// `truncated-log`, another root for them is `root-mismatch`.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["car", "proof"])]
     pub(crate) checkpoint: Option<PathBuf>,
+    /// With --proof: witnesses whose cosignatures on the proof's checkpoint count.
+    #[command(flatten)]
+    pub(crate) witnesses: WitnessKeys,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -485,6 +504,62 @@ pub(crate) struct CheckpointArgs {
     /// personctl.local/ and the end of this home's did:key.
     #[arg(long, value_name = "NAME")]
     pub(crate) origin: Option<String>,
+    /// A witness to ask for a cosignature (its URL, http://HOST:PORT[/PREFIX]; repeatable).
+    #[arg(long = "witness", value_name = "URL", requires = "witness_keys")]
+    pub(crate) witnesses: Vec<String>,
+    #[command(flatten)]
+    pub(crate) keys: WitnessKeys,
+}
+
+/// Witnesses' verifier keys and a quorum.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct WitnessKeys {
+    /// A witness's verifier key (NAME+ID+KEY, type 0x04, as `personctl witness` prints it);
+    /// only cosignatures by these count (repeatable).
+    #[arg(long = "witness-key", value_name = "VKEY")]
+    pub(crate) witness_keys: Vec<String>,
+    /// How many of the --witness-key witnesses must cosign (default: all of them).
+    #[arg(long, value_name = "K", requires = "witness_keys")]
+    pub(crate) quorum: Option<usize>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct AuditArgs {
+    /// The older signed checkpoint (a file, as `checkpoint` printed or kept it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) from: PathBuf,
+    /// The log's verifier key (default: this home's key, under the checkpoint's origin).
+    #[arg(long, value_name = "VKEY")]
+    pub(crate) log_key: Option<String>,
+    /// Check this consistency proof (from `audit --out`) offline, with no home: needs
+    /// --log-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "log_key",
+        conflicts_with = "out"
+    )]
+    pub(crate) proof: Option<PathBuf>,
+    /// Write the consistency proof (old size, hashes, the new signed checkpoint) here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// The log's origin for the new checkpoint (default as for `checkpoint`).
+    #[arg(long, value_name = "NAME", conflicts_with = "proof")]
+    pub(crate) origin: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct WitnessArgs {
+    /// Where to listen (HOST:PORT; port 0 picks a free one, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7380")]
+    pub(crate) listen: String,
+    /// The witness's name in its cosignatures and verifier key. Default:
+    /// personctl.witness/ and the end of this home's did:key.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// A log to follow: its verifier key, as `personctl checkpoint` prints it (repeatable).
+    #[arg(long = "log", value_name = "VKEY", required = true)]
+    pub(crate) logs: Vec<String>,
 }
 
 #[derive(ClapArgs, Debug)]

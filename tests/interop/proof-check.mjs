@@ -3,8 +3,9 @@
 // the checkpoint text, the event's CID (CIDv1, dag-cbor, BLAKE3-256), its signature, the
 // RFC 9162 inclusion proof, and the payload's CID. Node's own Ed25519, @noble/hashes for
 // SHA-256 and BLAKE3, @ipld/dag-cbor to read the event's links.
-// Usage: node proof-check.mjs BUNDLE.json VKEY. Prints one JSON object; exit 0 when it
-// verifies, 1 when it does not.
+// Usage: node proof-check.mjs BUNDLE.json VKEY [WITNESS_VKEY...]. With witness keys, every one
+// of them must have cosigned the checkpoint (C2SP tlog-cosignature, cosignature/v1). Prints
+// one JSON object; exit 0 when it verifies, 1 when it does not.
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import * as dagCbor from '@ipld/dag-cbor';
@@ -26,7 +27,7 @@ const ed25519 = (raw) =>
     format: 'jwk',
   });
 
-const [bundlePath, vkey] = process.argv.slice(2);
+const [bundlePath, vkey, ...witnessKeys] = process.argv.slice(2);
 const bundle = JSON.parse(fs.readFileSync(bundlePath, 'utf8'));
 
 // The verifier key: NAME+HEX(KEYID)+BASE64(0x01 || PUBLIC KEY).
@@ -98,4 +99,33 @@ if (bundle.payload !== null) {
   const payload = CID.createV1(0x71, Digest.create(0x1e, blake3(b64(bundle.payload))));
   if (!value.payload || !payload.equals(value.payload)) fail('the payload is not the one the event links');
 }
-console.log(JSON.stringify({ ok: true, cid: String(cid), origin, size, index: bundle.index }));
+// Cosignatures: "— NAME BASE64(KEYID || TIME || SIG)", KEYID over 0x04, SIG over
+// "cosignature/v1\ntime TIME\n" and the checkpoint text.
+const cosigned = [];
+for (const wkey of witnessKeys) {
+  const a = wkey.indexOf('+');
+  const b = wkey.indexOf('+', a + 1);
+  const [wname, widHex, wkeyB64] = [wkey.slice(0, a), wkey.slice(a + 1, b), wkey.slice(b + 1)];
+  const raw = b64(wkeyB64);
+  if (raw.length !== 33 || raw[0] !== 0x04) fail(`${wname}: not a cosignature/v1 witness key`);
+  const wpub = raw.subarray(1);
+  const wid = Buffer.from(sha256(bytes(Buffer.from(wname), [0x0a, 0x04], wpub))).subarray(0, 4);
+  if (wid.toString('hex') !== widHex.toLowerCase()) fail(`${wname}: the key ID does not match`);
+  const lines = note
+    .slice(cut + 2)
+    .split('\n')
+    .filter((l) => l.startsWith(`\u2014 ${wname} `))
+    .map((l) => b64(l.slice(wname.length + 3)))
+    .filter((sig) => same(sig.subarray(0, 4), wid));
+  if (lines.length === 0) fail(`no cosignature by ${wname}`);
+  for (const sig of lines) {
+    if (sig.length !== 76) fail(`the cosignature of ${wname} is not 76 bytes`);
+    const time = sig.readBigUInt64BE(4);
+    const signedText = Buffer.from(`cosignature/v1\ntime ${time}\n${text}`);
+    if (!crypto.verify(null, signedText, ed25519(wpub), sig.subarray(12))) {
+      fail(`the cosignature of ${wname} does not verify`);
+    }
+  }
+  cosigned.push(wname);
+}
+console.log(JSON.stringify({ ok: true, cid: String(cid), origin, size, index: bundle.index, cosigned }));

@@ -18,24 +18,92 @@ fn latest_note(home: &Home) -> String {
         .expect("a kept checkpoint")
 }
 
-/// Runs the independent JavaScript checker (`tests/interop/proof-check.mjs`, written from
-/// FORMAT.md alone) on a bundle; returns whether it accepts it.
-fn independent_check(bundle: &std::path::Path, vkey: &str) -> bool {
+/// Runs one of the independent JavaScript checkers (`tests/interop/*.mjs`, written from
+/// FORMAT.md alone) on `args`; returns whether it accepts them.
+fn interop(script: &str, args: &[&str]) -> bool {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     assert!(
         dir.join("node_modules/@noble/hashes").is_dir(),
         "tests/interop is not installed: run the suite with tests/run.sh (it runs `npm ci --prefix tests/interop`)"
     );
     let out = std::process::Command::new("node")
-        .arg(dir.join("proof-check.mjs"))
-        .arg(bundle)
-        .arg(vkey)
+        .arg(dir.join(script))
+        .args(args)
         .output()
         .expect("running node (Node.js 18 or newer is needed for the interop tests)");
     let verdict: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.success(), verdict["ok"] == true, "{verdict}");
     out.status.success()
+}
+
+/// The independent checker of proof bundles, with the log key and any witness keys.
+fn independent_check(bundle: &std::path::Path, keys: &[&str]) -> bool {
+    let mut args = vec![bundle.to_str().unwrap()];
+    args.extend_from_slice(keys);
+    interop("proof-check.mjs", &args)
+}
+
+/// `personctl witness` on a free port, for the life of the value.
+struct RunningWitness {
+    child: std::process::Child,
+    url: String,
+    vkey: String,
+}
+
+impl RunningWitness {
+    fn start(home: &Home, log_vkeys: &[&str]) -> RunningWitness {
+        let mut args = vec!["--json", "witness", "--listen", "127.0.0.1:0"];
+        for v in log_vkeys {
+            args.extend(["--log", v]);
+        }
+        let mut child = home
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let started: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+        RunningWitness {
+            child,
+            url: format!("http://{}", started["data"]["listen"].as_str().unwrap()),
+            vkey: started["data"]["vkey"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for RunningWitness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A copy of `home` (keys, store and all) at this moment.
+fn copy_of(home: &Home) -> Home {
+    let copy = Home::new();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", home.path().display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+/// The log's verifier key, from a fresh checkpoint.
+fn log_vkey(home: &Home) -> String {
+    ok(&home.run(&["--json", "checkpoint"])).records()[0].1["vkey"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -73,7 +141,7 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
     };
     let good = check(&file, &vkey);
     assert!(
-        independent_check(&file, &vkey),
+        independent_check(&file, &[&vkey]),
         "the independent checker accepts it"
     );
     let verdict = &ok(&good).records()[0].1;
@@ -92,7 +160,7 @@ fn a_proof_checks_offline_and_every_tampering_is_caught() {
         let run = check(&path, &vkey);
         assert_eq!(run.code, 1, "{name}: {}", run.stdout);
         assert!(
-            !independent_check(&path, &vkey),
+            !independent_check(&path, &[&vkey]),
             "{name}: the independent checker refuses it"
         );
         run.records()[0].1["message"].as_str().unwrap().to_string()
@@ -230,4 +298,194 @@ fn a_clean_truncation_and_a_rewritten_history_fail_against_a_checkpoint() {
     let run = against(&home);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(run.of_type("failure")[0]["check"], "root-mismatch");
+}
+
+#[test]
+fn witnesses_cosign_a_growing_log_and_refuse_a_split_view_and_a_rollback() {
+    let (home, _) = keyed();
+    let ada = registered(&home, "Ada Lovelace")["cid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vkey = log_vkey(&home);
+    let (witness_home, _) = keyed();
+    let witness = RunningWitness::start(&witness_home, &[&vkey]);
+    let cosign = |home: &Home| {
+        home.run(&[
+            "--json",
+            "checkpoint",
+            "--witness",
+            &witness.url,
+            "--witness-key",
+            &witness.vkey,
+        ])
+    };
+    let first = cosign(&home);
+    let data = &ok(&first).records()[0].1;
+    assert_eq!(data["witnesses"]["quorum_met"], true, "{data}");
+    let before_growth = copy_of(&home);
+
+    // The log grows; the witness cosigns again, from what it holds (a consistency proof).
+    register(&home, "Bob");
+    let file = home.path().join("ada.proof.json");
+    ok(&home.run(&[
+        "prove",
+        "--cid",
+        &ada,
+        "--out",
+        file.to_str().unwrap(),
+        "--witness",
+        &witness.url,
+        "--witness-key",
+        &witness.vkey,
+    ]));
+    // Anyone checks the bundle with the log key and the witness key, offline; and so does the
+    // independent checker.
+    let stranger = Home::new();
+    let check = |path: &std::path::Path, witness_key: &str| {
+        stranger.run(&[
+            "--json",
+            "verify",
+            "--proof",
+            path.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+            "--witness-key",
+            witness_key,
+        ])
+    };
+    let good = check(&file, &witness.vkey);
+    assert_eq!(
+        ok(&good).records()[0].1["cosigned"][0],
+        witness.vkey.split('+').next().unwrap()
+    );
+    assert!(independent_check(&file, &[&vkey, &witness.vkey]));
+    // Another witness's key: its quorum is not met.
+    let (other, _) = keyed();
+    let other_key = RunningWitness::start(&other, &[&vkey]).vkey.clone();
+    assert_eq!(check(&file, &other_key).code, 1);
+    assert!(!independent_check(&file, &[&vkey, &other_key]));
+    // An altered cosignature: refused by both.
+    let mut bundle: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let note = bundle["checkpoint"].as_str().unwrap().to_string();
+    let line = note.lines().last().unwrap();
+    let sig = line.rsplit(' ').next().unwrap();
+    let mut raw = BASE64_STANDARD.decode(sig).unwrap();
+    raw[20] ^= 1;
+    bundle["checkpoint"] = note.replace(sig, &BASE64_STANDARD.encode(raw)).into();
+    let forged = home.path().join("forged.json");
+    std::fs::write(&forged, bundle.to_string()).unwrap();
+    assert_eq!(check(&forged, &witness.vkey).code, 1);
+    assert!(!independent_check(&forged, &[&vkey, &witness.vkey]));
+
+    // A split view: a copy of the home writes another history of the same size.
+    let fork = copy_of(&before_growth);
+    register(&fork, "Eve");
+    let split = cosign(&fork);
+    assert_eq!(split.code, 1, "{}", split.stdout);
+    let data = &split.records()[0].1;
+    assert_eq!(data["witnesses"]["quorum_met"], false);
+    let reason = data["witnesses"]["refused"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("split view"), "{reason}");
+    // A rollback: the copy from before the growth asks for a smaller log.
+    let rolled = cosign(&before_growth);
+    assert_eq!(rolled.code, 1, "{}", rolled.stdout);
+    let reason = rolled.records()[0].1["witnesses"]["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("rolled back"), "{reason}");
+    // The honest log is still cosigned.
+    register(&home, "Cy");
+    ok(&cosign(&home));
+}
+
+#[test]
+fn audit_proves_the_log_only_grew_and_anyone_checks_it_offline() {
+    let (home, _) = keyed();
+    register(&home, "Ada Lovelace");
+    let vkey = log_vkey(&home);
+    let old = home.path().join("old.note");
+    std::fs::write(&old, latest_note(&home)).unwrap();
+    let fork = copy_of(&home);
+    let older = copy_of(&home);
+    register(&home, "Bob");
+    register(&home, "Cy");
+    let growth = home.path().join("growth.txt");
+    let audited = home.run(&[
+        "--json",
+        "audit",
+        "--from",
+        old.to_str().unwrap(),
+        "--out",
+        growth.to_str().unwrap(),
+    ]);
+    let data = &ok(&audited).records()[0].1;
+    assert_eq!(data["ok"], true);
+    let from = data["from"].as_u64().unwrap();
+    assert_eq!(data["to"].as_u64(), Some(from + 2), "two events since");
+    let offline = |proof: &std::path::Path| {
+        Home::new().run(&[
+            "--json",
+            "audit",
+            "--from",
+            old.to_str().unwrap(),
+            "--proof",
+            proof.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+        ])
+    };
+    ok(&offline(&growth));
+    let consistency = |proof: &std::path::Path| {
+        interop(
+            "consistency-check.mjs",
+            &[old.to_str().unwrap(), proof.to_str().unwrap(), &vkey],
+        )
+    };
+    assert!(consistency(&growth));
+    // One proof hash altered: refused by both.
+    let text = std::fs::read_to_string(&growth).unwrap();
+    let hash = text.lines().nth(1).unwrap();
+    let mut raw = BASE64_STANDARD.decode(hash).unwrap();
+    raw[0] ^= 1;
+    let altered = home.path().join("altered.txt");
+    std::fs::write(
+        &altered,
+        text.replacen(hash, &BASE64_STANDARD.encode(raw), 1),
+    )
+    .unwrap();
+    assert_eq!(offline(&altered).code, 1);
+    assert!(!consistency(&altered));
+
+    // A fork from the old state that wrote another history: not a growth of the newer
+    // checkpoint (root-mismatch); and the newer checkpoint against the older log: truncated.
+    register(&fork, "Eve");
+    register(&fork, "Mallory");
+    let newer = home.path().join("newer.note");
+    std::fs::write(&newer, latest_note(&home)).unwrap();
+    let against = |home: &Home| {
+        home.run(&[
+            "--json",
+            "audit",
+            "--from",
+            newer.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+        ])
+    };
+    let rewritten = against(&fork);
+    assert_eq!(rewritten.code, 1, "{}", rewritten.stdout);
+    let message = rewritten.records()[0].1["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("root-mismatch"), "{message}");
+    let truncated = against(&older);
+    assert_eq!(truncated.code, 1, "{}", truncated.stdout);
+    let message = truncated.records()[0].1["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("truncated-log"), "{message}");
 }

@@ -15,6 +15,7 @@ mod sync;
 mod tlog;
 mod trust;
 mod verify;
+mod witness;
 
 use anyhow::Result;
 use serde_json::json;
@@ -53,6 +54,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Demo(a) => demo::run(&a, &mut out)?,
         Command::Checkpoint(a) => tlog::checkpoint(&config, &a, &mut out)?,
         Command::Prove(a) => tlog::prove(&config, &a, &mut out)?,
+        Command::Audit(a) => tlog::audit(&config, &a, &mut out)?,
+        Command::Witness(a) => witness::run(&config, &a, &mut out)?,
         Command::Completions(a) => {
             let mut command = <Args as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut command, "personctl", &mut std::io::stdout());

@@ -8,40 +8,151 @@ use anyhow::{bail, Context, Result};
 use base64::prelude::*;
 use serde_json::json;
 
-use personctl_ledger::tlog::{Bundle, Checkpoint, NoteKey, SignedCheckpoint};
+use personctl_ledger::tlog::{
+    AddCheckpoint, Bundle, Checkpoint, NoteKey, SignedCheckpoint, WitnessKey, Witnessed,
+};
 use personctl_ledger::{Cid, Ledger, Signer, SledStore};
 
-use crate::args::{CheckpointArgs, ProveArgs};
+use crate::args::{AuditArgs, CheckpointArgs, ProveArgs, WitnessKeys};
 use crate::config::Config;
 use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
 
 /// The log's origin: `--origin`, or personctl.local/ and the end of this home's did:key.
-fn origin(args: &CheckpointArgs, signer: &Signer) -> String {
-    let did = signer.author().to_string();
-    args.origin
-        .clone()
-        .unwrap_or_else(|| format!("personctl.local/{}", &did[did.len().saturating_sub(16)..]))
+fn origin(origin: Option<&str>, signer: &Signer) -> String {
+    origin.map_or_else(|| default_name("personctl.local", signer), str::to_string)
 }
 
-/// Signs a checkpoint of the home's log and keeps it in the store.
-fn sign(config: &Config, args: &CheckpointArgs) -> Result<(SignedCheckpoint, Ledger<SledStore>)> {
+/// `PREFIX/` and the last 16 characters of the home's did:key.
+pub(crate) fn default_name(prefix: &str, signer: &Signer) -> String {
+    let did = signer.author().to_string();
+    format!("{prefix}/{}", &did[did.len().saturating_sub(16)..])
+}
+
+/// The --witness-key keys and the quorum (default: all of them).
+fn witness_keys(args: &WitnessKeys) -> Result<(Vec<WitnessKey>, usize)> {
+    let keys = args
+        .witness_keys
+        .iter()
+        .map(|k| WitnessKey::from_vkey(k).with_context(|| format!("--witness-key {k:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let quorum = args.quorum.unwrap_or(keys.len());
+    if quorum > keys.len() {
+        bail!("--quorum {quorum}: only {} --witness-key given", keys.len());
+    }
+    Ok((keys, quorum))
+}
+
+/// Posts a tlog-witness add-checkpoint request: `TARGET/add-checkpoint`, plain HTTP.
+fn post_add_checkpoint(target: &str, body: &str) -> std::result::Result<(u16, String), String> {
+    let base = target.trim_end_matches('/');
+    let url = if base.ends_with("/add-checkpoint") {
+        base.to_string()
+    } else {
+        format!("{base}/add-checkpoint")
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
+    match agent
+        .post(&url)
+        .set("Content-Type", "text/plain")
+        .send_string(body)
+    {
+        Ok(r) => {
+            let status = r.status();
+            Ok((status, r.into_string().map_err(|e| format!("{url}: {e}"))?))
+        }
+        Err(ureq::Error::Status(status, r)) => Ok((status, r.into_string().unwrap_or_default())),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
+/// A signed (and, with --witness, cosigned) checkpoint of the home's log.
+struct Signed {
+    signed: SignedCheckpoint,
+    ledger: Ledger<SledStore>,
+    /// With --witness: what the witnesses did, and whether the quorum cosigned.
+    witnessed: Option<(Witnessed, bool)>,
+}
+
+/// Signs a checkpoint of the home's log and keeps it in the store; asks the witnesses.
+fn sign(config: &Config, args: &CheckpointArgs) -> Result<Signed> {
     let signer = config.signer()?;
+    let (keys, quorum) = witness_keys(&args.keys)?;
     let ledger = Ledger::new(config.open_existing_store()?);
-    let signed = ledger.sign_checkpoint(&origin(args, &signer), &signer)?;
-    Ok((signed, ledger))
+    let mut signed = ledger.sign_checkpoint(&origin(args.origin.as_deref(), &signer), &signer)?;
+    let mut witnessed = None;
+    if !args.witnesses.is_empty() {
+        let w =
+            ledger.witness_checkpoint(&signed, &args.witnesses, &keys, &mut post_add_checkpoint)?;
+        signed.note = w.note.clone();
+        let met = w.cosigned.len() >= quorum;
+        witnessed = Some((w, met));
+    }
+    Ok(Signed {
+        signed,
+        ledger,
+        witnessed,
+    })
+}
+
+/// What the witnesses did, for the text output.
+fn witnessed_text(w: &Option<(Witnessed, bool)>) -> String {
+    let Some((w, met)) = w else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for c in &w.cosigned {
+        out.push_str(&format!("\ncosigned by {}", c.witness));
+    }
+    for (target, reason) in &w.refused {
+        out.push_str(&format!("\nnot cosigned by {target}: {reason}"));
+    }
+    if !met {
+        out.push_str("\nFAILED: fewer witnesses cosigned than the quorum");
+    }
+    out
+}
+
+fn witnessed_json(w: &Option<(Witnessed, bool)>) -> serde_json::Value {
+    match w {
+        None => serde_json::Value::Null,
+        Some((w, met)) => json!({
+            "quorum_met": met,
+            "cosigned": w.cosigned.iter().map(|c| json!({"witness": c.witness, "time": c.time})).collect::<Vec<_>>(),
+            "refused": w.refused.iter().map(|(t, r)| json!({"witness": t, "reason": r})).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn exit_code(w: &Option<(Witnessed, bool)>) -> u8 {
+    match w {
+        Some((_, false)) => EXIT_NEGATIVE,
+        _ => EXIT_OK,
+    }
 }
 
 pub(crate) fn checkpoint(config: &Config, args: &CheckpointArgs, out: &mut Out) -> Result<u8> {
-    let (s, _) = sign(config, args)?;
+    let Signed {
+        signed: s,
+        witnessed,
+        ..
+    } = sign(config, args)?;
     let root = BASE64_STANDARD.encode(s.checkpoint.root.0);
     let vkey = s.key.to_vkey();
     out.record(
         "checkpoint",
-        json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": vkey, "note": s.note}),
-        || format!("{}\nverifier key: {vkey}", s.note.trim_end()),
+        json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": vkey, "note": s.note, "witnesses": witnessed_json(&witnessed)}),
+        || {
+            format!(
+                "{}\nverifier key: {vkey}{}",
+                s.note.trim_end(),
+                witnessed_text(&witnessed)
+            )
+        },
     )?;
-    Ok(EXIT_OK)
+    Ok(exit_code(&witnessed))
 }
 
 pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<u8> {
@@ -49,27 +160,32 @@ pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<
         .cid
         .parse()
         .with_context(|| format!("--cid {:?}", args.cid))?;
-    let (s, ledger) = sign(config, &args.checkpoint)?;
+    let Signed {
+        signed: s,
+        ledger,
+        witnessed,
+    } = sign(config, &args.checkpoint)?;
     let bundle = ledger.prove(&cid, &s)?;
     let vkey = s.key.to_vkey();
     let text = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
     out.record(
         "proof",
-        json!({"cid": cid.to_string(), "index": bundle.index, "size": s.checkpoint.size, "file": args.out.display().to_string(), "vkey": vkey}),
+        json!({"cid": cid.to_string(), "index": bundle.index, "size": s.checkpoint.size, "file": args.out.display().to_string(), "vkey": vkey, "witnesses": witnessed_json(&witnessed)}),
         || {
             format!(
-                "wrote {}: event {cid} is leaf {} of {} in {}'s log\ncheck it anywhere: personctl verify --proof {} --log-key '{}'",
+                "wrote {}: event {cid} is leaf {} of {} in {}'s log\ncheck it anywhere: personctl verify --proof {} --log-key '{}'{}",
                 args.out.display(),
                 bundle.index,
                 s.checkpoint.size,
                 s.checkpoint.origin,
                 args.out.display(),
-                vkey
+                vkey,
+                witnessed_text(&witnessed)
             )
         },
     )?;
-    Ok(EXIT_OK)
+    Ok(exit_code(&witnessed))
 }
 
 /// Opens the signed checkpoint at `path` with `vkey`, or with this home's key under the
@@ -91,28 +207,41 @@ pub(crate) fn open_checkpoint(
     Checkpoint::open(&note, &key).with_context(|| format!("the checkpoint {}", path.display()))
 }
 
-/// `verify --proof FILE --log-key VKEY`: offline, no home. Exit 1 when it does not verify.
-pub(crate) fn verify_proof(path: &Path, vkey: &str, out: &mut Out) -> Result<u8> {
+/// `verify --proof FILE --log-key VKEY [--witness-key VKEY --quorum K]`: offline, no home.
+/// Exit 1 when it does not verify.
+pub(crate) fn verify_proof(
+    path: &Path,
+    vkey: &str,
+    witnesses: &WitnessKeys,
+    out: &mut Out,
+) -> Result<u8> {
     let key = NoteKey::from_vkey(vkey).context("--log-key")?;
+    let (witnesses, quorum) = witness_keys(witnesses)?;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let bundle: Bundle = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a proof bundle", path.display()))?;
-    match bundle.check(&key) {
+    match bundle.check_witnessed(&key, &witnesses, quorum) {
         Ok(p) => {
             let cid = p.event.cid();
+            let cosigned: Vec<&str> = p.cosignatures.iter().map(|c| c.witness.as_str()).collect();
             out.record(
                 "proof",
-                json!({"ok": true, "cid": cid.to_string(), "stream": p.event.stream().to_string(), "height": p.event.height(), "index": p.index, "size": p.checkpoint.size, "origin": p.checkpoint.origin, "payload": p.payload}),
+                json!({"ok": true, "cid": cid.to_string(), "stream": p.event.stream().to_string(), "height": p.event.height(), "index": p.index, "size": p.checkpoint.size, "origin": p.checkpoint.origin, "payload": p.payload, "cosigned": cosigned}),
                 || {
                     format!(
-                        "OK: event {cid} ({} at height {}) is leaf {} of {}'s log of {} events, signed by {}{}",
+                        "OK: event {cid} ({} at height {}) is leaf {} of {}'s log of {} events, signed by {}{}{}",
                         p.event.stream(),
                         p.event.height(),
                         p.index,
                         p.checkpoint.origin,
                         p.checkpoint.size,
                         key.name,
+                        if cosigned.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", cosigned by {}", cosigned.join(", "))
+                        },
                         if p.payload { "" } else { "; its payload is not included (erased, or none)" }
                     )
                 },
@@ -124,6 +253,94 @@ pub(crate) fn verify_proof(path: &Path, vkey: &str, out: &mut Out) -> Result<u8>
                 "proof",
                 json!({"ok": false, "message": e.to_string()}),
                 || format!("FAILED: {e}"),
+            )?;
+            Ok(EXIT_NEGATIVE)
+        }
+    }
+}
+
+/// `audit --from OLD`: at the home, a fresh checkpoint and the consistency proof from OLD to
+/// it; with --proof, that proof checked offline. Exit 1 when the log did not just grow.
+pub(crate) fn audit(config: &Config, args: &AuditArgs, out: &mut Out) -> Result<u8> {
+    let old = open_checkpoint(config, &args.from, args.log_key.as_deref())?;
+    let (growth, key, problem) = match &args.proof {
+        Some(path) => {
+            let key = NoteKey::from_vkey(args.log_key.as_deref().unwrap_or_default())
+                .context("--log-key")?;
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let growth = AddCheckpoint::parse(&text)
+                .with_context(|| format!("{} is not a consistency proof", path.display()))?;
+            let problem = if growth.old != old.size {
+                Some(format!(
+                    "the proof starts from {} events, the checkpoint --from has {}",
+                    growth.old, old.size
+                ))
+            } else {
+                growth.check(Some(&old), &key).err().map(|e| e.to_string())
+            };
+            (growth, key, problem)
+        }
+        None => {
+            let signer = config.signer()?;
+            let ledger = Ledger::new(config.open_existing_store()?);
+            if let Some(problem) = ledger.check_against(&old)? {
+                return verdict_line(
+                    out,
+                    &old,
+                    None,
+                    Some(format!("{problem} ({})", problem.code())),
+                );
+            }
+            let signed =
+                ledger.sign_checkpoint(&origin(args.origin.as_deref(), &signer), &signer)?;
+            let growth = ledger.growth(old.size, &signed)?;
+            // Our own proof, checked as the auditor will check it.
+            let problem = growth
+                .check(Some(&old), &signed.key)
+                .err()
+                .map(|e| e.to_string());
+            if let Some(path) = &args.out {
+                std::fs::write(path, growth.to_body())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            (growth, signed.key, problem)
+        }
+    };
+    let new = Checkpoint::open(&growth.note, &key).ok();
+    verdict_line(out, &old, new.map(|n| (n, growth.proof.len())), problem)
+}
+
+fn verdict_line(
+    out: &mut Out,
+    old: &Checkpoint,
+    new: Option<(Checkpoint, usize)>,
+    problem: Option<String>,
+) -> Result<u8> {
+    let size = new.as_ref().map(|(n, _)| n.size);
+    let hashes = new.as_ref().map(|(_, h)| *h);
+    match problem {
+        None => {
+            out.record(
+                "audit",
+                json!({"ok": true, "origin": old.origin, "from": old.size, "to": size, "hashes": hashes}),
+                || {
+                    format!(
+                        "OK: {}'s log only grew, from {} to {} events (a consistency proof of {})",
+                        old.origin,
+                        old.size,
+                        size.unwrap_or(old.size),
+                        crate::output::plural(hashes.unwrap_or(0) as u64, "hash")
+                    )
+                },
+            )?;
+            Ok(EXIT_OK)
+        }
+        Some(problem) => {
+            out.record(
+                "audit",
+                json!({"ok": false, "origin": old.origin, "from": old.size, "to": size, "message": problem}),
+                || format!("FAILED: {}'s log since its checkpoint of {} events: {problem}", old.origin, old.size),
             )?;
             Ok(EXIT_NEGATIVE)
         }

@@ -16,7 +16,7 @@ use crate::output::{self, Out};
 
 pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u8> {
     if let (Some(path), Some(key)) = (&args.proof, &args.log_key) {
-        return super::tlog::verify_proof(path, key, out);
+        return super::tlog::verify_proof(path, key, &args.witnesses, out);
     }
     if let Some(path) = &args.car {
         return super::car::verify(config, path, args.exact, out);

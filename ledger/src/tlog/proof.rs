@@ -5,8 +5,8 @@
 use base64::prelude::*;
 
 use super::{
-    check_inclusion, leaf_hash, open_witnessed, AddCheckpoint, Checkpoint, Cosignature, Hash, Log,
-    NoteKey, WitnessKey,
+    check_inclusion, cosignatures, leaf_hash, open_witnessed, with_cosignatures, AddCheckpoint,
+    Checkpoint, Cosignature, Hash, Log, NoteKey, WitnessKey,
 };
 use crate::{BlockStore, Cid, Error, Ledger, Problem, Result, Signer, StreamId};
 
@@ -83,6 +83,21 @@ pub(crate) fn check_kept<S: BlockStore + ?Sized>(
     }
     problems.dedup();
     Ok(problems)
+}
+
+/// Sends an add-checkpoint request body to a witness (its target, as given) and returns the
+/// HTTP status and body, or why there is none.
+pub type Post<'a> = dyn FnMut(&str, &str) -> std::result::Result<(u16, String), String> + 'a;
+
+/// What [`Ledger::witness_checkpoint`] got.
+#[derive(Clone, Debug)]
+pub struct Witnessed {
+    /// The checkpoint with every cosignature that verified.
+    pub note: String,
+    /// Those cosignatures.
+    pub cosigned: Vec<Cosignature>,
+    /// The witnesses that did not cosign, and why.
+    pub refused: Vec<(String, String)>,
 }
 
 impl<S: BlockStore> Ledger<S> {
@@ -199,6 +214,87 @@ impl<S: BlockStore> Ledger<S> {
             old,
             proof,
             note: signed.note.clone(),
+        })
+    }
+
+    /// Asks witnesses to cosign `signed` (the C2SP `tlog-witness` exchange, over the caller's
+    /// transport): `post(target, body)` sends an add-checkpoint request to one of `targets` and
+    /// returns the HTTP status and body, or why it could not. A witness that answers 409 with
+    /// the size it holds is asked again with a proof from that size. Only cosignatures by
+    /// `witnesses` that verify are kept; the checkpoint with them is kept in the store.
+    pub fn witness_checkpoint(
+        &self,
+        signed: &SignedCheckpoint,
+        targets: &[String],
+        witnesses: &[WitnessKey],
+        post: &mut Post<'_>,
+    ) -> Result<Witnessed> {
+        let size = signed.checkpoint.size;
+        let mut note = signed.note.clone();
+        let mut refused = Vec::new();
+        for target in targets {
+            let mut old = 0;
+            let outcome = loop {
+                let body = self.growth(old, signed)?.to_body();
+                let (status, text) = match post(target, &body) {
+                    Ok(answer) => answer,
+                    Err(e) => break Err(e),
+                };
+                match status {
+                    200 => {
+                        let lines: String = text
+                            .lines()
+                            .filter(|l| !l.is_empty())
+                            .map(|l| format!("{l}\n"))
+                            .collect();
+                        let before = cosignatures(&note, witnesses)?.len();
+                        let with = with_cosignatures(&note, &lines);
+                        match cosignatures(&with, witnesses) {
+                            Ok(c) if c.len() > before => {
+                                note = with;
+                                break Ok(());
+                            }
+                            Ok(_) => {
+                                break Err(
+                                    "its answer holds no cosignature by a --witness-key".into()
+                                )
+                            }
+                            Err(e) => break Err(format!("its cosignature: {e}")),
+                        }
+                    }
+                    409 => {
+                        let held = text.trim().parse::<u64>().ok();
+                        match held {
+                            Some(h) if h > size => {
+                                break Err(format!(
+                                    "it holds a checkpoint of {h} events, more than this log's {size}: the log was rolled back, or another log signs as this one"
+                                ))
+                            }
+                            Some(h) if h != old => old = h,
+                            Some(h) => {
+                                break Err(format!(
+                                    "it holds another checkpoint of {h} events: a split view (this log's history is not the one it cosigned)"
+                                ))
+                            }
+                            None => break Err(format!("409 Conflict: {}", text.trim())),
+                        }
+                    }
+                    _ => break Err(format!("HTTP {status}: {}", text.trim())),
+                }
+            };
+            if let Err(reason) = outcome {
+                tracing::info!(target, "a witness refused: {reason}");
+                refused.push((target.clone(), reason));
+            }
+        }
+        let cosigned = cosignatures(&note, witnesses)?;
+        if !cosigned.is_empty() {
+            self.keep_checkpoint(&note, &signed.key)?;
+        }
+        Ok(Witnessed {
+            note,
+            cosigned,
+            refused,
         })
     }
 
