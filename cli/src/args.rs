@@ -512,7 +512,7 @@ pub(crate) struct CheckpointArgs {
 }
 
 /// Witnesses' verifier keys and a quorum.
-#[derive(ClapArgs, Debug)]
+#[derive(ClapArgs, Debug, Default)]
 pub(crate) struct WitnessKeys {
     /// A witness's verifier key (NAME+ID+KEY, type 0x04, as `personctl witness` prints it);
     /// only cosignatures by these count (repeatable).

@@ -489,3 +489,75 @@ fn audit_proves_the_log_only_grew_and_anyone_checks_it_offline() {
         .to_string();
     assert!(message.contains("truncated-log"), "{message}");
 }
+
+#[test]
+fn with_jetstream_every_home_signs_the_same_tree_and_a_forgetful_jetstream_is_caught() {
+    let mut server = crate::nats::NatsServer::start();
+    let url = server.url();
+    // Two homes, each trusting the other's key.
+    let ((a, did_a), (b, did_b)) = (keyed(), keyed());
+    ok(&a.run(&["trust", "add", &did_b]));
+    ok(&b.run(&["trust", "add", &did_a]));
+    let on = |home: &Home, args: &[&str]| {
+        let mut all = vec!["--json", "--nats", url.as_str()];
+        all.extend_from_slice(args);
+        home.run(&all)
+    };
+    for (home, name) in [(&a, "Ada"), (&b, "Bob"), (&a, "Cy")] {
+        ok(&on(home, &["append", "register", "--legal-name", name]));
+    }
+    let shared = |home: &Home| {
+        let run = on(home, &["checkpoint"]);
+        let data = ok(&run).records()[0].1.clone();
+        (
+            data["size"].as_u64().unwrap(),
+            data["root"].as_str().unwrap().to_string(),
+            data["origin"].as_str().unwrap().to_string(),
+        )
+    };
+    let (from_a, from_b) = (shared(&a), shared(&b));
+    assert_eq!(from_a.0, 3);
+    assert_eq!(from_a, from_b, "the same tree from JetStream's order");
+    assert!(from_a.2.starts_with("personctl.jetstream/"), "{}", from_a.2);
+    // Each store's own log is in the order it stored the events: different trees.
+    let local =
+        |home: &Home| ok(&home.run(&["--json", "checkpoint"])).records()[0].1["root"].clone();
+    assert_ne!(local(&a), local(&b));
+    ok(&on(&a, &["verify"]));
+
+    // JetStream forgets acknowledged events (the tail of its message file is lost): the
+    // published checkpoint catches it.
+    server.kill();
+    let blocks: Vec<_> = crate::walk(server.store_dir())
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().contains("streams/PERSONCTL/msgs")
+                && p.extension().is_some_and(|e| e == "blk")
+        })
+        .collect();
+    assert!(
+        !blocks.is_empty(),
+        "no message block under {}",
+        server.store_dir().display()
+    );
+    for block in &blocks {
+        let len = std::fs::metadata(block).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(block).unwrap();
+        file.set_len(len / 2).unwrap();
+    }
+    for index in crate::walk(server.store_dir()).into_iter().filter(|p| {
+        p.to_string_lossy().contains("streams/PERSONCTL")
+            && p.extension().is_some_and(|e| e == "idx" || e == "fss")
+    }) {
+        let _ = std::fs::remove_file(index);
+    }
+    server.restart();
+    let run = on(&a, &["verify"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let checks: Vec<String> = run
+        .of_type("failure")
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_string())
+        .collect();
+    assert!(checks.contains(&"truncated-log".to_string()), "{checks:?}");
+}

@@ -8,20 +8,18 @@ use anyhow::{bail, Context, Result};
 use base64::prelude::*;
 use serde_json::json;
 
+use personctl_ledger::jetstream::Link;
 use personctl_ledger::tlog::{
-    AddCheckpoint, Bundle, Checkpoint, NoteKey, SignedCheckpoint, WitnessKey, Witnessed,
+    AddCheckpoint, Bundle, Checkpoint, LogOf, NoteKey, SharedLog, SignedCheckpoint, WitnessKey,
+    Witnessed,
 };
 use personctl_ledger::{Cid, Ledger, Signer, SledStore};
 
 use crate::args::{AuditArgs, CheckpointArgs, ProveArgs, WitnessKeys};
 use crate::config::Config;
+use crate::nats;
 use crate::output::Out;
 use crate::{EXIT_NEGATIVE, EXIT_OK};
-
-/// The log's origin: `--origin`, or personctl.local/ and the end of this home's did:key.
-fn origin(origin: Option<&str>, signer: &Signer) -> String {
-    origin.map_or_else(|| default_name("personctl.local", signer), str::to_string)
-}
 
 /// `PREFIX/` and the last 16 characters of the home's did:key.
 pub(crate) fn default_name(prefix: &str, signer: &Signer) -> String {
@@ -71,30 +69,69 @@ fn post_add_checkpoint(target: &str, body: &str) -> std::result::Result<(u16, St
 /// A signed (and, with --witness, cosigned) checkpoint of the home's log.
 struct Signed {
     signed: SignedCheckpoint,
-    ledger: Ledger<SledStore>,
     /// With --witness: what the witnesses did, and whether the quorum cosigned.
     witnessed: Option<(Witnessed, bool)>,
 }
 
-/// Signs a checkpoint of the home's log and keeps it in the store; asks the witnesses.
-fn sign(config: &Config, args: &CheckpointArgs) -> Result<Signed> {
+/// Runs `f` on the home's log: with --nats, the shared one (JetStream's order, after
+/// publishing what is pending and pulling every stream), else the store's own. `f` gets the
+/// log, the link, and the default origin.
+fn with_log<T>(
+    config: &Config,
+    f: impl FnOnce(&mut LogOf<'_, SledStore>, Option<&Link>, String) -> Result<T>,
+) -> Result<T> {
+    let signer = config.signer()?;
+    let ledger = Ledger::new(config.open_existing_store()?);
+    let link = nats::connect_and_recover(config, ledger.store())?;
+    match &link {
+        Some(link) => {
+            let pulled = link
+                .pull_all(ledger.store())
+                .with_context(|| format!("reading JetStream at {}", link.url()))?;
+            if let Some(e) = pulled.refused.into_iter().next() {
+                return Err(nats::untrusted_hint(e));
+            }
+            let leaves = link.shared_log()?;
+            let shared = SharedLog::new(ledger.store(), leaves).with_context(|| {
+                format!("the shared log (the order of JetStream at {})", link.url())
+            })?;
+            let origin = link.backbone().settings().log_origin();
+            f(&mut LogOf::Shared(shared), Some(link), origin)
+        }
+        None => f(
+            &mut LogOf::Stored(&ledger),
+            None,
+            default_name("personctl.local", &signer),
+        ),
+    }
+}
+
+/// Signs a checkpoint of `log` (kept in the store, or with --nats published to JetStream);
+/// asks the witnesses.
+fn sign(
+    config: &Config,
+    args: &CheckpointArgs,
+    log: &mut LogOf<'_, SledStore>,
+    link: Option<&Link>,
+    default_origin: String,
+) -> Result<Signed> {
     let signer = config.signer()?;
     let (keys, quorum) = witness_keys(&args.keys)?;
-    let ledger = Ledger::new(config.open_existing_store()?);
-    let mut signed = ledger.sign_checkpoint(&origin(args.origin.as_deref(), &signer), &signer)?;
+    let origin = args.origin.clone().unwrap_or(default_origin);
+    let mut signed = log.sign_checkpoint(&origin, &signer)?;
     let mut witnessed = None;
     if !args.witnesses.is_empty() {
         let w =
-            ledger.witness_checkpoint(&signed, &args.witnesses, &keys, &mut post_add_checkpoint)?;
+            log.witness_checkpoint(&signed, &args.witnesses, &keys, &mut post_add_checkpoint)?;
         signed.note = w.note.clone();
         let met = w.cosigned.len() >= quorum;
         witnessed = Some((w, met));
     }
-    Ok(Signed {
-        signed,
-        ledger,
-        witnessed,
-    })
+    if let Some(link) = link {
+        link.publish_checkpoint(&origin, &signed.note)
+            .with_context(|| format!("publishing the checkpoint to JetStream at {}", link.url()))?;
+    }
+    Ok(Signed { signed, witnessed })
 }
 
 /// What the witnesses did, for the text output.
@@ -137,8 +174,9 @@ pub(crate) fn checkpoint(config: &Config, args: &CheckpointArgs, out: &mut Out) 
     let Signed {
         signed: s,
         witnessed,
-        ..
-    } = sign(config, args)?;
+    } = with_log(config, |log, link, origin| {
+        sign(config, args, log, link, origin)
+    })?;
     let root = BASE64_STANDARD.encode(s.checkpoint.root.0);
     let vkey = s.key.to_vkey();
     out.record(
@@ -160,12 +198,17 @@ pub(crate) fn prove(config: &Config, args: &ProveArgs, out: &mut Out) -> Result<
         .cid
         .parse()
         .with_context(|| format!("--cid {:?}", args.cid))?;
-    let Signed {
-        signed: s,
-        ledger,
-        witnessed,
-    } = sign(config, &args.checkpoint)?;
-    let bundle = ledger.prove(&cid, &s)?;
+    let (
+        Signed {
+            signed: s,
+            witnessed,
+        },
+        bundle,
+    ) = with_log(config, |log, link, origin| {
+        let signed = sign(config, &args.checkpoint, log, link, origin)?;
+        let bundle = log.prove(&cid, &signed.signed)?;
+        Ok((signed, bundle))
+    })?;
     let vkey = s.key.to_vkey();
     let text = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
@@ -282,29 +325,29 @@ pub(crate) fn audit(config: &Config, args: &AuditArgs, out: &mut Out) -> Result<
             (growth, key, problem)
         }
         None => {
-            let signer = config.signer()?;
-            let ledger = Ledger::new(config.open_existing_store()?);
-            if let Some(problem) = ledger.check_against(&old)? {
-                return verdict_line(
-                    out,
-                    &old,
-                    None,
-                    Some(format!("{problem} ({})", problem.code())),
-                );
-            }
-            let signed =
-                ledger.sign_checkpoint(&origin(args.origin.as_deref(), &signer), &signer)?;
-            let growth = ledger.growth(old.size, &signed)?;
+            let grown = with_log(config, |log, link, origin| {
+                if let Some(problem) = log.check_against(&old)? {
+                    return Ok(Err(format!("{problem} ({})", problem.code())));
+                }
+                let checkpoint = CheckpointArgs {
+                    origin: args.origin.clone(),
+                    witnesses: Vec::new(),
+                    keys: WitnessKeys::default(),
+                };
+                let signed = sign(config, &checkpoint, log, link, origin)?.signed;
+                Ok(Ok((log.growth(old.size, &signed)?, signed.key)))
+            })?;
+            let (growth, key) = match grown {
+                Ok(g) => g,
+                Err(problem) => return verdict_line(out, &old, None, Some(problem)),
+            };
             // Our own proof, checked as the auditor will check it.
-            let problem = growth
-                .check(Some(&old), &signed.key)
-                .err()
-                .map(|e| e.to_string());
+            let problem = growth.check(Some(&old), &key).err().map(|e| e.to_string());
             if let Some(path) = &args.out {
                 std::fs::write(path, growth.to_body())
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            (growth, signed.key, problem)
+            (growth, key, problem)
         }
     };
     let new = Checkpoint::open(&growth.note, &key).ok();

@@ -45,7 +45,7 @@ pub struct Backbone {
     blocks: Blocks,
     /// Whose events `pull` and `fast_forward` store (`None`: anyone's; see
     /// [`Backbone::with_trust`]).
-    trust: Option<crate::TrustSet>,
+    pub(super) trust: Option<crate::TrustSet>,
 }
 
 /// What [`Backbone::publish`] did (the [`crate::Publisher`] report).

@@ -28,7 +28,7 @@ impl Backbone {
     }
 
     /// An ordered consumer on one ledger stream's subject, or on all of them.
-    async fn messages(
+    pub(super) async fn messages(
         &self,
         stream: Option<&StreamId>,
         deliver: DeliverPolicy,
@@ -82,7 +82,7 @@ impl Backbone {
 
 impl Backbone {
     /// The event stream's last sequence; `None` when it holds no message.
-    async fn last_sequence(&self) -> Result<Option<u64>> {
+    pub(super) async fn last_sequence(&self) -> Result<Option<u64>> {
         retry(|| async {
             let failed = |e: String| nats("reading the event stream")(e);
             let mut js_stream = self
@@ -140,7 +140,11 @@ pub struct CrossCheck {
 /// Checks JetStream against the store (one stream, or all): every message names an event the
 /// store holds, its links match the event's, and on each subject the events follow their chain
 /// one height at a time; and every stored head is its subject's last message. Signatures and
-/// blocks are the store verification's part (`crate::verify`).
+/// blocks are the store verification's part (`crate::verify`). Over all streams, the newest
+/// checkpoint published under [`Settings::log_origin`](super::Settings::log_origin) that a
+/// trusted author signed (the backbone's trust set) is checked against the shared log: a
+/// JetStream that lost events it had is `truncated-log`, one that holds another history is
+/// `root-mismatch`.
 pub async fn cross_check<S: BlockStore + ?Sized>(
     backbone: &Backbone,
     store: &S,
@@ -153,17 +157,26 @@ pub async fn cross_check<S: BlockStore + ?Sized>(
         None => backbone.last_sequence().await?,
     };
     let mut last: HashMap<StreamId, (Cid, u64)> = HashMap::new();
+    let mut shared = Vec::new();
+    let mut seen_cids = std::collections::HashSet::new();
     if let Some(target) = target {
         let messages = backbone.messages(stream, DeliverPolicy::All).await?;
         futures_util::pin_mut!(messages);
         while let Some(seen) = messages.next().await {
             let seen = seen?;
             out.messages += 1;
+            if seen_cids.insert(seen.notice.cid) {
+                shared.push(seen.notice.cid);
+            }
             check_message(store, &seen, &mut last, &mut out.findings)?;
             if seen.sequence >= target {
                 break;
             }
         }
+    }
+    if stream.is_none() {
+        out.findings
+            .extend(check_published_checkpoint(backbone, shared).await?);
     }
     let heads = match stream {
         Some(s) => store.head(s)?.map(|h| (s.clone(), h)).into_iter().collect(),
@@ -254,4 +267,52 @@ fn check_message<S: BlockStore + ?Sized>(
     }
     last.insert(seen.stream.clone(), (cid, height));
     Ok(())
+}
+
+/// The newest published checkpoint of the shared log that a trusted author signed, against
+/// the shared log `leaves` (see [`cross_check`]).
+async fn check_published_checkpoint(
+    backbone: &Backbone,
+    leaves: Vec<Cid>,
+) -> Result<Option<Finding>> {
+    let origin = backbone.settings().log_origin();
+    let Some(note) = backbone.published_checkpoint(&origin).await? else {
+        return Ok(None);
+    };
+    let Some(trust) = &backbone.trust else {
+        return Ok(None);
+    };
+    let opened = trust.iter().find_map(|author| {
+        let key = crate::tlog::NoteKey::new(origin.as_str(), *author).ok()?;
+        crate::tlog::Checkpoint::open(&note, &key).ok()
+    });
+    let Some(checkpoint) = opened else {
+        tracing::warn!(
+            origin,
+            "the newest published checkpoint is not signed by a trusted key"
+        );
+        return Ok(None);
+    };
+    let mut log = crate::tlog::Log::default();
+    for cid in leaves {
+        log.push(cid);
+    }
+    let problem = if log.size() < checkpoint.size {
+        Some(Problem::TruncatedLog {
+            checkpoint: checkpoint.size,
+            log: log.size(),
+        })
+    } else if log.root_at(checkpoint.size)? != checkpoint.root {
+        Some(Problem::RootMismatch {
+            size: checkpoint.size,
+        })
+    } else {
+        None
+    };
+    Ok(problem.map(|problem| Finding {
+        cid: None,
+        stream: None,
+        height: None,
+        problem,
+    }))
 }

@@ -18,6 +18,7 @@ mod backbone;
 mod check;
 mod follower;
 mod link;
+mod shared_log;
 
 pub use self::backbone::{Backbone, Pulled, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
@@ -89,6 +90,12 @@ impl Settings {
     /// The subject of a stream's events.
     pub fn subject(&self, stream: &StreamId) -> String {
         format!("{}.{}.{}", self.prefix, stream.aggregate(), stream.id())
+    }
+
+    /// The origin of the shared log's checkpoints (`crate::tlog`): `personctl.jetstream/` and
+    /// the stream's name.
+    pub fn log_origin(&self) -> String {
+        format!("personctl.jetstream/{}", self.stream)
     }
 
     /// The ledger stream a subject names (`<prefix>.<type>.<id>`), if it is one.

@@ -41,20 +41,23 @@ fn check_log<S: BlockStore + ?Sized>(
     store: &S,
     checkpoint: &Checkpoint,
 ) -> Result<Option<Problem>> {
-    with_log(store, |log| {
-        if log.size() < checkpoint.size {
-            return Ok(Some(Problem::TruncatedLog {
-                checkpoint: checkpoint.size,
-                log: log.size(),
-            }));
-        }
-        if log.root_at(checkpoint.size)? != checkpoint.root {
-            return Ok(Some(Problem::RootMismatch {
-                size: checkpoint.size,
-            }));
-        }
-        Ok(None)
-    })
+    with_log(store, |log| check_in(log, checkpoint))
+}
+
+/// What `log` says against `checkpoint`.
+fn check_in(log: &mut Log, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
+    if log.size() < checkpoint.size {
+        return Ok(Some(Problem::TruncatedLog {
+            checkpoint: checkpoint.size,
+            log: log.size(),
+        }));
+    }
+    if log.root_at(checkpoint.size)? != checkpoint.root {
+        return Ok(Some(Problem::RootMismatch {
+            size: checkpoint.size,
+        }));
+    }
+    Ok(None)
 }
 
 /// The problems of the store's log against every checkpoint kept in it that a trusted author
@@ -118,14 +121,7 @@ impl<S: BlockStore> Ledger<S> {
 
     /// The checkpoint of the log as it is now, under `origin` (unsigned).
     pub fn log_checkpoint(&self, origin: &str) -> Result<Checkpoint> {
-        self.with_log(|log| {
-            let tree = log.tree()?;
-            Ok(Checkpoint {
-                origin: origin.to_string(),
-                size: tree.size(),
-                root: tree.root(),
-            })
-        })
+        self.with_log(|log| checkpoint_in(log, origin))
     }
 
     /// Signs a checkpoint of the log as it is now, as `origin` with `signer`, and keeps it in
@@ -139,16 +135,10 @@ impl<S: BlockStore> Ledger<S> {
                 first: first.clone(),
             });
         }
-        let key = NoteKey::new(origin, signer.author())?;
-        let checkpoint = self.log_checkpoint(origin)?;
-        let note = checkpoint.sign(origin, signer)?;
-        self.store().put_checkpoint(checkpoint.size, &note)?;
-        tracing::debug!(origin, size = checkpoint.size, "signed a checkpoint");
-        Ok(SignedCheckpoint {
-            checkpoint,
-            note,
-            key,
-        })
+        let signed = self.with_log(|log| sign_in(log, origin, signer))?;
+        self.store()
+            .put_checkpoint(signed.checkpoint.size, &signed.note)?;
+        Ok(signed)
     }
 
     /// Keeps `note` (a checkpoint of this log with more cosignatures) in the store, after
@@ -205,16 +195,7 @@ impl<S: BlockStore> Ledger<S> {
     /// The consistency proof from this log's first `old` leaves to `signed`, as the body of a
     /// `tlog-witness` add-checkpoint request (also what `audit` hands an auditor).
     pub fn growth(&self, old: u64, signed: &SignedCheckpoint) -> Result<AddCheckpoint> {
-        let proof = if old == 0 {
-            Vec::new()
-        } else {
-            self.prove_consistency(old, signed.checkpoint.size)?
-        };
-        Ok(AddCheckpoint {
-            old,
-            proof,
-            note: signed.note.clone(),
-        })
+        self.with_log(|log| growth_in(log, old, signed))
     }
 
     /// Asks witnesses to cosign `signed` (the C2SP `tlog-witness` exchange, over the caller's
@@ -229,100 +210,228 @@ impl<S: BlockStore> Ledger<S> {
         witnesses: &[WitnessKey],
         post: &mut Post<'_>,
     ) -> Result<Witnessed> {
-        let size = signed.checkpoint.size;
-        let mut note = signed.note.clone();
-        let mut refused = Vec::new();
-        for target in targets {
-            let mut old = 0;
-            let outcome = loop {
-                let body = self.growth(old, signed)?.to_body();
-                let (status, text) = match post(target, &body) {
-                    Ok(answer) => answer,
-                    Err(e) => break Err(e),
-                };
-                match status {
-                    200 => {
-                        let lines: String = text
-                            .lines()
-                            .filter(|l| !l.is_empty())
-                            .map(|l| format!("{l}\n"))
-                            .collect();
-                        let before = cosignatures(&note, witnesses)?.len();
-                        let with = with_cosignatures(&note, &lines);
-                        match cosignatures(&with, witnesses) {
-                            Ok(c) if c.len() > before => {
-                                note = with;
-                                break Ok(());
-                            }
-                            Ok(_) => {
-                                break Err(
-                                    "its answer holds no cosignature by a --witness-key".into()
-                                )
-                            }
-                            Err(e) => break Err(format!("its cosignature: {e}")),
-                        }
-                    }
-                    409 => {
-                        let held = text.trim().parse::<u64>().ok();
-                        match held {
-                            Some(h) if h > size => {
-                                break Err(format!(
-                                    "it holds a checkpoint of {h} events, more than this log's {size}: the log was rolled back, or another log signs as this one"
-                                ))
-                            }
-                            Some(h) if h != old => old = h,
-                            Some(h) => {
-                                break Err(format!(
-                                    "it holds another checkpoint of {h} events: a split view (this log's history is not the one it cosigned)"
-                                ))
-                            }
-                            None => break Err(format!("409 Conflict: {}", text.trim())),
-                        }
-                    }
-                    _ => break Err(format!("HTTP {status}: {}", text.trim())),
-                }
-            };
-            if let Err(reason) = outcome {
-                tracing::info!(target, "a witness refused: {reason}");
-                refused.push((target.clone(), reason));
-            }
+        let witnessed = ask_witnesses(signed, targets, witnesses, post, &mut |old| {
+            self.growth(old, signed)
+        })?;
+        if !witnessed.cosigned.is_empty() {
+            self.keep_checkpoint(&witnessed.note, &signed.key)?;
         }
-        let cosigned = cosignatures(&note, witnesses)?;
-        if !cosigned.is_empty() {
-            self.keep_checkpoint(&note, &signed.key)?;
-        }
-        Ok(Witnessed {
-            note,
-            cosigned,
-            refused,
-        })
+        Ok(witnessed)
     }
 
     /// A self-contained proof that event `cid` is in the log `signed` covers: the event block,
     /// its payload unless erased, the inclusion proof.
     pub fn prove(&self, cid: &Cid, signed: &SignedCheckpoint) -> Result<Bundle> {
         let size = signed.checkpoint.size;
-        let (index, proof) = self.with_log(|log| {
-            let index = log
-                .index_of(cid)
-                .filter(|&i| i < size)
-                .ok_or_else(|| Error::BadProof {
-                    reason: format!("event {cid} is not in this store's log of {size} events"),
-                })?;
-            Ok((index, log.tree()?.prove_inclusion(index, size)?))
-        })?;
-        let event = self.store().get(cid)?.ok_or(Error::MissingBlock(*cid))?;
-        let decoded = crate::Event::decode(&event)?;
-        let payload = match decoded.payload() {
-            Some(p) => self.store().get(&p)?,
-            None => None,
+        let (index, proof) = self.with_log(|log| inclusion_in(log, cid, size))?;
+        bundle_of(self.store(), cid, signed, index, &proof)
+    }
+}
+
+/// The add-checkpoint exchange with each of `targets` (see [`Ledger::witness_checkpoint`]);
+/// `growth(old)` gives the request body from a witness's size.
+fn ask_witnesses(
+    signed: &SignedCheckpoint,
+    targets: &[String],
+    witnesses: &[WitnessKey],
+    post: &mut Post<'_>,
+    growth: &mut dyn FnMut(u64) -> Result<AddCheckpoint>,
+) -> Result<Witnessed> {
+    let size = signed.checkpoint.size;
+    let mut note = signed.note.clone();
+    let mut refused = Vec::new();
+    for target in targets {
+        let mut old = 0;
+        let outcome = loop {
+            let body = growth(old)?.to_body();
+            let (status, text) = match post(target, &body) {
+                Ok(answer) => answer,
+                Err(e) => break Err(e),
+            };
+            match status {
+                200 => {
+                    let lines: String = text
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    let before = cosignatures(&note, witnesses)?.len();
+                    let with = with_cosignatures(&note, &lines);
+                    match cosignatures(&with, witnesses) {
+                        Ok(c) if c.len() > before => {
+                            note = with;
+                            break Ok(());
+                        }
+                        Ok(_) => {
+                            break Err("its answer holds no cosignature by a --witness-key".into())
+                        }
+                        Err(e) => break Err(format!("its cosignature: {e}")),
+                    }
+                }
+                409 => {
+                    let held = text.trim().parse::<u64>().ok();
+                    match held {
+                        Some(h) if h > size => {
+                            break Err(format!(
+                                "it holds a checkpoint of {h} events, more than this log's {size}: the log was rolled back, or another log signs as this one"
+                            ))
+                        }
+                        Some(h) if h != old => old = h,
+                        Some(h) => {
+                            break Err(format!(
+                                "it holds another checkpoint of {h} events: a split view (this log's history is not the one it cosigned)"
+                            ))
+                        }
+                        None => break Err(format!("409 Conflict: {}", text.trim())),
+                    }
+                }
+                _ => break Err(format!("HTTP {status}: {}", text.trim())),
+            }
         };
-        Ok(Bundle {
-            checkpoint: signed.note.clone(),
-            index,
-            proof: proof.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
-            event: BASE64_STANDARD.encode(event.bytes()),
-            payload: payload.map(|p| BASE64_STANDARD.encode(p.bytes())),
+        if let Err(reason) = outcome {
+            tracing::info!(target, "a witness refused: {reason}");
+            refused.push((target.clone(), reason));
+        }
+    }
+    let cosigned = cosignatures(&note, witnesses)?;
+    Ok(Witnessed {
+        note,
+        cosigned,
+        refused,
+    })
+}
+
+/// The checkpoint of `log` as it is now, under `origin`.
+fn checkpoint_in(log: &mut Log, origin: &str) -> Result<Checkpoint> {
+    let tree = log.tree()?;
+    Ok(Checkpoint {
+        origin: origin.to_string(),
+        size: tree.size(),
+        root: tree.root(),
+    })
+}
+
+/// Signs the checkpoint of `log` as it is now.
+fn sign_in(log: &mut Log, origin: &str, signer: &Signer) -> Result<SignedCheckpoint> {
+    let key = NoteKey::new(origin, signer.author())?;
+    let checkpoint = checkpoint_in(log, origin)?;
+    let note = checkpoint.sign(origin, signer)?;
+    tracing::debug!(origin, size = checkpoint.size, "signed a checkpoint");
+    Ok(SignedCheckpoint {
+        checkpoint,
+        note,
+        key,
+    })
+}
+
+/// The consistency proof from `log`'s first `old` leaves to `signed`, as a request body.
+fn growth_in(log: &mut Log, old: u64, signed: &SignedCheckpoint) -> Result<AddCheckpoint> {
+    let proof = if old == 0 {
+        Vec::new()
+    } else {
+        log.tree()?.prove_consistency(old, signed.checkpoint.size)?
+    };
+    Ok(AddCheckpoint {
+        old,
+        proof,
+        note: signed.note.clone(),
+    })
+}
+
+/// The index of `cid` in `log`'s first `size` leaves and its inclusion proof.
+fn inclusion_in(log: &mut Log, cid: &Cid, size: u64) -> Result<(u64, Vec<Hash>)> {
+    let index = log
+        .index_of(cid)
+        .filter(|&i| i < size)
+        .ok_or_else(|| Error::BadProof {
+            reason: format!("event {cid} is not in this log of {size} events"),
+        })?;
+    Ok((index, log.tree()?.prove_inclusion(index, size)?))
+}
+
+/// The bundle of event `cid` from `store`, with its inclusion proof under `signed`.
+fn bundle_of<S: BlockStore + ?Sized>(
+    store: &S,
+    cid: &Cid,
+    signed: &SignedCheckpoint,
+    index: u64,
+    proof: &[Hash],
+) -> Result<Bundle> {
+    let event = store.get(cid)?.ok_or(Error::MissingBlock(*cid))?;
+    let decoded = crate::Event::decode(&event)?;
+    let payload = match decoded.payload() {
+        Some(p) => store.get(&p)?,
+        None => None,
+    };
+    Ok(Bundle {
+        checkpoint: signed.note.clone(),
+        index,
+        proof: proof.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
+        event: BASE64_STANDARD.encode(event.bytes()),
+        payload: payload.map(|p| BASE64_STANDARD.encode(p.bytes())),
+    })
+}
+
+/// A log in a shared order (JetStream's, `crate::jetstream::Backbone::shared_log`) over the
+/// events of a store that holds them all: every machine that reads the shared order computes
+/// the same tree. Its checkpoints are not kept in the store (whose own log is in the order it
+/// stored); they are published where the order came from.
+pub struct SharedLog<'a, S: BlockStore + ?Sized> {
+    store: &'a S,
+    log: Log,
+}
+
+impl<'a, S: BlockStore + ?Sized> SharedLog<'a, S> {
+    /// The log of `leaves`, in that order; every one must be an event `store` holds
+    /// ([`Error::MissingBlock`] names the first that is not: sync first).
+    pub fn new(store: &'a S, leaves: Vec<Cid>) -> Result<SharedLog<'a, S>> {
+        let mut log = Log::default();
+        for cid in leaves {
+            if !store.contains(&cid)? {
+                return Err(Error::MissingBlock(cid));
+            }
+            log.push(cid);
+        }
+        Ok(SharedLog { store, log })
+    }
+
+    /// How many events.
+    pub fn size(&self) -> u64 {
+        self.log.size()
+    }
+
+    /// Signs a checkpoint of it, as `origin` with `signer`.
+    pub fn sign_checkpoint(&mut self, origin: &str, signer: &Signer) -> Result<SignedCheckpoint> {
+        sign_in(&mut self.log, origin, signer)
+    }
+
+    /// See [`Ledger::check_against`].
+    pub fn check_against(&mut self, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
+        check_in(&mut self.log, checkpoint)
+    }
+
+    /// See [`Ledger::growth`].
+    pub fn growth(&mut self, old: u64, signed: &SignedCheckpoint) -> Result<AddCheckpoint> {
+        growth_in(&mut self.log, old, signed)
+    }
+
+    /// See [`Ledger::prove`].
+    pub fn prove(&mut self, cid: &Cid, signed: &SignedCheckpoint) -> Result<Bundle> {
+        let (index, proof) = inclusion_in(&mut self.log, cid, signed.checkpoint.size)?;
+        bundle_of(self.store, cid, signed, index, &proof)
+    }
+
+    /// See [`Ledger::witness_checkpoint`] (nothing is kept in the store).
+    pub fn witness_checkpoint(
+        &mut self,
+        signed: &SignedCheckpoint,
+        targets: &[String],
+        witnesses: &[WitnessKey],
+        post: &mut Post<'_>,
+    ) -> Result<Witnessed> {
+        let log = &mut self.log;
+        ask_witnesses(signed, targets, witnesses, post, &mut |old| {
+            growth_in(log, old, signed)
         })
     }
 }
@@ -428,5 +537,62 @@ impl Bundle {
             event,
             cosignatures,
         })
+    }
+}
+
+/// A log to sign, prove and audit: a ledger's own (kept by its store; its checkpoints kept
+/// there too) or a [`SharedLog`]. The same calls either way.
+pub enum LogOf<'a, S: BlockStore> {
+    /// The ledger's own log, in the order its store stored the events.
+    Stored(&'a Ledger<S>),
+    /// A shared order.
+    Shared(SharedLog<'a, S>),
+}
+
+impl<S: BlockStore> LogOf<'_, S> {
+    /// See [`Ledger::sign_checkpoint`] and [`SharedLog::sign_checkpoint`].
+    pub fn sign_checkpoint(&mut self, origin: &str, signer: &Signer) -> Result<SignedCheckpoint> {
+        match self {
+            LogOf::Stored(l) => l.sign_checkpoint(origin, signer),
+            LogOf::Shared(l) => l.sign_checkpoint(origin, signer),
+        }
+    }
+
+    /// See [`Ledger::check_against`].
+    pub fn check_against(&mut self, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
+        match self {
+            LogOf::Stored(l) => l.check_against(checkpoint),
+            LogOf::Shared(l) => l.check_against(checkpoint),
+        }
+    }
+
+    /// See [`Ledger::growth`].
+    pub fn growth(&mut self, old: u64, signed: &SignedCheckpoint) -> Result<AddCheckpoint> {
+        match self {
+            LogOf::Stored(l) => l.growth(old, signed),
+            LogOf::Shared(l) => l.growth(old, signed),
+        }
+    }
+
+    /// See [`Ledger::prove`].
+    pub fn prove(&mut self, cid: &Cid, signed: &SignedCheckpoint) -> Result<Bundle> {
+        match self {
+            LogOf::Stored(l) => l.prove(cid, signed),
+            LogOf::Shared(l) => l.prove(cid, signed),
+        }
+    }
+
+    /// See [`Ledger::witness_checkpoint`].
+    pub fn witness_checkpoint(
+        &mut self,
+        signed: &SignedCheckpoint,
+        targets: &[String],
+        witnesses: &[WitnessKey],
+        post: &mut Post<'_>,
+    ) -> Result<Witnessed> {
+        match self {
+            LogOf::Stored(l) => l.witness_checkpoint(signed, targets, witnesses, post),
+            LogOf::Shared(l) => l.witness_checkpoint(signed, targets, witnesses, post),
+        }
     }
 }
