@@ -512,3 +512,91 @@ fn a_witness_cosigns_growth_and_refuses_a_split_view_a_rollback_and_bad_proofs()
     .unwrap();
     assert_eq!(witness.latest(&log_key).unwrap().unwrap(), nine.checkpoint);
 }
+
+/// The witness key of the golden vectors: seed bytes 33..=64.
+fn golden_witness() -> Signer {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = i as u8 + 33;
+    }
+    Signer::from_seed(seed)
+}
+
+/// Our own formats, computed from fixed inputs: the leaves (the CIDs of the DAG-CBOR blocks of
+/// the integers 0, 1 and 2), their hashes, the roots, an inclusion and a consistency proof, a
+/// signed checkpoint, a cosignature and an add-checkpoint body. docs/FORMAT.md annotates them;
+/// a change here is a wire-format change.
+fn golden_tlog() -> Value {
+    let leaves: Vec<Cid> = [0u8, 1, 2]
+        .iter()
+        .map(|&n| personctl_ledger::Block::new(vec![n]).cid())
+        .collect();
+    let tree = Tree::of(&leaves).unwrap();
+    let b64 = |h: &Hash| BASE64_STANDARD.encode(h.0);
+    let hex = |h: &Hash| h.0.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let signer = crate::golden::fixture_signer();
+    let origin = "example.org/personctl";
+    let checkpoint = Checkpoint {
+        origin: origin.into(),
+        size: 3,
+        root: tree.root(),
+    };
+    let note = checkpoint.sign(origin, &signer).unwrap();
+    let witness = golden_witness();
+    let cosignature = personctl_ledger::tlog::cosign(
+        &checkpoint.text().unwrap(),
+        "example.org/witness",
+        &witness,
+        1_700_000_000,
+    )
+    .unwrap();
+    let body = AddCheckpoint {
+        old: 2,
+        proof: tree.prove_consistency(2, 3).unwrap(),
+        note: note.clone(),
+    };
+    serde_json::json!({
+        "leaves": leaves.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "leaf_hashes_hex": leaves.iter().map(|c| hex(&leaf_hash(c))).collect::<Vec<_>>(),
+        "roots_b64": (1..=3).map(|n| b64(&tree.root_at(n).unwrap())).collect::<Vec<_>>(),
+        "inclusion_1_of_3_b64": tree.prove_inclusion(1, 3).unwrap().iter().map(b64).collect::<Vec<_>>(),
+        "consistency_2_to_3_b64": tree.prove_consistency(2, 3).unwrap().iter().map(b64).collect::<Vec<_>>(),
+        "log_vkey": NoteKey::new(origin, signer.author()).unwrap().to_vkey(),
+        "checkpoint_text": checkpoint.text().unwrap(),
+        "signed_checkpoint": note,
+        "witness_vkey": WitnessKey::new("example.org/witness", witness.author()).unwrap().to_vkey(),
+        "cosignature_time": 1_700_000_000u64,
+        "cosignature_line": cosignature,
+        "add_checkpoint_body": body.to_body(),
+    })
+}
+
+#[test]
+fn our_log_formats_match_their_golden_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/golden/tlog-v1.json"
+    );
+    let computed = golden_tlog();
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| panic!("{path} is missing; these vectors would be:\n{computed:#}"));
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(golden, computed, "a wire-format change: {computed:#}");
+    // And they check as a verifier would.
+    let key = NoteKey::from_vkey(golden["log_vkey"].as_str().unwrap()).unwrap();
+    let wkey = WitnessKey::from_vkey(golden["witness_vkey"].as_str().unwrap()).unwrap();
+    let note = with_cosignatures(
+        golden["signed_checkpoint"].as_str().unwrap(),
+        golden["cosignature_line"].as_str().unwrap(),
+    );
+    let (checkpoint, cosigned) = open_witnessed(&note, &key, &[wkey], 1).unwrap();
+    assert_eq!((checkpoint.size, cosigned[0].time), (3, 1_700_000_000));
+    let body =
+        AddCheckpoint::parse(golden["add_checkpoint_body"].as_str().unwrap().as_bytes()).unwrap();
+    let old = Checkpoint {
+        origin: checkpoint.origin.clone(),
+        size: 2,
+        root: hash_b64(golden["roots_b64"][1].as_str().unwrap()).unwrap(),
+    };
+    assert_eq!(body.check(Some(&old), &key).unwrap(), checkpoint);
+}
