@@ -49,6 +49,16 @@ pub(crate) struct Args {
         value_name = "N"
     )]
     pub(crate) nats_replicas: usize,
+    /// After a command that appends (append, append-event, erase), sign a checkpoint of the
+    /// home's log when at least N events were added since the newest one.
+    #[arg(
+        long,
+        env = "PERSONCTL_CHECKPOINT_EVERY",
+        global = true,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) checkpoint_every: Option<u64>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -19,6 +19,8 @@ pub(crate) struct Config {
     pub(crate) json: bool,
     /// `--nats`: the JetStream URL and settings; `None`: the local store alone.
     pub(crate) nats: Option<(String, Settings)>,
+    /// `--checkpoint-every N`.
+    pub(crate) checkpoint_every: Option<u64>,
 }
 
 impl Config {
@@ -91,6 +93,7 @@ impl Config {
             key,
             json: args.json,
             nats,
+            checkpoint_every: args.checkpoint_every,
         })
     }
 

@@ -561,3 +561,40 @@ fn with_jetstream_every_home_signs_the_same_tree_and_a_forgetful_jetstream_is_ca
         .collect();
     assert!(checks.contains(&"truncated-log".to_string()), "{checks:?}");
 }
+
+#[test]
+fn appends_sign_checkpoints_automatically_every_n_events() {
+    let (home, _) = keyed();
+    let mut signed = Vec::new();
+    for name in ["Ada", "Bob", "Cy", "Dee", "Eve"] {
+        let run = home.run(&[
+            "--json",
+            "--checkpoint-every",
+            "2",
+            "append",
+            "register",
+            "--legal-name",
+            name,
+        ]);
+        signed.extend(
+            ok(&run)
+                .of_type("checkpoint")
+                .iter()
+                .map(|c| c["size"].as_u64().unwrap()),
+        );
+    }
+    assert_eq!(signed, [2, 4]);
+    let ledger = Ledger::new(SledStore::open_read_only(home.store_path()).unwrap());
+    let kept: Vec<u64> = ledger
+        .store()
+        .checkpoints()
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(kept, [2, 4]);
+    ok(&home.run(&["verify"]));
+    let zero = home.run(&["--checkpoint-every", "0", "streams"]);
+    assert_eq!(zero.code, 2);
+    assert!(zero.stderr.contains("--checkpoint-every"), "{}", zero.stderr);
+}

@@ -180,6 +180,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
         home: home.clone(),
         json: out.is_json(),
         nats: None,
+        checkpoint_every: None,
     };
     let signer = Signer::generate()?;
     write_key(&config.key, &signer)?;

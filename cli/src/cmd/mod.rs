@@ -28,6 +28,10 @@ use crate::EXIT_OK;
 pub(crate) fn run(args: Args) -> Result<u8> {
     let config = Config::from_args(&args)?;
     let mut out = Out::new(config.json);
+    let appends = matches!(
+        args.command,
+        Command::Append(_) | Command::AppendEvent(_) | Command::Erase(_)
+    );
     let code = match args.command {
         Command::Keygen(a) => keygen::run(&config, &a, &mut out)?,
         Command::Trust(a) => trust::run(&config, a, &mut out)?,
@@ -67,6 +71,11 @@ pub(crate) fn run(args: Args) -> Result<u8> {
             EXIT_OK
         }
     };
+    if appends && code == EXIT_OK {
+        if let Some(every) = config.checkpoint_every {
+            tlog::auto_checkpoint(&config, every, &mut out)?;
+        }
+    }
     out.flush()?;
     Ok(code)
 }

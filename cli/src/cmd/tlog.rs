@@ -10,8 +10,8 @@ use serde_json::json;
 
 use personctl_ledger::jetstream::Link;
 use personctl_ledger::tlog::{
-    AddCheckpoint, Bundle, Checkpoint, LogOf, NoteKey, SharedLog, SignedCheckpoint, WitnessKey,
-    Witnessed,
+    AddCheckpoint, AutoCheckpoint, Bundle, Checkpoint, LogOf, NoteKey, SharedLog, SignedCheckpoint,
+    WitnessKey, Witnessed,
 };
 use personctl_ledger::{Cid, Ledger, Signer, SledStore};
 
@@ -388,4 +388,22 @@ fn verdict_line(
             Ok(EXIT_NEGATIVE)
         }
     }
+}
+
+/// `--checkpoint-every N` after a command that appended: a checkpoint of the home's own log
+/// when N events were added since the newest kept one.
+pub(crate) fn auto_checkpoint(config: &Config, every: u64, out: &mut Out) -> Result<()> {
+    let signer = config.signer()?;
+    let ledger = Ledger::new(config.open_existing_store()?);
+    let origin = default_name("personctl.local", &signer);
+    let mut auto = AutoCheckpoint::new(origin, Some(every), None);
+    if let Some(s) = auto.tick(&ledger, &signer)? {
+        let root = BASE64_STANDARD.encode(s.checkpoint.root.0);
+        out.record(
+            "checkpoint",
+            json!({"origin": s.checkpoint.origin, "size": s.checkpoint.size, "root": root, "vkey": s.key.to_vkey(), "note": s.note, "witnesses": null}),
+            || format!("signed a checkpoint of {} events (kept in the store)", s.checkpoint.size),
+        )?;
+    }
+    Ok(())
 }

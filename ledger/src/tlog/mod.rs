@@ -29,7 +29,9 @@ mod witness;
 
 pub use self::log::Log;
 pub(crate) use self::proof::check_kept;
-pub use self::proof::{Bundle, LogOf, Post, Proven, SharedLog, SignedCheckpoint, Witnessed};
+pub use self::proof::{
+    AutoCheckpoint, Bundle, LogOf, Post, Proven, SharedLog, SignedCheckpoint, Witnessed,
+};
 pub use self::witness::{
     cosign, cosignatures, open_witnessed, with_cosignatures, AddCheckpoint, Answer, Cosignature,
     Witness, WitnessKey,

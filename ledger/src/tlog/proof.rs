@@ -596,3 +596,67 @@ impl<S: BlockStore> LogOf<'_, S> {
         }
     }
 }
+
+/// Signs checkpoints of a ledger's own log as it grows (call [`AutoCheckpoint::tick`] after
+/// appends, or on a timer): when at least `every_events` events were added since the newest
+/// kept checkpoint, or when `every` has passed since the last one and the log grew. While
+/// events wait for a shared log's acknowledgement nothing is signed (see
+/// [`Ledger::sign_checkpoint`]); the next tick tries again.
+#[derive(Clone, Debug)]
+pub struct AutoCheckpoint {
+    origin: String,
+    every_events: Option<u64>,
+    every: Option<std::time::Duration>,
+    last: Option<(u64, std::time::Instant)>,
+}
+
+impl AutoCheckpoint {
+    /// Checkpoints of `origin`, every `every_events` events and/or every `every`.
+    pub fn new(
+        origin: impl Into<String>,
+        every_events: Option<u64>,
+        every: Option<std::time::Duration>,
+    ) -> AutoCheckpoint {
+        AutoCheckpoint {
+            origin: origin.into(),
+            every_events: every_events.filter(|&n| n > 0),
+            every,
+            last: None,
+        }
+    }
+
+    /// Signs (and keeps) a checkpoint when one is due; returns it.
+    pub fn tick<S: BlockStore>(
+        &mut self,
+        ledger: &Ledger<S>,
+        signer: &Signer,
+    ) -> Result<Option<SignedCheckpoint>> {
+        let now = std::time::Instant::now();
+        let (last_size, last_at) = match self.last {
+            Some(l) => l,
+            None => {
+                let size = ledger
+                    .store()
+                    .checkpoints()?
+                    .last()
+                    .map_or(0, |(size, _)| *size);
+                *self.last.insert((size, now))
+            }
+        };
+        let size = ledger.log_size()?;
+        let grown = size.saturating_sub(last_size);
+        let by_count = self.every_events.is_some_and(|n| grown >= n);
+        let by_time = self.every.is_some_and(|t| grown > 0 && now - last_at >= t);
+        if !(by_count || by_time) {
+            return Ok(None);
+        }
+        match ledger.sign_checkpoint(&self.origin, signer) {
+            Ok(signed) => {
+                self.last = Some((signed.checkpoint.size, now));
+                Ok(Some(signed))
+            }
+            Err(Error::Unsettled { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -6,10 +6,12 @@
 use base64::prelude::*;
 use serde_json::Value;
 
+use std::time::Duration;
+
 use personctl_ledger::tlog::{
     check_consistency, check_inclusion, cosignatures, leaf_hash, open_note, open_witnessed,
-    record_hash, sign_note, with_cosignatures, AddCheckpoint, Checkpoint, Cosignature, Hash,
-    NoteKey, Tree, Witness, WitnessKey, EMPTY_HASH,
+    record_hash, sign_note, with_cosignatures, AddCheckpoint, AutoCheckpoint, Checkpoint,
+    Cosignature, Hash, NoteKey, Tree, Witness, WitnessKey, EMPTY_HASH,
 };
 use personctl_ledger::{
     verify, BlockStore, Cid, Draft, Ledger, MemoryStore, Problem, Signer, SledStore, StreamId,
@@ -599,4 +601,50 @@ fn our_log_formats_match_their_golden_vectors() {
         root: hash_b64(golden["roots_b64"][1].as_str().unwrap()).unwrap(),
     };
     assert_eq!(body.check(Some(&old), &key).unwrap(), checkpoint);
+}
+
+#[test]
+fn automatic_checkpoints_follow_the_count_and_the_clock() {
+    let signer = Signer::generate().unwrap();
+    let ledger = Ledger::new(MemoryStore::new());
+    let mut by_count = AutoCheckpoint::new("example.org/log", Some(3), None);
+    fill(&ledger, &signer, 2);
+    assert!(by_count.tick(&ledger, &signer).unwrap().is_none());
+    fill(&ledger, &signer, 1);
+    let signed = by_count
+        .tick(&ledger, &signer)
+        .unwrap()
+        .expect("3 events: due");
+    assert_eq!(signed.checkpoint.size, 3);
+    assert_eq!(ledger.latest_checkpoint().unwrap(), Some(signed.note));
+    assert!(by_count.tick(&ledger, &signer).unwrap().is_none());
+    // A new one picks up where the kept checkpoints are.
+    fill(&ledger, &signer, 2);
+    let mut fresh = AutoCheckpoint::new("example.org/log", Some(3), None);
+    assert!(
+        fresh.tick(&ledger, &signer).unwrap().is_none(),
+        "2 since the kept one"
+    );
+
+    let mut by_clock =
+        AutoCheckpoint::new("example.org/log", None, Some(Duration::from_millis(30)));
+    assert!(
+        by_clock.tick(&ledger, &signer).unwrap().is_none(),
+        "first tick starts the clock"
+    );
+    std::thread::sleep(Duration::from_millis(40));
+    assert_eq!(
+        by_clock
+            .tick(&ledger, &signer)
+            .unwrap()
+            .unwrap()
+            .checkpoint
+            .size,
+        5
+    );
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(
+        by_clock.tick(&ledger, &signer).unwrap().is_none(),
+        "nothing new to cover"
+    );
 }
