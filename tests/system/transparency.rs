@@ -596,5 +596,9 @@ fn appends_sign_checkpoints_automatically_every_n_events() {
     ok(&home.run(&["verify"]));
     let zero = home.run(&["--checkpoint-every", "0", "streams"]);
     assert_eq!(zero.code, 2);
-    assert!(zero.stderr.contains("--checkpoint-every"), "{}", zero.stderr);
+    assert!(
+        zero.stderr.contains("--checkpoint-every"),
+        "{}",
+        zero.stderr
+    );
 }

@@ -20,13 +20,13 @@ macro_rules! bail {
     ($($t:tt)*) => { return Err(format!($($t)*).into()) };
 }
 
-struct Row {
-    stage: &'static str,
-    events: u64,
-    seconds: f64,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) stage: &'static str,
+    pub(crate) events: u64,
+    pub(crate) seconds: f64,
+    pub(crate) note: String,
     /// The ceiling stage this one is compared with.
-    ceiling: Option<&'static str>,
+    pub(crate) ceiling: Option<&'static str>,
 }
 
 /// Ceiling stages, by name, that the real path is compared with.
@@ -34,6 +34,8 @@ const ENCODE: &str = "encode + CID (1 core)";
 const SIGN_ALL: &str = "sign (all cores)";
 const VERIFY_ALL: &str = "verify batch/1024 (all cores)";
 const DECODE_ALL: &str = "decode + CID (all cores)";
+/// The batched append stage (the one the log's stages are compared with).
+pub(crate) const APPEND_BATCHED: &str = "append to sled, batched";
 
 impl Row {
     /// A ceiling row: a raw primitive the real path is compared with.
@@ -57,7 +59,7 @@ impl Row {
     }
 }
 
-fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let out = f();
     (out, t.elapsed().as_secs_f64())
@@ -205,32 +207,11 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
         }
     };
     let ledger = Ledger::new(SledStore::open(&dir)?);
-    let streams: Vec<StreamId> = (0..args.streams)
-        .map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid"))
-        .collect();
-    // Writer w appends the events k with k % writers == w, in batches, so that one writer's
-    // signing overlaps another's durable write. Writers may share streams: every draft uses
-    // Expected::Any, so a lost race costs a retry, never a fork.
     let writers = args.writers.max(1);
-    let (result, s) = timed(|| {
-        in_threads(writers, |w| {
-            let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
-            for part in mine.chunks(args.batch as usize) {
-                let drafts = part
-                    .iter()
-                    .map(|&k| {
-                        let stream = streams[(k % args.streams) as usize].clone();
-                        Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
-                    })
-                    .collect::<personctl_ledger::Result<Vec<_>>>()?;
-                ledger.append_batch(&signer, drafts)?;
-            }
-            Ok(())
-        })
-    });
+    let (result, s) = timed(|| batched(&ledger, &signer, args));
     result?;
     rows.push(Row {
-        stage: "append to sled, batched",
+        stage: APPEND_BATCHED,
         events: args.events,
         seconds: s,
         note: format!(
@@ -258,6 +239,7 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
         ceiling: Some(VERIFY_ALL),
     });
     single_appends(args, &ledger, &signer, &mut rows)?;
+    let log_records = crate::tlog::stages(args, &signer, &mut rows)?;
     let blocks_bytes = block_bytes(ledger.store())?;
     drop(ledger);
     let disk = dir_size(&dir);
@@ -276,6 +258,9 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
             ceiling,
         }))?;
     }
+    for r in log_records {
+        emit(r)?;
+    }
     emit(Record::PeakRss(peak_rss_bytes()))?;
     emit(Record::Disk {
         bytes: disk,
@@ -283,6 +268,30 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
         block_bytes: blocks_bytes,
     })?;
     Ok(())
+}
+
+/// The batched append stage's work: writer w appends the events k with k % writers == w, in
+/// batches, so that one writer's signing overlaps another's durable write. Writers may share
+/// streams: every draft uses Expected::Any, so a lost race costs a retry, never a fork.
+pub(crate) fn batched(ledger: &Ledger<SledStore>, signer: &Signer, args: &BenchArgs) -> Result<()> {
+    let streams: Vec<StreamId> = (0..args.streams)
+        .map(|i| StreamId::new("person", format!("bench-{i}")).expect("valid"))
+        .collect();
+    let writers = args.writers.max(1);
+    in_threads(writers, |w| {
+        let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
+        for part in mine.chunks(args.batch as usize) {
+            let drafts = part
+                .iter()
+                .map(|&k| {
+                    let stream = streams[(k % args.streams) as usize].clone();
+                    Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
+                })
+                .collect::<personctl_ledger::Result<Vec<_>>>()?;
+            ledger.append_batch(signer, drafts)?;
+        }
+        Ok(())
+    })
 }
 
 /// Runs `work(0..n)` on `n` threads at once; the first error wins.

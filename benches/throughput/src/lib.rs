@@ -10,6 +10,7 @@
 mod embedded;
 mod lag;
 mod nats;
+mod tlog;
 
 use std::path::PathBuf;
 
@@ -91,6 +92,21 @@ pub enum Record {
         of_raw_3_messages: f64,
         /// Of the same messages as personctl sends them, sent raw.
         of_raw_shaped: f64,
+    },
+    /// An inclusion proof's size and the time to check a proof bundle.
+    Proof {
+        /// Leaves of the tree the inclusion proof is in.
+        leaves: u64,
+        /// Its hashes.
+        inclusion_hashes: u64,
+        /// Its bytes (32 per hash).
+        inclusion_bytes: u64,
+        /// Leaves of the log the bundle is from.
+        bundle_leaves: u64,
+        /// The bundle's bytes as JSON (checkpoint, proof, event and payload).
+        bundle_bytes: u64,
+        /// Microseconds to check the bundle (signatures, CIDs, the proof).
+        check_micros: f64,
     },
     /// A latency distribution.
     Latency {

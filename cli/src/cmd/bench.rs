@@ -76,6 +76,18 @@ fn print(record: &Record, out: &mut Out) -> Result<()> {
             json!({"of_raw_1_message": one.round(), "of_raw_3_messages": three.round(), "of_raw_shaped": shaped.round()}),
             || format!("personctl reaches {one:.0} % of the 1-message raw ceiling, {three:.0} % of the 3-message one, {shaped:.0} % of the same messages sent raw"),
         )?,
+        Record::Proof {
+            leaves,
+            inclusion_hashes,
+            inclusion_bytes,
+            bundle_leaves,
+            bundle_bytes,
+            check_micros,
+        } => out.record(
+            "proof",
+            json!({"leaves": leaves, "inclusion_hashes": inclusion_hashes, "inclusion_bytes": inclusion_bytes, "bundle_leaves": bundle_leaves, "bundle_bytes": bundle_bytes, "check_us": check_micros}),
+            || format!("longest inclusion proof at {leaves} leaves: {inclusion_hashes} hashes, {inclusion_bytes} B; a whole proof bundle (log of {bundle_leaves}) {bundle_bytes} B, checked in {check_micros:.0} µs (signatures included)"),
+        )?,
         Record::Latency {
             kind,
             what,
