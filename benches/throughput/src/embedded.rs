@@ -281,17 +281,21 @@ pub(crate) fn batched(ledger: &Ledger<SledStore>, signer: &Signer, args: &BenchA
     in_threads(writers, |w| {
         let mine: Vec<u64> = (w..args.events).step_by(writers as usize).collect();
         for part in mine.chunks(args.batch as usize) {
-            let drafts = part
-                .iter()
-                .map(|&k| {
-                    let stream = streams[(k % args.streams) as usize].clone();
-                    Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
-                })
-                .collect::<personctl_ledger::Result<Vec<_>>>()?;
-            ledger.append_batch(signer, drafts)?;
+            ledger.append_batch(signer, drafts(&streams, part)?)?;
         }
         Ok(())
     })
+}
+
+/// The drafts of events `part`, event k on stream `k % streams.len()`, with sample data.
+pub(crate) fn drafts(streams: &[StreamId], part: &[u64]) -> Result<Vec<Draft>> {
+    Ok(part
+        .iter()
+        .map(|&k| {
+            let stream = streams[k as usize % streams.len()].clone();
+            Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
+        })
+        .collect::<personctl_ledger::Result<Vec<_>>>()?)
 }
 
 /// Runs `work(0..n)` on `n` threads at once; the first error wins.

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use personctl_ledger::tlog::{AutoCheckpoint, Tree};
-use personctl_ledger::{Cid, Draft, Ledger, Signer, SledStore, StreamId};
+use personctl_ledger::{Cid, Ledger, Signer, SledStore, StreamId};
 
-use crate::embedded::{sample_data, timed, Row, APPEND_BATCHED};
+use crate::embedded::{drafts, timed, Row, APPEND_BATCHED};
 use crate::{Record, Result};
 
 /// The period of the automatic checkpoints in the latency stage.
@@ -32,14 +32,7 @@ fn append_all(
         .collect();
     let all: Vec<u64> = (0..args.events).collect();
     for part in all.chunks(args.batch as usize) {
-        let drafts = part
-            .iter()
-            .map(|&k| {
-                let stream = streams[(k % args.streams) as usize].clone();
-                Draft::new(stream, "PersonRenamed", 1).with_data(sample_data(k))
-            })
-            .collect::<personctl_ledger::Result<Vec<_>>>()?;
-        ledger.append_batch(signer, drafts)?;
+        ledger.append_batch(signer, drafts(&streams, part)?)?;
         acked(ledger.log_size()?, Instant::now());
     }
     Ok(())
