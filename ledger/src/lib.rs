@@ -116,6 +116,7 @@ pub mod codec;
 mod error;
 mod event;
 mod follow;
+pub mod identity;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 mod keys;

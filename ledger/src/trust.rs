@@ -1,13 +1,15 @@
-//! [`TrustSet`]: the authors whose signatures a verification accepts.
+//! [`TrustSet`]: the authors whose signatures a verification accepts: raw keys, and
+//! identities (`crate::identity`), whose keys are resolved at each event's place in the log.
 
 use std::collections::HashSet;
 
-use crate::Author;
+use crate::{Author, StreamId};
 
-/// A set of trusted authors.
+/// A set of trusted authors and identities.
 #[derive(Clone, Debug, Default)]
 pub struct TrustSet {
     authors: HashSet<Author>,
+    identities: HashSet<StreamId>,
 }
 
 impl TrustSet {
@@ -21,9 +23,25 @@ impl TrustSet {
         self.authors.contains(author)
     }
 
-    /// Number of trusted authors.
+    /// Trusts identity `id` (a `key/ID` stream): every event its key of the moment signed.
+    pub fn with_identity(mut self, id: StreamId) -> TrustSet {
+        self.identities.insert(id);
+        self
+    }
+
+    /// Whether identity `id` is trusted.
+    pub fn trusts_identity(&self, id: &StreamId) -> bool {
+        self.identities.contains(id)
+    }
+
+    /// The trusted identities, in no particular order.
+    pub fn identities(&self) -> impl Iterator<Item = &StreamId> {
+        self.identities.iter()
+    }
+
+    /// Number of trusted authors and identities.
     pub fn len(&self) -> usize {
-        self.authors.len()
+        self.authors.len() + self.identities.len()
     }
 
     /// The trusted authors, in no particular order.
@@ -33,7 +51,7 @@ impl TrustSet {
 
     /// Whether nothing is trusted.
     pub fn is_empty(&self) -> bool {
-        self.authors.is_empty()
+        self.authors.is_empty() && self.identities.is_empty()
     }
 }
 
@@ -41,6 +59,7 @@ impl FromIterator<Author> for TrustSet {
     fn from_iter<I: IntoIterator<Item = Author>>(iter: I) -> TrustSet {
         TrustSet {
             authors: iter.into_iter().collect(),
+            identities: HashSet::new(),
         }
     }
 }

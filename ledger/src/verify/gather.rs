@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
+use crate::identity::{Identities, KeyVerdict};
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::{BlockStore, Head};
 use crate::{
@@ -24,6 +25,8 @@ pub(super) struct Summary {
     pub(super) causes: Vec<Cid>,
     /// The schema of a tombstone (`None`: not a tombstone).
     pub(super) tombstone: Option<u64>,
+    /// The signing key.
+    pub(super) author: Author,
 }
 
 /// Everything gathered from the blocks before the chains are walked.
@@ -155,6 +158,7 @@ fn look(block: &Block) -> Looked {
                         payload: body.payload,
                         causes: body.causes,
                         tombstone: (body.event_type == TOMBSTONE_TYPE).then_some(body.schema),
+                        author,
                     };
                     Looked::Event {
                         summary,
@@ -202,7 +206,6 @@ impl Gathered {
         &mut self,
         store: &S,
         all_heads: &[(StreamId, Head)],
-        trust: &TrustSet,
         scope: &Scope,
         checker: &mut Checker<'_, '_>,
         progress: &(dyn Fn(u64) + Sync),
@@ -216,7 +219,7 @@ impl Gathered {
                         Ok(block) => {
                             chunk.push(block);
                             if chunk.len() == CHUNK {
-                                self.absorb(std::mem::take(&mut chunk), trust, checker);
+                                self.absorb(std::mem::take(&mut chunk), checker);
                                 progress(self.event_count);
                             }
                         }
@@ -237,7 +240,7 @@ impl Gathered {
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                self.absorb(chunk, trust, checker);
+                self.absorb(chunk, checker);
                 progress(self.event_count);
                 Ok(all_heads.to_vec())
             }
@@ -246,7 +249,7 @@ impl Gathered {
                     input: stream.to_string(),
                     reason: "no such stream in the store".into(),
                 })?;
-                self.gather_stream(store, head, trust, checker, progress)?;
+                self.gather_stream(store, head, checker, progress)?;
                 Ok(vec![(stream.clone(), head)])
             }
         }
@@ -263,12 +266,7 @@ impl Gathered {
 
     /// Decodes a chunk of blocks in parallel, records what they are, and queues their
     /// signatures on `checker`.
-    pub(super) fn absorb(
-        &mut self,
-        blocks: Vec<Block>,
-        trust: &TrustSet,
-        checker: &mut Checker<'_, '_>,
-    ) {
+    pub(super) fn absorb(&mut self, blocks: Vec<Block>, checker: &mut Checker<'_, '_>) {
         let looked: Vec<Looked> = blocks.par_iter().map(look).collect();
         let mut jobs: Vec<SigJob> = Vec::new();
         for (block, looked) in blocks.iter().zip(looked) {
@@ -276,15 +274,6 @@ impl Gathered {
             match looked {
                 Looked::Event { summary, job } => {
                     self.event_count += 1;
-                    if !trust.contains(&job.author) {
-                        let problem = Problem::UntrustedAuthor { author: job.author };
-                        self.push(
-                            Some(cid),
-                            Some(summary.stream.clone()),
-                            Some(summary.height),
-                            problem,
-                        );
-                    }
                     self.events.insert(cid, summary);
                     jobs.push(job);
                 }
@@ -331,7 +320,6 @@ impl Gathered {
         &mut self,
         store: &S,
         head: Head,
-        trust: &TrustSet,
         checker: &mut Checker<'_, '_>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
@@ -368,7 +356,7 @@ impl Gathered {
                 if part.is_empty() {
                     break;
                 }
-                self.absorb(part, trust, checker);
+                self.absorb(part, checker);
                 progress(self.event_count);
             }
         }
@@ -414,6 +402,72 @@ impl Gathered {
             }
         }
         self.findings.extend(found);
+        Ok(())
+    }
+}
+
+impl Gathered {
+    /// Judges every gathered event's author (after the blocks are read): a key of a trusted
+    /// identity that was current at the event's log position, or a trusted raw key; an event
+    /// by a key rotated out or revoked before its position is `revoked-key` whatever the trust;
+    /// a key chain that breaks the rules is `bad-key-event` (see `crate::identity`).
+    pub(super) fn judge_authors<S: BlockStore + ?Sized>(
+        &mut self,
+        store: &S,
+        trust: &TrustSet,
+    ) -> Result<()> {
+        let identities = Identities::of_store_in_log(store)?;
+        for bad in &identities.bad {
+            self.push(
+                Some(bad.cid),
+                Some(bad.stream.clone()),
+                Some(bad.height),
+                Problem::BadKeyEvent {
+                    reason: bad.reason.clone(),
+                },
+            );
+        }
+        // Log positions, only for events by keys some identity has had.
+        let wanted: std::collections::HashSet<Cid> = self
+            .events
+            .iter()
+            .filter(|(_, s)| identities.knows(&s.author))
+            .map(|(c, _)| *c)
+            .collect();
+        let positions = crate::identity::positions_in_log(store, &wanted)?;
+        let mut found = Vec::new();
+        for (cid, summary) in &self.events {
+            let verdict = if wanted.contains(cid) {
+                identities.judge(&summary.author, positions.get(cid).copied())
+            } else {
+                KeyVerdict::NoIdentity
+            };
+            let problem = match verdict {
+                KeyVerdict::Current(id) if trust.trusts_identity(&id) => None,
+                KeyVerdict::Rotated { identity, at } => Some(Problem::RevokedKey {
+                    identity,
+                    key: summary.author,
+                    from: at,
+                    rotated: true,
+                }),
+                KeyVerdict::Revoked { identity, from } => Some(Problem::RevokedKey {
+                    identity,
+                    key: summary.author,
+                    from,
+                    rotated: false,
+                }),
+                _ if trust.contains(&summary.author) => None,
+                _ => Some(Problem::UntrustedAuthor {
+                    author: summary.author,
+                }),
+            };
+            if let Some(problem) = problem {
+                found.push((*cid, summary.stream.clone(), summary.height, problem));
+            }
+        }
+        for (cid, stream, height, problem) in found {
+            self.push(Some(cid), Some(stream), Some(height), problem);
+        }
         Ok(())
     }
 }

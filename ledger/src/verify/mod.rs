@@ -63,18 +63,12 @@ pub fn verify<S: BlockStore + ?Sized>(
             exact: options.exact,
             queued: Vec::new(),
         };
-        let heads = g.gather(
-            store,
-            &all_heads,
-            trust,
-            &options.scope,
-            &mut checker,
-            progress,
-        );
+        let heads = g.gather(store, &all_heads, &options.scope, &mut checker, progress);
         checker.flush();
         heads
     })?;
     g.bad_signatures(failed.into_inner().unwrap_or_else(|e| e.into_inner()));
+    g.judge_authors(store, trust)?;
     let mut report = Report {
         streams: heads.len() as u64,
         ..Report::default()

@@ -121,6 +121,23 @@ pub enum Problem {
         /// The tombstone that masks it.
         tombstone: Cid,
     },
+    /// An event signed by a key its identity had rotated out, or revoked, before the event's
+    /// place in the log.
+    RevokedKey {
+        /// The identity.
+        identity: StreamId,
+        /// The key.
+        key: Author,
+        /// The log position from which the key no longer speaks for the identity.
+        from: u64,
+        /// Whether it was rotated out (else revoked).
+        rotated: bool,
+    },
+    /// A key event (in a `key/*` stream) that breaks the rules of identities.
+    BadKeyEvent {
+        /// Which rule, in words.
+        reason: String,
+    },
     /// The store's log is shorter than a checkpoint it signed: events it had are gone (a
     /// truncation, or a rollback to an older copy). Named by no CID.
     TruncatedLog {
@@ -179,6 +196,8 @@ impl Problem {
             Problem::Unreachable => "unreachable",
             Problem::BadTombstone { .. } => "bad-tombstone",
             Problem::Unpurged { .. } => "unpurged",
+            Problem::RevokedKey { .. } => "revoked-key",
+            Problem::BadKeyEvent { .. } => "bad-key-event",
             Problem::TruncatedLog { .. } => "truncated-log",
             Problem::RootMismatch { .. } => "root-mismatch",
             #[cfg(feature = "jetstream")]
@@ -229,6 +248,17 @@ impl fmt::Display for Problem {
             }
             Problem::Unreachable => write!(f, "not reachable from any stream head"),
             Problem::BadTombstone { reason } => write!(f, "bad tombstone: {reason}"),
+            Problem::RevokedKey {
+                identity,
+                key,
+                from,
+                rotated,
+            } => write!(
+                f,
+                "signed by {key}, which {identity} {} at log position {from}, before this event",
+                if *rotated { "rotated out" } else { "revoked from" }
+            ),
+            Problem::BadKeyEvent { reason } => write!(f, "a key event that breaks the rules: {reason}"),
             Problem::TruncatedLog { checkpoint, log } => write!(
                 f,
                 "the log has {log} events, fewer than the {checkpoint} its checkpoint signed: events were removed"

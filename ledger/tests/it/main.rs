@@ -6,6 +6,7 @@ mod codec_fixtures;
 mod concurrency;
 mod erasure;
 mod golden;
+mod identity;
 mod publish;
 mod recovery;
 mod speccheck;

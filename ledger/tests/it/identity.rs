@@ -1,0 +1,143 @@
+//! Identities (issue 20): inception, pre-rotation, revocation from a log position, and trust by
+//! identity, judged by `verify`.
+
+use personctl_ledger::identity::{identity_id, next_digest, KEY_ROTATED, KEY_SCHEMA};
+use personctl_ledger::{
+    verify, BlockStore, Draft, Expected, Ipld, Ledger, MemoryStore, Report, Signer, StreamId,
+    TrustSet, VerifyOptions,
+};
+
+fn key() -> Signer {
+    Signer::generate().unwrap()
+}
+
+fn touch(ledger: &Ledger<MemoryStore>, signer: &Signer, n: u32) -> personctl_ledger::Cid {
+    let stream: StreamId = "thing/t1".parse().unwrap();
+    let draft = Draft::new(stream, "Touched", 1)
+        .with_data(Ipld::Integer(n.into()))
+        .unwrap();
+    ledger.append(signer, draft).unwrap().cid
+}
+
+fn codes(report: &Report) -> Vec<(Option<personctl_ledger::Cid>, &'static str)> {
+    report
+        .findings
+        .iter()
+        .map(|f| (f.cid, f.problem.code()))
+        .collect()
+}
+
+fn check(ledger: &Ledger<MemoryStore>, trust: &TrustSet) -> Report {
+    verify(ledger.store(), trust, &VerifyOptions::default(), &|_| ()).unwrap()
+}
+
+#[test]
+fn a_rotated_identity_keeps_its_history_and_drops_its_old_key() {
+    let ledger = Ledger::new(MemoryStore::new());
+    let (first, second, third) = (key(), key(), key());
+    let id = ledger.incept_identity(&first, &second.author()).unwrap();
+    assert_eq!(
+        id,
+        identity_id(&first.author(), &next_digest(&second.author()))
+    );
+    assert_eq!(id.aggregate(), "key");
+    let before = touch(&ledger, &first, 1);
+    // Trust by identity alone: no raw key is trusted.
+    let trust = TrustSet::new().with_identity(id.clone());
+    assert!(
+        check(&ledger, &trust).findings.is_empty(),
+        "{:?}",
+        codes(&check(&ledger, &trust))
+    );
+
+    let rotated = ledger
+        .rotate_identity(&id, &second, &third.author())
+        .unwrap();
+    assert_eq!(rotated.current(), &second.author());
+    let after = touch(&ledger, &second, 2);
+    assert!(check(&ledger, &trust).findings.is_empty());
+    // The old key after the rotation: revoked-key; its events before stay valid.
+    let stale = touch(&ledger, &first, 3);
+    assert_eq!(
+        codes(&check(&ledger, &trust)),
+        [(Some(stale), "revoked-key")]
+    );
+    let _ = (before, after);
+    // Not trusting the identity: every event is untrusted.
+    let none = check(&ledger, &TrustSet::new());
+    assert!(none
+        .findings
+        .iter()
+        .all(|f| f.problem.code() == "untrusted-author" || f.problem.code() == "revoked-key"));
+    assert!(none.findings.len() >= 5);
+}
+
+#[test]
+fn a_thief_of_the_current_key_cannot_rotate() {
+    let ledger = Ledger::new(MemoryStore::new());
+    let (current, next, thief_next) = (key(), key(), key());
+    let id = ledger.incept_identity(&current, &next.author()).unwrap();
+    // Through the library: refused up front.
+    assert!(ledger
+        .rotate_identity(&id, &current, &thief_next.author())
+        .is_err());
+    assert!(ledger
+        .rotate_identity(&id, &thief_next, &thief_next.author())
+        .is_err());
+    // Written by hand with the stolen key: verify names it.
+    #[derive(serde::Serialize)]
+    struct Establish {
+        key: serde_bytes::ByteBuf,
+        next: serde_bytes::ByteBuf,
+    }
+    let forged = Draft::new(id.clone(), KEY_ROTATED, KEY_SCHEMA)
+        .with_value(&Establish {
+            key: serde_bytes::ByteBuf::from(thief_next.author().to_bytes().to_vec()),
+            next: serde_bytes::ByteBuf::from(next_digest(&thief_next.author()).to_vec()),
+        })
+        .unwrap()
+        .expecting(Expected::Height(0));
+    let cid = ledger.append(&thief_next, forged).unwrap().cid;
+    let trust = TrustSet::new().with_identity(id);
+    let report = check(&ledger, &trust);
+    assert!(
+        codes(&report).contains(&(Some(cid), "bad-key-event")),
+        "{:?}",
+        codes(&report)
+    );
+}
+
+#[test]
+fn a_revoked_key_is_valid_before_its_point_and_not_after() {
+    let ledger = Ledger::new(MemoryStore::new());
+    let (first, second, third) = (key(), key(), key());
+    let id = ledger.incept_identity(&first, &second.author()).unwrap();
+    let early = touch(&ledger, &first, 1);
+    let point = ledger.log_size().unwrap();
+    let late = touch(&ledger, &first, 2);
+    // The owner rotates to the pre-committed key, then revokes the first from `point`.
+    ledger
+        .rotate_identity(&id, &second, &third.author())
+        .unwrap();
+    let identity = ledger
+        .revoke_key(&id, &second, &first.author(), point)
+        .unwrap();
+    assert_eq!(identity.keys[0].revoked_from, Some(point));
+    let trust = TrustSet::new().with_identity(id.clone());
+    assert_eq!(
+        codes(&check(&ledger, &trust)),
+        [(Some(late), "revoked-key")]
+    );
+    let _ = early;
+    // Only the current key may revoke.
+    assert!(ledger.revoke_key(&id, &first, &second.author(), 0).is_err());
+    // Raw trust in the revoked key does not bring it back.
+    let raw: TrustSet = [first.author(), second.author()].into_iter().collect();
+    assert!(codes(&check(&ledger, &raw)).contains(&(Some(late), "revoked-key")));
+    // A store without identities verifies on raw keys as before.
+    let plain = Ledger::new(MemoryStore::new());
+    touch(&plain, &first, 1);
+    let raw: TrustSet = [first.author()].into_iter().collect();
+    assert!(check(&plain, &raw).findings.is_empty());
+    assert_eq!(plain.store().heads().unwrap().len(), 1);
+}
