@@ -72,8 +72,9 @@ pub const MAX_SECTION: usize = 4 * 1024 * 1024;
 /// a block's section would exceed [`MAX_SECTION`] ([`Error::TooLarge`]: write to a temporary
 /// file and keep it only on success).
 ///
-/// Blocks go out head first, each event followed by its payload: the order in which a reader
-/// walking from the roots meets them.
+/// Blocks go out in the store's log order (oldest first, `crate::tlog`), each event followed by
+/// its payload, so that an event's place in the archive is its place in the log relative to the
+/// others (what identities are judged by, `crate::identity`).
 pub async fn export<S, W>(store: &S, streams: Option<&[StreamId]>, writer: W) -> Result<Exported>
 where
     S: BlockStore,
@@ -158,6 +159,7 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
     let mut seen: HashSet<Cid> = HashSet::new();
     let mut starts: VecDeque<Cid> = heads.iter().map(|(_, h)| h.cid).collect();
     let mut masks_of: BTreeMap<StreamId, crate::Masks> = BTreeMap::new();
+    let mut event_cids: std::collections::HashSet<Cid> = std::collections::HashSet::new();
     while let Some(start) = starts.pop_front() {
         let mut next = Some(start);
         while let Some(cid) = next.take() {
@@ -178,6 +180,7 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
             }
             plan.order.push(cid);
             plan.events += 1;
+            event_cids.insert(cid);
             // A payload a tombstone masks is never exported, even while it is still stored (an
             // erasure not finished yet). A tombstone lies above what it masks: a walk down from
             // the head meets it first, so its masks are gathered on the way; a chain cut below
@@ -210,6 +213,23 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
         }
     }
     plan.roots = tops.into_iter().collect();
+    // In log order: each event with its payload, the events by their place in the log.
+    let positions = crate::identity::positions_in_log(store, &event_cids)?;
+    let events = event_cids;
+    let mut groups: Vec<(u64, usize, Vec<Cid>)> = Vec::new();
+    for (i, cid) in plan.order.iter().enumerate() {
+        match positions.get(cid) {
+            Some(&at) => groups.push((at, i, vec![*cid])),
+            None if events.contains(cid) => groups.push((u64::MAX, i, vec![*cid])),
+            None => groups
+                .last_mut()
+                .expect("a payload follows its event")
+                .2
+                .push(*cid),
+        }
+    }
+    groups.sort_by_key(|(at, i, _)| (*at, *i));
+    plan.order = groups.into_iter().flat_map(|(_, _, g)| g).collect();
     Ok(plan)
 }
 
@@ -474,31 +494,20 @@ impl Archive {
                 imported.unchanged.push(stream.clone());
             }
         }
+        // In the archive's order (each event, then its payload), so that the events keep
+        // their places relative to each other in this store's log.
         let mut blocks = Vec::new();
-        let mut failed = None;
-        self.store.scan(&mut |item| match item {
-            Ok(block) => {
-                let cid = block.cid();
-                if masked.contains_key(&cid) {
-                    return true;
+        for cid in mine.log()? {
+            let event = mine.event(&cid)?;
+            let wanted = std::iter::once(cid).chain(event.payload());
+            for cid in wanted {
+                if masked.contains_key(&cid) || store.contains(&cid)? {
+                    continue;
                 }
-                match store.contains(&cid) {
-                    Ok(true) => {}
-                    Ok(false) => blocks.push(block),
-                    Err(e) => {
-                        failed = Some(e);
-                        return false;
-                    }
+                if let Some(block) = self.store.get(&cid)? {
+                    blocks.push(block);
                 }
-                true
             }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
         }
         imported.blocks = blocks.len() as u64;
         imported.moved = heads.iter().map(|u| (u.stream.clone(), u.new)).collect();
