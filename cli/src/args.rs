@@ -59,6 +59,16 @@ pub(crate) struct Args {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub(crate) checkpoint_every: Option<u64>,
+    /// Sign as this identity (key/ID, made by `identity create` in this home): its current key,
+    /// instead of --key.
+    #[arg(
+        long,
+        env = "PERSONCTL_IDENTITY",
+        global = true,
+        value_name = "key/ID",
+        conflicts_with = "key"
+    )]
+    pub(crate) identity: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -184,6 +194,12 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl audit --from old.note --out growth.txt\n  personctl audit --from old.note --proof growth.txt --log-key 'personctl.local/...+1a2b3c4d+AQ...'"
     )]
     Audit(AuditArgs),
+    /// Identities whose keys rotate and can be revoked: create, rotate, revoke, show, list.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  personctl identity create --label hr-service\n  personctl --identity key/ab12... append register --legal-name 'Ada'\n  personctl identity rotate --id key/ab12...\n  personctl identity revoke --id key/ab12... --revoked-key did:key:z6Mk... --from 1200\n  personctl identity show --id key/ab12..."
+    )]
+    Identity(IdentityCommand),
     /// Run a witness (C2SP tlog-witness over HTTP): it cosigns a checkpoint of a log it
     /// follows only if a consistency proof shows it extends the last one it cosigned, so a
     /// log cannot show two histories or roll back unnoticed. Signs with this home's key.
@@ -352,10 +368,50 @@ pub(crate) struct KeygenArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum IdentityCommand {
+    /// Create an identity: a current and a next key (kept under <home>/keys/identities/, mode
+    /// 0600), its inception in the ledger, and trust in it here.
+    Create {
+        /// A label for the trust list.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Rotate to the next key (committed at the last key event); a new next key is made.
+    Rotate {
+        /// The identity.
+        #[arg(long, value_name = "key/ID")]
+        id: String,
+    },
+    /// Revoke one of the identity's keys from a log position on (signed by its current key):
+    /// events that key signed from there on fail `verify` (`revoked-key`).
+    Revoke {
+        /// The identity.
+        #[arg(long, value_name = "key/ID")]
+        id: String,
+        /// The key (did:key) to revoke.
+        #[arg(long = "revoked-key", value_name = "DID")]
+        revoked: String,
+        /// The first log position it no longer speaks for (`personctl checkpoint` prints the
+        /// log's size; events before stay valid).
+        #[arg(long, value_name = "POSITION")]
+        from: u64,
+    },
+    /// Show an identity: its keys, from which log position to which, revocations.
+    Show {
+        /// The identity.
+        #[arg(long, value_name = "key/ID")]
+        id: String,
+    },
+    /// List the identities in the store.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 pub(crate) enum TrustCommand {
-    /// Trust a public key (a did:key string, or a PEM private key file with --from-key).
+    /// Trust a public key (a did:key string, or a PEM private key file with --from-key), or
+    /// an identity (key/ID: whichever key it has at each event's place in the log).
     Add {
-        /// The did:key to trust.
+        /// The did:key or identity (key/ID) to trust.
         #[arg(required_unless_present = "from_key")]
         did: Option<String>,
         /// Trust the public half of this private key file instead.
@@ -367,9 +423,9 @@ pub(crate) enum TrustCommand {
     },
     /// List trusted keys.
     List,
-    /// Stop trusting a key.
+    /// Stop trusting a key or an identity.
     Remove {
-        /// The did:key to remove.
+        /// The did:key or identity (key/ID) to remove.
         did: String,
     },
 }

@@ -57,10 +57,11 @@ impl Config {
         if home.as_os_str().is_empty() {
             bail!("--home (PERSONCTL_HOME) is empty");
         }
-        let key = args
-            .key
-            .clone()
-            .unwrap_or_else(|| home.join("keys").join("default.pem"));
+        let key = match (&args.key, &args.identity) {
+            (Some(k), _) => k.clone(),
+            (None, Some(id)) => identity_dir(&home, id)?.join("current.pem"),
+            (None, None) => home.join("keys").join("default.pem"),
+        };
         let nats = match args.nats.as_deref().map(str::trim) {
             None => None,
             Some("") => None,
@@ -175,15 +176,30 @@ impl Config {
         Ok(store)
     }
 
-    /// The trusted keys recorded in the store.
+    /// The trusted keys and identities recorded in the store.
     pub(crate) fn trust(&self, store: &SledStore) -> Result<TrustSet> {
-        Ok(store.trust_list()?.into_iter().map(|(a, _)| a).collect())
+        let keys: TrustSet = store.trust_list()?.into_iter().map(|(a, _)| a).collect();
+        Ok(store
+            .trusted_identities()?
+            .into_iter()
+            .fold(keys, |t, (id, _)| t.with_identity(id)))
     }
 
     /// Loads the signing key from the key path.
     pub(crate) fn signer(&self) -> Result<Signer> {
         load_signer(&self.key)
     }
+}
+
+/// Where an identity's keys are kept: `<home>/keys/identities/ID` (current.pem, next.pem,
+/// retired-N.pem).
+pub(crate) fn identity_dir(home: &Path, id: &str) -> Result<PathBuf> {
+    let stream: personctl_ledger::StreamId =
+        id.parse().with_context(|| format!("--identity {id:?}"))?;
+    if stream.aggregate() != personctl_ledger::identity::KEY_AGGREGATE {
+        bail!("--identity {id:?}: an identity is key/ID");
+    }
+    Ok(home.join("keys").join("identities").join(stream.id()))
 }
 
 /// Says on stderr what recovery did when the store was opened. A read-only open beside a

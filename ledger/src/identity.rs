@@ -29,7 +29,7 @@ use serde_bytes::ByteBuf;
 
 use crate::ledger::Ledger;
 use crate::store::BlockStore;
-use crate::{Author, Cid, Draft, Error, Expected, Result, Signer, StreamId};
+use crate::{Author, Cid, Draft, Error, Expected, Problem, Result, Signer, StreamId, TrustSet};
 
 /// The aggregate type of identities.
 pub const KEY_AGGREGATE: &str = "key";
@@ -341,6 +341,34 @@ fn chain_of<S: BlockStore + ?Sized>(store: &S, stream: &StreamId) -> Result<Vec<
     Ok(out)
 }
 
+/// The verdict on an event `author` signed at log `position`, under `trust`: `None` when it
+/// speaks for a trusted identity (its key was current there) or a trusted raw key; else the
+/// problem. A key rotated out or revoked before `position` is `revoked-key` whatever the trust.
+pub fn judge_author(
+    identities: &Identities,
+    trust: &TrustSet,
+    author: &Author,
+    position: Option<u64>,
+) -> Option<Problem> {
+    match identities.judge(author, position) {
+        KeyVerdict::Current(id) if trust.trusts_identity(&id) => None,
+        KeyVerdict::Rotated { identity, at } => Some(Problem::RevokedKey {
+            identity,
+            key: *author,
+            from: at,
+            rotated: true,
+        }),
+        KeyVerdict::Revoked { identity, from } => Some(Problem::RevokedKey {
+            identity,
+            key: *author,
+            from,
+            rotated: false,
+        }),
+        _ if trust.contains(author) => None,
+        _ => Some(Problem::UntrustedAuthor { author: *author }),
+    }
+}
+
 /// Applies one key event to the identity so far; `Err` says which rule it breaks.
 fn step<S: BlockStore + ?Sized>(
     store: &S,
@@ -450,6 +478,34 @@ fn step<S: BlockStore + ?Sized>(
 }
 
 impl<S: BlockStore> Ledger<S> {
+    /// The author problems of `stream`'s events under `trust` (see [`judge_author`]), by CID:
+    /// what `verify` reports as `untrusted-author` or `revoked-key`.
+    pub fn author_problems(
+        &self,
+        stream: &StreamId,
+        trust: &TrustSet,
+    ) -> Result<HashMap<Cid, Problem>> {
+        let identities = Identities::of_store_in_log(self.store())?;
+        let mut events = Vec::new();
+        for event in self.walk_back(stream)? {
+            let event = event?;
+            events.push((event.cid(), *event.author()));
+        }
+        let wanted: HashSet<Cid> = events
+            .iter()
+            .filter(|(_, a)| identities.knows(a))
+            .map(|(c, _)| *c)
+            .collect();
+        let positions = positions_in_log(self.store(), &wanted)?;
+        Ok(events
+            .into_iter()
+            .filter_map(|(cid, author)| {
+                judge_author(&identities, trust, &author, positions.get(&cid).copied())
+                    .map(|p| (cid, p))
+            })
+            .collect())
+    }
+
     /// Incepts an identity whose current key is `current` and whose next key will be `next`
     /// (only its digest is written); returns its stream.
     pub fn incept_identity(&self, current: &Signer, next: &Author) -> Result<StreamId> {

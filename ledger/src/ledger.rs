@@ -332,14 +332,16 @@ impl<S: BlockStore> Ledger<S> {
         })
     }
 
-    /// The events of `stream` whose author is not in `trust`, newest first: what a reader
-    /// should mark (`verify` fails them as `untrusted-author`).
+    /// The events of `stream` whose author `trust` does not accept, newest first: what a
+    /// reader should mark (`verify` fails them as `untrusted-author` or `revoked-key`; see
+    /// [`Ledger::author_problems`]).
     pub fn untrusted(&self, stream: &StreamId, trust: &crate::TrustSet) -> Result<Vec<Cid>> {
+        let problems = self.author_problems(stream, trust)?;
         let mut out = Vec::new();
         for event in self.walk_back(stream)? {
-            let event = event?;
-            if !trust.contains(event.author()) {
-                out.push(event.cid());
+            let cid = event?.cid();
+            if problems.contains_key(&cid) {
+                out.push(cid);
             }
         }
         Ok(out)

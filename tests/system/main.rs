@@ -12,6 +12,7 @@ mod erasure;
 mod first_hour;
 mod fuzz;
 mod hostile;
+mod identity;
 mod jetstream;
 mod library;
 mod nats;

@@ -9,7 +9,9 @@
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use personctl_ledger::{BlockStore, Event, Ledger, Tombstone, TrustSet};
+use std::collections::HashMap;
+
+use personctl_ledger::{BlockStore, Cid, Event, Ledger, Problem, Tombstone};
 
 use crate::args::StreamArgs;
 use crate::config::{stream_of, Config};
@@ -30,6 +32,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
             config.home.display()
         );
     }
+    let authors = ledger.author_problems(&stream, &trust)?;
     // Walk back as far as the chain holds, then print genesis first.
     let mut events = Vec::new();
     let mut broken = None;
@@ -62,7 +65,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
         "height", "time (UTC)", "type", "author", "cid"
     ))?;
     for event in &events {
-        let verdict = verdict(&ledger, &trust, event, prev);
+        let verdict = verdict(&ledger, &authors, event, prev);
         all_ok &= verdict == "ok";
         let masked_by = event.payload().and_then(|p| masks.get(&p)).copied();
         let tombstone = match Tombstone::of(ledger.store(), event) {
@@ -126,7 +129,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
 
 fn verdict<S: BlockStore>(
     ledger: &Ledger<S>,
-    trust: &TrustSet,
+    authors: &HashMap<Cid, Problem>,
     event: &Event,
     prev: Option<&Event>,
 ) -> String {
@@ -139,8 +142,11 @@ fn verdict<S: BlockStore>(
         Ok(true) => {}
         _ => return "bad signature".into(),
     }
-    if !trust.contains(event.author()) {
-        return "untrusted author".into();
+    if let Some(problem) = authors.get(&event.cid()) {
+        return match problem {
+            Problem::UntrustedAuthor { .. } => "untrusted author".into(),
+            other => other.to_string(),
+        };
     }
     let linked = match prev {
         None => event.height() == 0,

@@ -6,6 +6,7 @@ mod bench;
 mod car;
 mod demo;
 mod erase;
+mod identity;
 mod keygen;
 mod log;
 mod query;
@@ -60,6 +61,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Prove(a) => tlog::prove(&config, &a, &mut out)?,
         Command::Audit(a) => tlog::audit(&config, &a, &mut out)?,
         Command::Witness(a) => witness::run(&config, &a, &mut out)?,
+        Command::Identity(a) => identity::run(&config, a, &mut out)?,
         Command::Completions(a) => {
             let mut command = <Args as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut command, "personctl", &mut std::io::stdout());

@@ -1,9 +1,10 @@
-//! `personctl trust add|list|remove`: the keys whose signatures `verify` accepts.
+//! `personctl trust add|list|remove`: the keys and identities whose signatures `verify`
+//! accepts.
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use personctl_ledger::Author;
+use personctl_ledger::{Author, StreamId};
 
 use crate::args::TrustCommand;
 use crate::config::{load_signer, Config};
@@ -17,6 +18,26 @@ pub(crate) fn run(config: &Config, command: TrustCommand, out: &mut Out) -> Resu
             from_key,
             label,
         } => {
+            if let Some(id) = did.as_deref().filter(|d| d.starts_with("key/")) {
+                let id: StreamId = id.parse().with_context(|| format!("trust add {id:?}"))?;
+                let store = config.open_or_create_store()?;
+                let new = store.trust_identity_add(&id, &label)?;
+                out.record(
+                    "trusted",
+                    json!({"identity": id.to_string(), "label": label, "new": new}),
+                    || {
+                        format!(
+                            "{} identity {id}",
+                            if new {
+                                "trusted"
+                            } else {
+                                "already trusted (label updated)"
+                            }
+                        )
+                    },
+                )?;
+                return Ok(EXIT_OK);
+            }
             let author = match (did, from_key) {
                 (Some(did), _) => did
                     .parse::<Author>()
@@ -53,6 +74,25 @@ pub(crate) fn run(config: &Config, command: TrustCommand, out: &mut Out) -> Resu
                     || format!("{author}\t{label}"),
                 )?;
             }
+            for (id, label) in store.trusted_identities()? {
+                out.record(
+                    "trusted",
+                    json!({"identity": id.to_string(), "label": label}),
+                    || format!("{id}\t{label}"),
+                )?;
+            }
+        }
+        TrustCommand::Remove { did } if did.starts_with("key/") => {
+            let id: StreamId = did
+                .parse()
+                .with_context(|| format!("trust remove {did:?}"))?;
+            let store = config.open_existing_store()?;
+            if !store.trust_identity_remove(&id)? {
+                bail!("trust remove {id}: that identity is not trusted");
+            }
+            out.record("untrusted", json!({"identity": id.to_string()}), || {
+                format!("removed {id}")
+            })?;
         }
         TrustCommand::Remove { did } => {
             let author = did

@@ -45,7 +45,7 @@ use tracing::instrument;
 
 use super::recover::{recover, Repair};
 use super::segments::{checked, io, Access, Loc, Segments};
-use super::trust_file;
+use super::trust_file::{self, Trusted};
 use super::{check_heads, BlockStore, Commit, Head, Published};
 use crate::tlog::Log;
 use crate::{Author, Block, BlockKind, Cid, Error, Result, StreamId, CID_LEN};
@@ -448,10 +448,10 @@ impl SledStore {
         }
         if let Some(list) = legacy_trust {
             // Layout 1: the trust list moves out of sled, before sled forgets it.
-            let mut merged = trust_file::read(&path)?;
+            let mut merged = trust_file::read_all(&path)?;
             for (author, label) in list {
-                if !merged.iter().any(|(a, _)| *a == author) {
-                    merged.push((author, label));
+                if !merged.iter().any(|(t, _)| *t == Trusted::Key(author)) {
+                    merged.push((Trusted::Key(author), label));
                 }
             }
             trust_file::write(&path, &merged)?;
@@ -539,38 +539,66 @@ impl SledStore {
         &self.path
     }
 
-    /// Adds a trusted author with a label (control characters become spaces); returns whether
-    /// it was new.
+    /// Trusts `author` under `label` (a new label replaces the old one); returns whether it
+    /// was new.
     pub fn trust_add(&self, author: &Author, label: &str) -> Result<bool> {
+        self.trust_edit(Trusted::Key(*author), Some(label))
+    }
+
+    /// Stops trusting `author`; returns whether it was trusted.
+    pub fn trust_remove(&self, author: &Author) -> Result<bool> {
+        self.trust_edit(Trusted::Key(*author), None)
+    }
+
+    /// Trusts identity `id` (a `key/ID` stream) under `label`; returns whether it was new.
+    pub fn trust_identity_add(&self, id: &StreamId, label: &str) -> Result<bool> {
+        self.trust_edit(Trusted::Identity(id.clone()), Some(label))
+    }
+
+    /// Stops trusting identity `id`; returns whether it was trusted.
+    pub fn trust_identity_remove(&self, id: &StreamId) -> Result<bool> {
+        self.trust_edit(Trusted::Identity(id.clone()), None)
+    }
+
+    /// The trusted identities with their labels, in the order they were added.
+    pub fn trusted_identities(&self) -> Result<Vec<(StreamId, String)>> {
+        Ok(trust_file::read_all(&self.path)?
+            .into_iter()
+            .filter_map(|(t, label)| match t {
+                Trusted::Identity(id) => Some((id, label)),
+                Trusted::Key(_) => None,
+            })
+            .collect())
+    }
+
+    /// Adds (with a label) or removes (`None`) one entry of the trust list; returns whether
+    /// the list changed in that respect (added new, or removed).
+    fn trust_edit(&self, what: Trusted, label: Option<&str>) -> Result<bool> {
         self.writable()?;
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut list = trust_file::read(&self.path)?;
-        let new = match list.iter_mut().find(|(a, _)| a == author) {
-            Some(entry) => {
-                entry.1 = label.to_string();
-                false
-            }
+        let mut list = trust_file::read_all(&self.path)?;
+        let changed = match label {
+            Some(label) => match list.iter_mut().find(|(t, _)| *t == what) {
+                Some(entry) => {
+                    entry.1 = label.to_string();
+                    false
+                }
+                None => {
+                    list.push((what, label.to_string()));
+                    true
+                }
+            },
             None => {
-                list.push((*author, label.to_string()));
+                let before = list.len();
+                list.retain(|(t, _)| *t != what);
+                if list.len() == before {
+                    return Ok(false);
+                }
                 true
             }
         };
         trust_file::write(&self.path, &list)?;
-        Ok(new)
-    }
-
-    /// Removes a trusted author; returns whether it was there.
-    pub fn trust_remove(&self, author: &Author) -> Result<bool> {
-        self.writable()?;
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut list = trust_file::read(&self.path)?;
-        let before = list.len();
-        list.retain(|(a, _)| a != author);
-        if list.len() == before {
-            return Ok(false);
-        }
-        trust_file::write(&self.path, &list)?;
-        Ok(true)
+        Ok(changed)
     }
 
     /// The trust list of the store in directory `path`, read without opening the store (which

@@ -2,7 +2,7 @@
 //! atomically (a temporary file, synced, renamed over the old one, the directory synced).
 //!
 //! One line per trusted key: the key as 64 lowercase hex digits, a tab, and a label (UTF-8, no
-//! control characters). It lives outside sled so that the one thing a store holds besides its
+//! control characters); or per trusted identity: its stream (`key/ID`), a tab, a label. It lives outside sled so that the one thing a store holds besides its
 //! segments that cannot be derived from them survives anything that happens to sled.
 
 use std::fs::{self, File, OpenOptions};
@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::segments::io;
-use crate::{Author, Error, Result};
+use crate::{Author, Error, Result, StreamId};
 
 /// The file's name in the store directory.
 pub(super) const NAME: &str = "trust";
@@ -24,8 +24,28 @@ pub(super) fn leftover(dir: &Path) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Reads the list; a missing file is an empty list.
+/// What a line trusts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Trusted {
+    /// A raw key.
+    Key(Author),
+    /// An identity (`crate::identity`).
+    Identity(StreamId),
+}
+
+/// Reads the raw keys of the list; a missing file is an empty list.
 pub(super) fn read(dir: &Path) -> Result<Vec<(Author, String)>> {
+    Ok(read_all(dir)?
+        .into_iter()
+        .filter_map(|(t, label)| match t {
+            Trusted::Key(a) => Some((a, label)),
+            Trusted::Identity(_) => None,
+        })
+        .collect())
+}
+
+/// Reads the whole list; a missing file is an empty list.
+pub(super) fn read_all(dir: &Path) -> Result<Vec<(Trusted, String)>> {
     let path = dir.join(NAME);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
@@ -38,19 +58,29 @@ pub(super) fn read(dir: &Path) -> Result<Vec<(Author, String)>> {
             context: format!("reading {}", path.display()),
             source: std::io::Error::other(format!("line {}: {reason}", n + 1)),
         };
-        let (hex, label) = line.split_once('\t').ok_or_else(|| bad("no tab"))?;
-        let bytes: [u8; 32] = decode_hex(hex).ok_or_else(|| bad("not 64 hex digits"))?;
-        out.push((Author::from_bytes(&bytes)?, label.to_string()));
+        let (what, label) = line.split_once('\t').ok_or_else(|| bad("no tab"))?;
+        if what.starts_with("key/") {
+            let id: StreamId = what.parse().map_err(|_| bad("not an identity"))?;
+            out.push((Trusted::Identity(id), label.to_string()));
+            continue;
+        }
+        let bytes: [u8; 32] = decode_hex(what).ok_or_else(|| bad("not 64 hex digits"))?;
+        out.push((Trusted::Key(Author::from_bytes(&bytes)?), label.to_string()));
     }
     Ok(out)
 }
 
 /// Writes the list atomically.
-pub(super) fn write(dir: &Path, list: &[(Author, String)]) -> Result<()> {
+pub(super) fn write(dir: &Path, list: &[(Trusted, String)]) -> Result<()> {
     let mut text = String::new();
-    for (author, label) in list {
-        for b in author.to_bytes() {
-            text.push_str(&format!("{b:02x}"));
+    for (trusted, label) in list {
+        match trusted {
+            Trusted::Key(author) => {
+                for b in author.to_bytes() {
+                    text.push_str(&format!("{b:02x}"));
+                }
+            }
+            Trusted::Identity(id) => text.push_str(&id.to_string()),
         }
         text.push('\t');
         text.push_str(&clean_label(label));

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
-use crate::identity::{Identities, KeyVerdict};
+use crate::identity::{judge_author, Identities};
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::{BlockStore, Head};
 use crate::{
@@ -437,30 +437,8 @@ impl Gathered {
         let positions = crate::identity::positions_in_log(store, &wanted)?;
         let mut found = Vec::new();
         for (cid, summary) in &self.events {
-            let verdict = if wanted.contains(cid) {
-                identities.judge(&summary.author, positions.get(cid).copied())
-            } else {
-                KeyVerdict::NoIdentity
-            };
-            let problem = match verdict {
-                KeyVerdict::Current(id) if trust.trusts_identity(&id) => None,
-                KeyVerdict::Rotated { identity, at } => Some(Problem::RevokedKey {
-                    identity,
-                    key: summary.author,
-                    from: at,
-                    rotated: true,
-                }),
-                KeyVerdict::Revoked { identity, from } => Some(Problem::RevokedKey {
-                    identity,
-                    key: summary.author,
-                    from,
-                    rotated: false,
-                }),
-                _ if trust.contains(&summary.author) => None,
-                _ => Some(Problem::UntrustedAuthor {
-                    author: summary.author,
-                }),
-            };
+            let position = positions.get(cid).copied();
+            let problem = judge_author(&identities, trust, &summary.author, position);
             if let Some(problem) = problem {
                 found.push((*cid, summary.stream.clone(), summary.height, problem));
             }

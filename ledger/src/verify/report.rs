@@ -255,8 +255,8 @@ impl fmt::Display for Problem {
                 rotated,
             } => write!(
                 f,
-                "signed by {key}, which {identity} {} at log position {from}, before this event",
-                if *rotated { "rotated out" } else { "revoked from" }
+                "signed by {key}, which {identity} {} log position {from}, before this event",
+                if *rotated { "rotated out at" } else { "revoked from" }
             ),
             Problem::BadKeyEvent { reason } => write!(f, "a key event that breaks the rules: {reason}"),
             Problem::TruncatedLog { checkpoint, log } => write!(
