@@ -172,6 +172,15 @@ pub enum Error {
         /// Why, for that stream.
         reason: String,
     },
+    /// An append that the write policies in force do not allow (`crate::policy`); nothing was
+    /// written.
+    #[error("not allowed to write to {stream}: {reason}")]
+    Unauthorized {
+        /// The stream.
+        stream: StreamId,
+        /// Why, as `verify` would say it.
+        reason: String,
+    },
     /// A checkpoint was asked for while events wait for the shared log's acknowledgement: a lost
     /// race could still withdraw one, which would leave a hole in a signed log.
     #[error("{streams} stream(s) hold events the shared log has not acknowledged, for example {first}; a lost race could still withdraw them, so no checkpoint covers them yet (publish them first: `personctl --nats URL sync`)")]

@@ -327,7 +327,7 @@ pub fn positions_in_log<S: BlockStore + ?Sized>(
 
 /// The CIDs of a stream's events, walked back from its head along `prev` links, genesis first
 /// (as far as the blocks go: a gap leaves a chain that does not start with an inception).
-fn chain_of<S: BlockStore + ?Sized>(store: &S, stream: &StreamId) -> Result<Vec<Cid>> {
+pub(crate) fn chain_of<S: BlockStore + ?Sized>(store: &S, stream: &StreamId) -> Result<Vec<Cid>> {
     let mut out = Vec::new();
     let mut next = store.head(stream)?.map(|h| h.cid);
     while let Some(cid) = next {
@@ -485,22 +485,30 @@ impl<S: BlockStore> Ledger<S> {
         stream: &StreamId,
         trust: &TrustSet,
     ) -> Result<HashMap<Cid, Problem>> {
-        let identities = Identities::of_store_in_log(self.store())?;
+        let (identities, policies) = crate::policy::rules_of_store(self.store(), trust)?;
         let mut events = Vec::new();
         for event in self.walk_back(stream)? {
             let event = event?;
-            events.push((event.cid(), *event.author()));
+            events.push((event.cid(), *event.author(), event.event_type().to_string()));
         }
         let wanted: HashSet<Cid> = events
             .iter()
-            .filter(|(_, a)| identities.knows(a))
-            .map(|(c, _)| *c)
+            .filter(|(_, a, _)| policies.in_force() || identities.knows(a))
+            .map(|(c, _, _)| *c)
             .collect();
         let positions = positions_in_log(self.store(), &wanted)?;
         Ok(events
             .into_iter()
-            .filter_map(|(cid, author)| {
-                judge_author(&identities, trust, &author, positions.get(&cid).copied())
+            .filter_map(|(cid, author, event_type)| {
+                let at = positions.get(&cid).copied();
+                judge_author(&identities, trust, &author, at)
+                    .or_else(|| {
+                        let identity = match identities.judge(&author, at) {
+                            KeyVerdict::Current(id) => Some(id),
+                            _ => None,
+                        };
+                        policies.judge(identity.as_ref(), stream, &event_type, at)
+                    })
                     .map(|p| (cid, p))
             })
             .collect())

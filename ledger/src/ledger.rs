@@ -118,6 +118,9 @@ pub fn now_us() -> u64 {
 /// A ledger over a block store.
 pub struct Ledger<S> {
     store: S,
+    /// When set, every append is first checked against the write policies in force for this
+    /// trust set ([`Ledger::enforce_policies`]).
+    policies: Option<crate::TrustSet>,
 }
 
 /// One stream's part of a batch: results by draft index, blocks to write, the head move.
@@ -133,7 +136,17 @@ const ANY_RETRIES: usize = 16;
 impl<S: BlockStore> Ledger<S> {
     /// Wraps a store.
     pub fn new(store: S) -> Ledger<S> {
-        Ledger { store }
+        Ledger {
+            store,
+            policies: None,
+        }
+    }
+
+    /// Refuses up front, from now on, any append that `verify` under `trust` would report as
+    /// `unauthorized` (`crate::policy`): [`Error::Unauthorized`], nothing written.
+    pub fn enforce_policies(mut self, trust: crate::TrustSet) -> Ledger<S> {
+        self.policies = Some(trust);
+        self
     }
 
     /// The underlying store.
@@ -160,6 +173,18 @@ impl<S: BlockStore> Ledger<S> {
     /// the batch. Signing runs on all cores, one stream per task.
     #[instrument(skip_all, fields(events = drafts.len()))]
     pub fn append_batch(&self, signer: &Signer, drafts: Vec<Draft>) -> Result<Vec<Appended>> {
+        if let Some(trust) = &self.policies {
+            for d in &drafts {
+                if let Err(problem) =
+                    self.may_write(&signer.author(), &d.stream, &[d.event_type.as_str()], trust)?
+                {
+                    return Err(Error::Unauthorized {
+                        stream: d.stream.clone(),
+                        reason: problem.to_string(),
+                    });
+                }
+            }
+        }
         let any_only = drafts.iter().all(|d| d.expected == Expected::Any);
         let mut attempt = 0;
         loop {

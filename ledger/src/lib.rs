@@ -121,6 +121,7 @@ pub mod identity;
 pub mod jetstream;
 mod keys;
 mod ledger;
+pub mod policy;
 mod publish;
 pub mod store;
 mod stream;

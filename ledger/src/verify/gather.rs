@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
-use crate::identity::{judge_author, Identities};
+use crate::identity::{judge_author, KeyVerdict};
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::{BlockStore, Head};
 use crate::{
@@ -27,6 +27,8 @@ pub(super) struct Summary {
     pub(super) tombstone: Option<u64>,
     /// The signing key.
     pub(super) author: Author,
+    /// The event type, as an index into [`Gathered::event_types`].
+    pub(super) event_type: u32,
 }
 
 /// Everything gathered from the blocks before the chains are walked.
@@ -42,6 +44,9 @@ pub(super) struct Gathered {
     pub(super) tombstones: HashMap<Cid, Vec<Cid>>,
     pub(super) event_count: u64,
     pub(super) payload_count: u64,
+    /// Every event type seen, interned (summaries hold their index).
+    pub(super) event_types: Vec<String>,
+    pub(super) event_type_index: HashMap<String, u32>,
 }
 
 /// Blocks are processed in chunks of this many, in parallel within a chunk.
@@ -63,7 +68,11 @@ pub(super) struct SigJob {
 // per event for no gain.
 #[allow(clippy::large_enum_variant)]
 enum Looked {
-    Event { summary: Summary, job: SigJob },
+    Event {
+        summary: Summary,
+        job: SigJob,
+        event_type: String,
+    },
     Payload,
     Bad(Problem),
 }
@@ -159,8 +168,10 @@ fn look(block: &Block) -> Looked {
                         causes: body.causes,
                         tombstone: (body.event_type == TOMBSTONE_TYPE).then_some(body.schema),
                         author,
+                        event_type: 0,
                     };
                     Looked::Event {
+                        event_type: body.event_type,
                         summary,
                         job: SigJob {
                             cid,
@@ -272,8 +283,13 @@ impl Gathered {
         for (block, looked) in blocks.iter().zip(looked) {
             let cid = block.cid();
             match looked {
-                Looked::Event { summary, job } => {
+                Looked::Event {
+                    mut summary,
+                    job,
+                    event_type,
+                } => {
                     self.event_count += 1;
+                    summary.event_type = self.intern(event_type);
                     self.events.insert(cid, summary);
                     jobs.push(job);
                 }
@@ -407,6 +423,16 @@ impl Gathered {
 }
 
 impl Gathered {
+    fn intern(&mut self, event_type: String) -> u32 {
+        if let Some(&i) = self.event_type_index.get(&event_type) {
+            return i;
+        }
+        let i = self.event_types.len() as u32;
+        self.event_types.push(event_type.clone());
+        self.event_type_index.insert(event_type, i);
+        i
+    }
+
     /// Judges every gathered event's author (after the blocks are read): a key of a trusted
     /// identity that was current at the event's log position, or a trusted raw key; an event
     /// by a key rotated out or revoked before its position is `revoked-key` whatever the trust;
@@ -416,7 +442,17 @@ impl Gathered {
         store: &S,
         trust: &TrustSet,
     ) -> Result<()> {
-        let identities = Identities::of_store_in_log(store)?;
+        let (identities, policies) = crate::policy::rules_of_store(store, trust)?;
+        for bad in &policies.bad {
+            self.push(
+                Some(bad.cid),
+                Some(bad.stream.clone()),
+                Some(bad.height),
+                Problem::BadPolicyEvent {
+                    reason: bad.reason.clone(),
+                },
+            );
+        }
         for bad in &identities.bad {
             self.push(
                 Some(bad.cid),
@@ -431,14 +467,22 @@ impl Gathered {
         let wanted: std::collections::HashSet<Cid> = self
             .events
             .iter()
-            .filter(|(_, s)| identities.knows(&s.author))
+            .filter(|(_, s)| policies.in_force() || identities.knows(&s.author))
             .map(|(c, _)| *c)
             .collect();
         let positions = crate::identity::positions_in_log(store, &wanted)?;
         let mut found = Vec::new();
         for (cid, summary) in &self.events {
             let position = positions.get(cid).copied();
-            let problem = judge_author(&identities, trust, &summary.author, position);
+            let problem =
+                judge_author(&identities, trust, &summary.author, position).or_else(|| {
+                    let identity = match identities.judge(&summary.author, position) {
+                        KeyVerdict::Current(id) => Some(id),
+                        _ => None,
+                    };
+                    let event_type = &self.event_types[summary.event_type as usize];
+                    policies.judge(identity.as_ref(), &summary.stream, event_type, position)
+                });
             if let Some(problem) = problem {
                 found.push((*cid, summary.stream.clone(), summary.height, problem));
             }

@@ -133,6 +133,20 @@ pub enum Problem {
         /// Whether it was rotated out (else revoked).
         rotated: bool,
     },
+    /// While a write policy is in force, an event no grant allowed at its place in the log.
+    Unauthorized {
+        /// The identity that signed it (`None`: a raw key, which holds no grant).
+        identity: Option<StreamId>,
+        /// The stream type.
+        aggregate: String,
+        /// The event type.
+        event_type: String,
+    },
+    /// A policy event (in a `policy/*` stream) that breaks the rules.
+    BadPolicyEvent {
+        /// Which rule, in words.
+        reason: String,
+    },
     /// A key event (in a `key/*` stream) that breaks the rules of identities.
     BadKeyEvent {
         /// Which rule, in words.
@@ -198,6 +212,8 @@ impl Problem {
             Problem::Unpurged { .. } => "unpurged",
             Problem::RevokedKey { .. } => "revoked-key",
             Problem::BadKeyEvent { .. } => "bad-key-event",
+            Problem::Unauthorized { .. } => "unauthorized",
+            Problem::BadPolicyEvent { .. } => "bad-policy-event",
             Problem::TruncatedLog { .. } => "truncated-log",
             Problem::RootMismatch { .. } => "root-mismatch",
             #[cfg(feature = "jetstream")]
@@ -259,6 +275,23 @@ impl fmt::Display for Problem {
                 if *rotated { "rotated out at" } else { "revoked from" }
             ),
             Problem::BadKeyEvent { reason } => write!(f, "a key event that breaks the rules: {reason}"),
+            Problem::Unauthorized {
+                identity,
+                aggregate,
+                event_type,
+            } => match identity {
+                Some(id) => write!(
+                    f,
+                    "{id} holds no grant to write {event_type} to {aggregate} streams here"
+                ),
+                None => write!(
+                    f,
+                    "signed by a raw key, which holds no grant, while a write policy is in force ({event_type} to {aggregate})"
+                ),
+            },
+            Problem::BadPolicyEvent { reason } => {
+                write!(f, "a policy event that breaks the rules: {reason}")
+            }
             Problem::TruncatedLog { checkpoint, log } => write!(
                 f,
                 "the log has {log} events, fewer than the {checkpoint} its checkpoint signed: events were removed"

@@ -141,3 +141,105 @@ fn a_revoked_key_is_valid_before_its_point_and_not_after() {
     assert!(check(&plain, &raw).findings.is_empty());
     assert_eq!(plain.store().heads().unwrap().len(), 1);
 }
+
+#[test]
+fn grants_decide_who_may_write_and_append_refuses_the_others_up_front() {
+    let ledger = Ledger::new(MemoryStore::new());
+    let (admin_key, admin_next) = (key(), key());
+    let (writer_key, writer_next) = (key(), key());
+    let (other_key, other_next) = (key(), key());
+    let admin = ledger
+        .incept_identity(&admin_key, &admin_next.author())
+        .unwrap();
+    let writer = ledger
+        .incept_identity(&writer_key, &writer_next.author())
+        .unwrap();
+    let other = ledger
+        .incept_identity(&other_key, &other_next.author())
+        .unwrap();
+    let trust = TrustSet::new()
+        .with_identity(admin.clone())
+        .with_identity(writer.clone())
+        .with_identity(other.clone());
+    let before = touch(&ledger, &writer_key, 1);
+    assert!(
+        check(&ledger, &trust).findings.is_empty(),
+        "no policy: trust alone"
+    );
+
+    ledger
+        .grant_write(&admin, &admin_key, &writer, "thing", &[])
+        .unwrap();
+    let granted = touch(&ledger, &writer_key, 2);
+    let stranger = touch(&ledger, &other_key, 3);
+    let report = check(&ledger, &trust);
+    let found = codes(&report);
+    assert!(found.contains(&(Some(before), "unauthorized")), "{found:?}");
+    assert!(
+        found.contains(&(Some(stranger), "unauthorized")),
+        "{found:?}"
+    );
+    assert!(!found.iter().any(|(c, _)| *c == Some(granted)), "{found:?}");
+    assert_eq!(
+        found.len(),
+        2,
+        "key and policy events are exempt: {found:?}"
+    );
+    // Only some event types.
+    let typed = Ledger::new(MemoryStore::new());
+    let a = typed
+        .incept_identity(&admin_key, &admin_next.author())
+        .unwrap();
+    let w = typed
+        .incept_identity(&writer_key, &writer_next.author())
+        .unwrap();
+    typed
+        .grant_write(&a, &admin_key, &w, "thing", &["Renamed".to_string()])
+        .unwrap();
+    let t = TrustSet::new().with_identity(a).with_identity(w);
+    touch(&typed, &writer_key, 1);
+    assert_eq!(codes(&check(&typed, &t)).len(), 1, "Touched is not granted");
+
+    // An untrusted admin's policy is not in force.
+    let without_admin = TrustSet::new()
+        .with_identity(writer.clone())
+        .with_identity(other.clone());
+    let report = check(&ledger, &without_admin);
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.problem.code() == "untrusted-author"
+                && f.stream.as_ref().is_some_and(|s| s.aggregate() != "thing")),
+        "only the admin's own chains are untrusted: {:?}",
+        codes(&report)
+    );
+
+    // Withdrawn: later writes are unauthorized.
+    ledger
+        .revoke_write(&admin, &admin_key, &writer, "thing")
+        .unwrap();
+    let late = touch(&ledger, &writer_key, 4);
+    assert!(codes(&check(&ledger, &trust)).contains(&(Some(late), "unauthorized")));
+    // Only the admin's current key writes its policy.
+    assert!(ledger
+        .grant_write(&admin, &writer_key, &writer, "thing", &[])
+        .is_err());
+
+    // Enforced up front: nothing is written.
+    let guarded = Ledger::new(ledger.into_store()).enforce_policies(trust.clone());
+    let draft = Draft::new("thing/t1".parse().unwrap(), "Touched", 1)
+        .with_data(Ipld::Integer(5))
+        .unwrap();
+    let size = guarded.log_size().unwrap();
+    let err = guarded.append(&other_key, draft.clone()).unwrap_err();
+    assert!(
+        matches!(err, personctl_ledger::Error::Unauthorized { .. }),
+        "{err}"
+    );
+    assert_eq!(guarded.log_size().unwrap(), size);
+    guarded
+        .grant_write(&admin, &admin_key, &other, "thing", &[])
+        .unwrap();
+    guarded.append(&other_key, draft).unwrap();
+}
