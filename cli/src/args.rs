@@ -200,6 +200,20 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl identity create --label hr-service\n  personctl --identity key/ab12... append register --legal-name 'Ada'\n  personctl identity rotate --id key/ab12...\n  personctl identity revoke --id key/ab12... --revoked-key did:key:z6Mk... --from 1200\n  personctl identity show --id key/ab12..."
     )]
     Identity(IdentityCommand),
+    /// Grant an identity the right to write a stream type (or some event types in it), in the
+    /// policy of an admin identity (signed with its current key): while a policy is in force
+    /// (its admin trusted), every write needs a grant, `append` refuses the others and `verify`
+    /// reports them (`unauthorized`).
+    #[command(
+        after_help = "Examples:\n  personctl grant --admin key/ab12... --grantee key/cd34... --aggregate person\n  personctl grant --admin key/ab12... --grantee key/ef56... --aggregate person --event PersonRenamed --event EmailAdded"
+    )]
+    Grant(GrantArgs),
+    /// Withdraw every grant of an identity on a stream type, from now on.
+    #[command(
+        name = "revoke-grant",
+        after_help = "Examples:\n  personctl revoke-grant --admin key/ab12... --grantee key/cd34... --aggregate person"
+    )]
+    RevokeGrant(GrantArgs),
     /// Run a witness (C2SP tlog-witness over HTTP): it cosigns a checkpoint of a log it
     /// follows only if a consistency proof shows it extends the last one it cosigned, so a
     /// log cannot show two histories or roll back unnoticed. Signs with this home's key.
@@ -365,6 +379,22 @@ pub(crate) struct KeygenArgs {
     /// Do not add the new key to this home's trusted keys.
     #[arg(long)]
     pub(crate) no_trust: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct GrantArgs {
+    /// The admin identity whose policy this is (its keys in this home).
+    #[arg(long, value_name = "key/ID")]
+    pub(crate) admin: String,
+    /// The identity granted (or withdrawn).
+    #[arg(long, value_name = "key/ID")]
+    pub(crate) grantee: String,
+    /// The stream type (person, org, ...).
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) aggregate: String,
+    /// Only these event types (repeatable; default: any). Not for revoke-grant.
+    #[arg(long = "event", value_name = "NAME")]
+    pub(crate) events: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

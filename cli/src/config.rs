@@ -185,6 +185,15 @@ impl Config {
             .fold(keys, |t, (id, _)| t.with_identity(id)))
     }
 
+    /// A ledger over `store` that refuses up front what the write policies in force here would
+    /// report as `unauthorized` (`ledger::policy`).
+    pub(crate) fn guarded<'a>(
+        &self,
+        store: &'a SledStore,
+    ) -> Result<personctl_ledger::Ledger<&'a SledStore>> {
+        Ok(personctl_ledger::Ledger::new(store).enforce_policies(self.trust(store)?))
+    }
+
     /// Loads the signing key from the key path.
     pub(crate) fn signer(&self) -> Result<Signer> {
         load_signer(&self.key)

@@ -175,10 +175,7 @@ impl Identities {
         position: &dyn Fn(&Cid) -> Option<u64>,
     ) -> Result<Identities> {
         let mut out = Identities::default();
-        for (stream, _) in store.heads()? {
-            if stream.aggregate() != KEY_AGGREGATE {
-                continue;
-            }
+        for (stream, _) in store.heads_of(KEY_AGGREGATE)? {
             let chain = chain_of(store, &stream)?;
             out.resolve(store, &stream, &chain, position)?;
         }
@@ -235,11 +232,9 @@ impl Identities {
     /// Resolves every `key/*` stream of `store` with positions in the store's own log.
     pub fn of_store_in_log<S: BlockStore + ?Sized>(store: &S) -> Result<Identities> {
         let mut chains = Vec::new();
-        for (stream, _) in store.heads()? {
-            if stream.aggregate() == KEY_AGGREGATE {
-                let chain = chain_of(store, &stream)?;
-                chains.push((stream, chain));
-            }
+        for (stream, _) in store.heads_of(KEY_AGGREGATE)? {
+            let chain = chain_of(store, &stream)?;
+            chains.push((stream, chain));
         }
         let mut out = Identities::default();
         if chains.is_empty() {

@@ -174,15 +174,15 @@ impl<S: BlockStore> Ledger<S> {
     #[instrument(skip_all, fields(events = drafts.len()))]
     pub fn append_batch(&self, signer: &Signer, drafts: Vec<Draft>) -> Result<Vec<Appended>> {
         if let Some(trust) = &self.policies {
-            for d in &drafts {
-                if let Err(problem) =
-                    self.may_write(&signer.author(), &d.stream, &[d.event_type.as_str()], trust)?
-                {
-                    return Err(Error::Unauthorized {
-                        stream: d.stream.clone(),
-                        reason: problem.to_string(),
-                    });
-                }
+            let writes: Vec<(&StreamId, &str)> = drafts
+                .iter()
+                .map(|d| (&d.stream, d.event_type.as_str()))
+                .collect();
+            if let Err((stream, problem)) = self.may_write(&signer.author(), &writes, trust)? {
+                return Err(Error::Unauthorized {
+                    stream,
+                    reason: problem.to_string(),
+                });
             }
         }
         let any_only = drafts.iter().all(|d| d.expected == Expected::Any);

@@ -224,11 +224,9 @@ fn exempt(stream: &StreamId) -> bool {
 /// Every `policy/*` chain, genesis first.
 fn policy_chains<S: BlockStore + ?Sized>(store: &S) -> Result<Vec<(StreamId, Vec<Cid>)>> {
     let mut out = Vec::new();
-    for (stream, _) in store.heads()? {
-        if stream.aggregate() == POLICY_AGGREGATE {
-            let chain = crate::identity::chain_of(store, &stream)?;
-            out.push((stream, chain));
-        }
+    for (stream, _) in store.heads_of(POLICY_AGGREGATE)? {
+        let chain = crate::identity::chain_of(store, &stream)?;
+        out.push((stream, chain));
     }
     Ok(out)
 }
@@ -309,10 +307,12 @@ impl<S: BlockStore> Ledger<S> {
     pub fn may_write(
         &self,
         author: &Author,
-        stream: &StreamId,
-        event_types: &[&str],
+        writes: &[(&StreamId, &str)],
         trust: &TrustSet,
-    ) -> Result<std::result::Result<(), Problem>> {
+    ) -> Result<std::result::Result<(), (StreamId, Problem)>> {
+        if self.store().heads_of(POLICY_AGGREGATE)?.is_empty() {
+            return Ok(Ok(()));
+        }
         let (identities, policies) = rules_of_store(self.store(), trust)?;
         if !policies.in_force() {
             return Ok(Ok(()));
@@ -322,9 +322,9 @@ impl<S: BlockStore> Ledger<S> {
             KeyVerdict::Current(id) => Some(id),
             _ => None,
         };
-        for t in event_types {
+        for (stream, t) in writes {
             if let Some(problem) = policies.judge(identity.as_ref(), stream, t, Some(next)) {
-                return Ok(Err(problem));
+                return Ok(Err(((*stream).clone(), problem)));
             }
         }
         Ok(Ok(()))

@@ -171,3 +171,89 @@ fn personctl_key(path: &std::path::Path) -> String {
         .author()
         .to_string()
 }
+
+#[test]
+fn an_unauthorized_writer_is_refused_by_append_and_reported_by_verify() {
+    let (home, admin) = home_with_identity();
+    let writer = ok(&home.run(&["--json", "identity", "create", "--label", "hr"])).records()[0].1
+        ["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = ok(&home.run(&["--json", "identity", "create", "--label", "policies"])).records()
+        [0]
+    .1["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Before any policy: trust alone.
+    let early = register_as(&home, &["--identity", &other], "Ada");
+    ok(&home.run(&[
+        "grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &writer,
+        "--aggregate",
+        "person",
+    ]));
+    register_as(&home, &["--identity", &writer], "Bob");
+    // Refused up front: nothing is written.
+    let refused = home.run(&[
+        "--identity",
+        &other,
+        "append",
+        "register",
+        "--legal-name",
+        "Eve",
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("no grant"), "{}", refused.stderr);
+    // verify reports what was written before the policy by a writer without a grant.
+    let run = home.run(&["--json", "verify"]);
+    assert_eq!(failures(&run), [(early, "unauthorized".to_string())]);
+    // A grant of some event types only; then withdrawn.
+    ok(&home.run(&[
+        "grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &other,
+        "--aggregate",
+        "person",
+        "--event",
+        "PersonRegistered",
+    ]));
+    register_as(&home, &["--identity", &other], "Cy");
+    ok(&home.run(&[
+        "revoke-grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &other,
+        "--aggregate",
+        "person",
+    ]));
+    let refused = home.run(&[
+        "--identity",
+        &other,
+        "append",
+        "register",
+        "--legal-name",
+        "Dee",
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    // Only the admin's keys write its policy.
+    let run = home.run(&[
+        "grant",
+        "--admin",
+        &writer,
+        "--grantee",
+        &writer,
+        "--aggregate",
+        "org",
+    ]);
+    ok(&run);
+    let verified = home.run(&["--json", "verify"]);
+    assert_eq!(failures(&verified).len(), 1, "{}", verified.stdout);
+}

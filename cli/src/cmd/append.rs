@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use personctl_domain::command;
 use personctl_domain::lines::Lines;
 use personctl_domain::{Command, PersonId, Persons};
-use personctl_ledger::{Appended, Ledger, Publisher, Retry};
+use personctl_ledger::{Appended, Publisher, Retry};
 
 use crate::args::AppendArgs;
 use crate::config::Config;
@@ -189,7 +189,7 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
     let store = config.open_or_create_store()?;
     // With the server down, the events are stored here, pending: exit 2 says so.
     let (mut link, mut offline) = nats::connect_or_offline(config, &store)?;
-    let persons = Persons::new(Ledger::new(&store));
+    let persons = Persons::new(config.guarded(&store)?);
     let mut stored = 0usize;
     // A long file shows its progress on a terminal (stderr; never in the output).
     let bar = progress(file.is_some() && !out.is_json());

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use personctl_ledger::{Cid, Draft, Expected, Ipld, Ledger, Publisher, Retry, StreamId};
+use personctl_ledger::{Cid, Draft, Expected, Ipld, Publisher, Retry, StreamId};
 
 use crate::args::AppendEventArgs;
 use crate::config::Config;
@@ -29,7 +29,8 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
         causes.push(c.parse::<Cid>().with_context(|| format!("--cause {c:?}"))?);
     }
     let signer = config.signer()?;
-    let ledger = Ledger::new(config.open_or_create_store()?);
+    let store = config.open_or_create_store()?;
+    let ledger = config.guarded(&store)?;
     let (link, offline) = nats::connect_or_offline(config, ledger.store())?;
     let mut draft = Draft::new(stream, args.event_type.clone(), args.schema);
     if let Some(data) = data {

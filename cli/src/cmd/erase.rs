@@ -58,7 +58,7 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
             (store, link)
         }
     };
-    let persons = Persons::new(Ledger::new(&store));
+    let persons = Persons::new(config.guarded(&store)?);
     let publisher = link.as_ref().map(|l| l as &dyn Publisher);
     let erasing = persons
         .erase_and_purge(&signer, id, &erasure, &args.reason, publisher)

@@ -14,7 +14,7 @@ use serde_json::json;
 use personctl_ledger::identity::Identity;
 use personctl_ledger::{Author, BlockStore, Ledger, Signer, SledStore, StreamId};
 
-use crate::args::IdentityCommand;
+use crate::args::{GrantArgs, IdentityCommand};
 use crate::config::{identity_dir, load_signer, write_key, Config};
 use crate::output::Out;
 use crate::EXIT_OK;
@@ -149,5 +149,47 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
             }
         }
     }
+    Ok(EXIT_OK)
+}
+
+/// `grant` (`granting`) and `revoke-grant`: a policy event signed by the admin's current key.
+pub(crate) fn grant(
+    config: &Config,
+    args: &GrantArgs,
+    granting: bool,
+    out: &mut Out,
+) -> Result<u8> {
+    let admin = parse_id(&args.admin)?;
+    let grantee = parse_id(&args.grantee)?;
+    personctl_ledger::StreamId::new(args.aggregate.as_str(), "x")
+        .with_context(|| format!("--aggregate {:?}", args.aggregate))?;
+    if !granting && !args.events.is_empty() {
+        bail!("revoke-grant withdraws every grant on --aggregate; --event is for grant");
+    }
+    let ledger = Ledger::new(config.open_existing_store()?);
+    let dir = keys_of(config, &ledger, &admin)?;
+    let signer = load_signer(&dir.join("current.pem"))?;
+    let cid = if granting {
+        ledger.grant_write(&admin, &signer, &grantee, &args.aggregate, &args.events)?
+    } else {
+        ledger.revoke_write(&admin, &signer, &grantee, &args.aggregate)?
+    };
+    let kind = if granting { "granted" } else { "grant-revoked" };
+    out.record(
+        kind,
+        json!({"admin": admin.to_string(), "grantee": grantee.to_string(), "aggregate": args.aggregate, "events": args.events, "cid": cid.to_string()}),
+        || {
+            let what = if args.events.is_empty() {
+                "any event".to_string()
+            } else {
+                args.events.join(", ")
+            };
+            if granting {
+                format!("{grantee} may write {what} to {} streams ({admin}'s policy, {cid})", args.aggregate)
+            } else {
+                format!("{grantee} may no longer write to {} streams ({admin}'s policy, {cid})", args.aggregate)
+            }
+        },
+    )?;
     Ok(EXIT_OK)
 }

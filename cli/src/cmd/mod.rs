@@ -62,6 +62,8 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Audit(a) => tlog::audit(&config, &a, &mut out)?,
         Command::Witness(a) => witness::run(&config, &a, &mut out)?,
         Command::Identity(a) => identity::run(&config, a, &mut out)?,
+        Command::Grant(a) => identity::grant(&config, &a, true, &mut out)?,
+        Command::RevokeGrant(a) => identity::grant(&config, &a, false, &mut out)?,
         Command::Completions(a) => {
             let mut command = <Args as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut command, "personctl", &mut std::io::stdout());

@@ -86,6 +86,14 @@ pub trait BlockStore: Send + Sync {
     fn head(&self, stream: &StreamId) -> Result<Option<Head>>;
     /// Every stream's head, ordered by stream.
     fn heads(&self) -> Result<Vec<(StreamId, Head)>>;
+    /// The heads of the streams of one aggregate type, ordered by stream.
+    fn heads_of(&self, aggregate: &str) -> Result<Vec<(StreamId, Head)>> {
+        Ok(self
+            .heads()?
+            .into_iter()
+            .filter(|(s, _)| s.aggregate() == aggregate)
+            .collect())
+    }
     /// Writes `commit.blocks` and moves `commit.heads` atomically and durably. Fails with
     /// [`crate::Error::Conflict`] (writing nothing) when an expected head is no longer current.
     fn commit(&self, commit: &Commit) -> Result<()>;
@@ -127,6 +135,9 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     }
     fn heads(&self) -> Result<Vec<(StreamId, Head)>> {
         (**self).heads()
+    }
+    fn heads_of(&self, aggregate: &str) -> Result<Vec<(StreamId, Head)>> {
+        (**self).heads_of(aggregate)
     }
     fn commit(&self, commit: &Commit) -> Result<()> {
         (**self).commit(commit)

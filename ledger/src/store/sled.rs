@@ -840,6 +840,17 @@ impl BlockStore for SledStore {
             .collect())
     }
 
+    fn heads_of(&self, aggregate: &str) -> Result<Vec<(StreamId, Head)>> {
+        Ok(self
+            .read_state()
+            .heads
+            .iter()
+            .skip_while(|(s, _)| s.aggregate() < aggregate)
+            .take_while(|(s, _)| s.aggregate() == aggregate)
+            .map(|(s, h)| (s.clone(), *h))
+            .collect())
+    }
+
     /// Group commit. A writer that finds no group being written leads: it writes its own
     /// commit (without copying it) together with every commit waiting. Otherwise its commit
     /// (a copy) waits for the next group, which the leader hands to the first waiter when it is
