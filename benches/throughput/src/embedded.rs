@@ -34,6 +34,8 @@ const ENCODE: &str = "encode + CID (1 core)";
 const SIGN_ALL: &str = "sign (all cores)";
 const VERIFY_ALL: &str = "verify batch/1024 (all cores)";
 const DECODE_ALL: &str = "decode + CID (all cores)";
+/// The whole-store verification (the one the identities' stage is compared with).
+pub(crate) const VERIFY_STORE: &str = "verify whole store";
 /// The batched append stage (the one the log's stages are compared with).
 pub(crate) const APPEND_BATCHED: &str = "append to sled, batched";
 
@@ -232,7 +234,7 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
         );
     }
     rows.push(Row {
-        stage: "verify whole store",
+        stage: VERIFY_STORE,
         events: report.events,
         seconds: s,
         note: format!("{threads} threads, batch verification"),
@@ -240,6 +242,7 @@ pub fn run(args: &BenchArgs, emit: Emit<'_>) -> Result<()> {
     });
     single_appends(args, &ledger, &signer, &mut rows)?;
     let log_records = crate::tlog::stages(args, &signer, &mut rows)?;
+    crate::identity::stages(args, &mut rows)?;
     let blocks_bytes = block_bytes(ledger.store())?;
     drop(ledger);
     let disk = dir_size(&dir);

@@ -8,6 +8,7 @@
 //! picks the output format. A benchmark harness, not a library for other domains.
 
 mod embedded;
+mod identity;
 mod lag;
 mod nats;
 mod tlog;
