@@ -67,7 +67,7 @@ pub struct Exported {
 pub const MAX_SECTION: usize = 4 * 1024 * 1024;
 
 /// Writes the chains of `streams` (every stream when `None`) from `store` to `writer` as a CARv1
-/// file, with every block they reach. Fails, before writing anything, when a stream has no
+/// file, with every block they reach, and every identity and policy chain of the store. Fails, before writing anything, when a stream has no
 /// events or a reachable block is missing and no tombstone covers it; and, while writing, when
 /// a block's section would exceed [`MAX_SECTION`] ([`Error::TooLarge`]: write to a temporary
 /// file and keep it only on success).
@@ -137,6 +137,19 @@ fn plan<S: BlockStore>(store: &S, streams: Option<&[StreamId]>) -> Result<Plan> 
                     reason: "no such stream in the store".into(),
                 })?;
                 heads.push((s.clone(), head));
+            }
+            // The identity and policy chains that judge the events' authors go along: they
+            // hold no personal data, and without them an archive of identities' events could
+            // not be verified on its own.
+            for aggregate in [
+                crate::identity::KEY_AGGREGATE,
+                crate::policy::POLICY_AGGREGATE,
+            ] {
+                for (s, head) in store.heads_of(aggregate)? {
+                    if !heads.iter().any(|(h, _)| *h == s) {
+                        heads.push((s, head));
+                    }
+                }
             }
             heads
         }

@@ -161,6 +161,29 @@ fn a_key_revoked_from_a_position_keeps_what_it_signed_before() {
     let run = other.run(&["--json", "verify", "--car", car.to_str().unwrap()]);
     let checks: Vec<String> = failures(&run).into_iter().map(|(_, c)| c).collect();
     assert_eq!(checks, ["revoked-key"], "{}", run.stdout);
+    // An archive of one person carries the identity chain its events need.
+    let person = ok(&home.run(&["--json", "streams"]))
+        .records()
+        .into_iter()
+        .map(|(_, d)| d["stream"].as_str().unwrap().to_string())
+        .find(|s| s.starts_with("person/"))
+        .unwrap();
+    let one = home.path().join("one.car");
+    ok(&home.run(&[
+        "export",
+        "--car",
+        one.to_str().unwrap(),
+        "--stream",
+        &person,
+    ]));
+    let run = other.run(&["--json", "verify", "--car", one.to_str().unwrap()]);
+    assert!(
+        failures(&run).iter().all(|(_, c)| c == "revoked-key"),
+        "{}",
+        run.stdout
+    );
+    let summary = &run.of_type("summary")[0];
+    assert!(summary["streams"].as_u64().unwrap() >= 2, "{summary}");
 }
 
 /// The did:key of a key file.
