@@ -32,7 +32,18 @@ pub(crate) fn with_jetstream<T, Fut: std::future::Future<Output = T>>(
 /// Every message of the PERSONCTL stream: (sequence, subject, body, header values).
 fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
     with_jetstream(urls, |js| async move {
-        let mut stream = js.get_stream("PERSONCTL").await.unwrap();
+        // A cluster that just lost a node answers 503 while it elects a leader: ask again.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stream = loop {
+            match js.get_stream("PERSONCTL").await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("waiting for the stream: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("the stream stayed unavailable: {e}"),
+            }
+        };
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for seq in 1..=last {
