@@ -58,9 +58,7 @@ pub(crate) fn stages(args: &crate::Options, rows: &mut Vec<Row>) -> Result<()> {
         stage: "verify, identities and grants",
         events: report.events,
         seconds: s,
-        note: format!(
-            "{IDENTITIES} identities, {rotated} rotations, {IDENTITIES} grants in force"
-        ),
+        note: format!("{IDENTITIES} identities, {rotated} rotations, {IDENTITIES} grants in force"),
         ceiling: Some(VERIFY_STORE),
     });
     Ok(())

@@ -35,7 +35,7 @@ fn keys_of(config: &Config, ledger: &Ledger<SledStore>, id: &StreamId) -> Result
         let identity = ledger.identity(id)?;
         let next = load_signer(&dir.join("next.pem"))?;
         if identity.current() == &next.author() {
-            finish_rotation(&dir, identity.events)?;
+            finish_rotation(&dir, identity.events - 1)?;
         } else {
             std::fs::remove_file(&pending)
                 .with_context(|| format!("removing {}", pending.display()))?;
