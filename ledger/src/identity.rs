@@ -509,6 +509,33 @@ impl<S: BlockStore> Ledger<S> {
             .collect())
     }
 
+    /// The identity that signed each event of `stream` (its key was the identity's current
+    /// key at the event's log position), by CID; events by raw keys are absent.
+    pub fn signers(&self, stream: &StreamId) -> Result<HashMap<Cid, StreamId>> {
+        let identities = Identities::of_store_in_log(self.store())?;
+        if identities.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut events = Vec::new();
+        for event in self.walk_back(stream)? {
+            let event = event?;
+            if identities.knows(event.author()) {
+                events.push((event.cid(), *event.author()));
+            }
+        }
+        let wanted: HashSet<Cid> = events.iter().map(|(c, _)| *c).collect();
+        let positions = positions_in_log(self.store(), &wanted)?;
+        Ok(events
+            .into_iter()
+            .filter_map(|(cid, author)| {
+                match identities.judge(&author, positions.get(&cid).copied()) {
+                    KeyVerdict::Current(id) => Some((cid, id)),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     /// Incepts an identity whose current key is `current` and whose next key will be `next`
     /// (only its digest is written); returns its stream.
     pub fn incept_identity(&self, current: &Signer, next: &Author) -> Result<StreamId> {

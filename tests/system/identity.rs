@@ -68,9 +68,32 @@ fn a_rotated_identity_signs_on_and_its_old_key_is_refused() {
     let run = home.run(&["--json", "verify"]);
     assert_eq!(run.code, 1);
     assert_eq!(failures(&run), [(stale.clone(), "revoked-key".to_string())]);
-    // log names it too.
+    // show gives the key history; log names the identity of each event, and the stale one's
+    // verdict.
     let show = home.run(&["identity", "show", "--id", &id]);
     assert!(ok(&show).stdout.contains("until"), "{}", show.stdout);
+    let streams = ok(&home.run(&["--json", "streams"])).records();
+    let mut signed_by_identity = 0;
+    for (_, s) in streams {
+        let stream = s["stream"].as_str().unwrap();
+        if !stream.starts_with("person/") {
+            continue;
+        }
+        let log = home.run(&["--json", "log", "--stream", stream]);
+        let event = &log.of_type("event")[0];
+        if event["cid"] == stale.as_str() {
+            assert_eq!(log.code, 1);
+            assert!(event["identity"].is_null(), "{event}");
+            assert!(
+                event["verdict"].as_str().unwrap().contains("rotated out"),
+                "{event}"
+            );
+        } else {
+            assert_eq!(event["identity"], id.as_str(), "{event}");
+            signed_by_identity += 1;
+        }
+    }
+    assert_eq!(signed_by_identity, 2);
 }
 
 #[test]

@@ -33,6 +33,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
         );
     }
     let authors = ledger.author_problems(&stream, &trust)?;
+    let signers = ledger.signers(&stream)?;
     // Walk back as far as the chain holds, then print genesis first.
     let mut events = Vec::new();
     let mut broken = None;
@@ -99,6 +100,7 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
                 "type": event.event_type(),
                 "schema": event.schema(),
                 "author": event.author().to_string(),
+                "identity": signers.get(&event.cid()).map(|i| i.to_string()),
                 "cid": event.cid().to_string(),
                 "payload": event.payload().map(|p| p.to_string()),
                 "causes": event.causes().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
@@ -116,7 +118,9 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
                     event.height(),
                     time(event.time_us()),
                     format!("{} v{}", event.event_type(), event.schema()),
-                    event.author().short(),
+                    signers
+                        .get(&event.cid())
+                        .map_or_else(|| event.author().short().to_string(), |i| i.to_string()),
                     event.cid(),
                     verdict
                 )
