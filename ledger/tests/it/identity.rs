@@ -243,3 +243,148 @@ fn grants_decide_who_may_write_and_append_refuses_the_others_up_front() {
         .unwrap();
     guarded.append(&other_key, draft).unwrap();
 }
+
+/// A key from seed bytes `first..first + 32`.
+fn seeded(first: u8) -> Signer {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = first.wrapping_add(i as u8);
+    }
+    Signer::from_seed(seed)
+}
+
+/// Key and policy events from fixed keys, salts, times and ids: an inception by the fixture
+/// key, a rotation to the key of seed 33.., the fixture key revoked from position 5, and a
+/// grant in the identity's own policy. docs/FORMAT.md documents the rules these follow.
+fn golden_identity() -> serde_json::Value {
+    use personctl_ledger::identity::{KEY_INCEPTED, KEY_REVOKED};
+    use personctl_ledger::policy::{policy_stream, POLICY_SCHEMA, WRITE_GRANTED};
+    use personctl_ledger::Payload;
+    let (first, second, third) = (crate::golden::fixture_signer(), seeded(33), seeded(65));
+    let ledger = Ledger::new(MemoryStore::new());
+    let bytes = |b: &[u8]| Ipld::Bytes(b.to_vec());
+    let map = |entries: Vec<(&str, Ipld)>| {
+        Ipld::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    };
+    let id = identity_id(&first.author(), &next_digest(&second.author()));
+    let draft = |stream: &StreamId, expected, ty: &str, schema, n: u8, data: Ipld| Draft {
+        stream: stream.clone(),
+        expected,
+        event_type: ty.to_string(),
+        schema,
+        payload: Some(Payload::with_salt(data, vec![n; 16]).unwrap()),
+        causes: vec![],
+        correlation: Some(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0002,
+        )),
+        causation: Some(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0200 + n as u128,
+        )),
+        time_us: Some(1_700_000_100_000_000 + n as u64 * 1_000_000),
+    };
+    let mut out = Vec::new();
+    let mut push = |name: &str, appended: personctl_ledger::Appended| {
+        for cid in [appended.payload.unwrap(), appended.cid] {
+            let block = ledger.store().get(&cid).unwrap().unwrap();
+            out.push(serde_json::json!({"name": name, "cid": cid.to_string(), "hex": hex::encode(block.bytes())}));
+        }
+    };
+    let a = ledger
+        .append(
+            &first,
+            draft(
+                &id,
+                Expected::Empty,
+                KEY_INCEPTED,
+                KEY_SCHEMA,
+                1,
+                map(vec![
+                    ("key", bytes(&first.author().to_bytes())),
+                    ("next", bytes(&next_digest(&second.author()))),
+                ]),
+            ),
+        )
+        .unwrap();
+    push("KeyIncepted (payload, then event)", a);
+    let b = ledger
+        .append(
+            &second,
+            draft(
+                &id,
+                Expected::Height(0),
+                KEY_ROTATED,
+                KEY_SCHEMA,
+                2,
+                map(vec![
+                    ("key", bytes(&second.author().to_bytes())),
+                    ("next", bytes(&next_digest(&third.author()))),
+                ]),
+            ),
+        )
+        .unwrap();
+    push("KeyRotated", b);
+    let c = ledger
+        .append(
+            &second,
+            draft(
+                &id,
+                Expected::Height(1),
+                KEY_REVOKED,
+                KEY_SCHEMA,
+                3,
+                map(vec![
+                    ("key", bytes(&first.author().to_bytes())),
+                    ("from", Ipld::Integer(5)),
+                ]),
+            ),
+        )
+        .unwrap();
+    push("KeyRevoked", c);
+    let d = ledger
+        .append(
+            &second,
+            draft(
+                &policy_stream(&id).unwrap(),
+                Expected::Empty,
+                WRITE_GRANTED,
+                POLICY_SCHEMA,
+                4,
+                map(vec![
+                    ("identity", Ipld::String(id.to_string())),
+                    ("aggregate", Ipld::String("person".into())),
+                    ("events", Ipld::List(vec![])),
+                ]),
+            ),
+        )
+        .unwrap();
+    push("WriteGranted", d);
+    // They follow the rules.
+    let identity = ledger.identity(&id).unwrap();
+    assert_eq!(identity.keys[0].revoked_from, Some(5));
+    let trust = TrustSet::new().with_identity(id.clone());
+    assert!(
+        check(&ledger, &trust).findings.is_empty(),
+        "{:?}",
+        codes(&check(&ledger, &trust))
+    );
+    serde_json::json!({
+        "identity": id.to_string(),
+        "keys": [first.author().to_string(), second.author().to_string(), third.author().to_string()],
+        "blocks": out,
+    })
+}
+
+#[test]
+fn key_and_policy_events_match_their_golden_vectors() {
+    let path = crate::fixtures().join("golden/identity-v1.json");
+    let computed = golden_identity();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; it would be:\n{computed:#}", path.display()));
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(golden, computed, "a wire-format change: {computed:#}");
+}
