@@ -364,6 +364,18 @@ pub fn judge_author(
     }
 }
 
+/// The key and next-key digest of an inception's or a rotation's payload.
+fn established(block: &crate::Block) -> std::result::Result<(Author, [u8; 32]), String> {
+    let e: Establish = crate::Payload::decode_as(block).map_err(|e| e.to_string())?;
+    let key = author_of(&e.key)?;
+    let next = e
+        .next
+        .as_slice()
+        .try_into()
+        .map_err(|_| "a next-key digest is 32 bytes".to_string())?;
+    Ok((key, next))
+}
+
 /// Applies one key event to the identity so far; `Err` says which rule it breaks.
 fn step<S: BlockStore + ?Sized>(
     store: &S,
@@ -390,13 +402,7 @@ fn step<S: BlockStore + ?Sized>(
     let author = *event.author();
     match (event.event_type(), so_far) {
         (KEY_INCEPTED, None) => {
-            let e: Establish = crate::Payload::decode_as(&block).map_err(|e| e.to_string())?;
-            let key = author_of(&e.key)?;
-            let next: [u8; 32] = e
-                .next
-                .as_slice()
-                .try_into()
-                .map_err(|_| "a next-key digest is 32 bytes".to_string())?;
+            let (key, next) = established(&block)?;
             if author != key {
                 return Err("an inception is signed by the key it names".into());
             }
@@ -420,13 +426,7 @@ fn step<S: BlockStore + ?Sized>(
             })
         }
         (KEY_ROTATED, Some(before)) => {
-            let e: Establish = crate::Payload::decode_as(&block).map_err(|e| e.to_string())?;
-            let key = author_of(&e.key)?;
-            let next: [u8; 32] = e
-                .next
-                .as_slice()
-                .try_into()
-                .map_err(|_| "a next-key digest is 32 bytes".to_string())?;
+            let (key, next) = established(&block)?;
             if author != key {
                 return Err("a rotation is signed by the key it makes current".into());
             }
@@ -496,15 +496,14 @@ impl<S: BlockStore> Ledger<S> {
             .into_iter()
             .filter_map(|(cid, author, event_type)| {
                 let at = positions.get(&cid).copied();
-                judge_author(&identities, trust, &author, at)
-                    .or_else(|| {
-                        let identity = match identities.judge(&author, at) {
-                            KeyVerdict::Current(id) => Some(id),
-                            _ => None,
-                        };
-                        policies.judge(identity.as_ref(), stream, &event_type, at)
-                    })
-                    .map(|p| (cid, p))
+                crate::policy::judge_write(
+                    (&identities, &policies, trust),
+                    &author,
+                    stream,
+                    &event_type,
+                    at,
+                )
+                .map(|p| (cid, p))
             })
             .collect())
     }

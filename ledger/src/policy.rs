@@ -213,6 +213,24 @@ impl Policies {
     }
 }
 
+/// The whole verdict on an event: its author ([`crate::identity::judge_author`]), then, while a
+/// policy is in force, its grant. `None`: it stands.
+pub fn judge_write(
+    (identities, policies, trust): (&Identities, &Policies, &TrustSet),
+    author: &Author,
+    stream: &StreamId,
+    event_type: &str,
+    position: Option<u64>,
+) -> Option<Problem> {
+    crate::identity::judge_author(identities, trust, author, position).or_else(|| {
+        let identity = match identities.judge(author, position) {
+            KeyVerdict::Current(id) => Some(id),
+            _ => None,
+        };
+        policies.judge(identity.as_ref(), stream, event_type, position)
+    })
+}
+
 /// Streams whose writers the identity and policy rules govern, not grants.
 fn exempt(stream: &StreamId) -> bool {
     matches!(

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
-use crate::identity::{judge_author, KeyVerdict};
+use crate::policy::judge_write;
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::{BlockStore, Head};
 use crate::{
@@ -474,15 +474,14 @@ impl Gathered {
         let mut found = Vec::new();
         for (cid, summary) in &self.events {
             let position = positions.get(cid).copied();
-            let problem =
-                judge_author(&identities, trust, &summary.author, position).or_else(|| {
-                    let identity = match identities.judge(&summary.author, position) {
-                        KeyVerdict::Current(id) => Some(id),
-                        _ => None,
-                    };
-                    let event_type = &self.event_types[summary.event_type as usize];
-                    policies.judge(identity.as_ref(), &summary.stream, event_type, position)
-                });
+            let event_type = &self.event_types[summary.event_type as usize];
+            let problem = judge_write(
+                (&identities, &policies, trust),
+                &summary.author,
+                &summary.stream,
+                event_type,
+                position,
+            );
             if let Some(problem) = problem {
                 found.push((*cid, summary.stream.clone(), summary.height, problem));
             }
