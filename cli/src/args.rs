@@ -80,7 +80,7 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl keygen\n  personctl keygen --out ~/keys/service.pem --label service"
     )]
     Keygen(KeygenArgs),
-    /// Manage the public keys whose signatures `verify` accepts.
+    /// Manage the public keys and identities whose signatures `verify` accepts.
     #[command(subcommand)]
     #[command(
         after_help = "Examples:\n  personctl trust list\n  personctl trust add did:key:z6Mk... --label payroll\n  personctl trust add --from-key ~/keys/service.pem"
