@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
-use crate::policy::judge_write;
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
+use crate::policy::judge_write;
 use crate::store::{BlockStore, Head};
 use crate::{
     event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result,
