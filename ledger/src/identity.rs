@@ -139,6 +139,18 @@ pub enum KeyVerdict {
     },
 }
 
+/// One event as [`Ledger::judged`] sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    /// The event.
+    pub cid: Cid,
+    /// The identity whose current key signed it (`None`: a raw key, or a key no longer
+    /// current there).
+    pub identity: Option<StreamId>,
+    /// What `verify` reports of its author or grant (`None`: it stands).
+    pub problem: Option<Problem>,
+}
+
 /// A key chain that breaks the rules: the key event and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadKeyEvent {
@@ -169,19 +181,6 @@ fn author_of(bytes: &[u8]) -> std::result::Result<Author, String> {
 }
 
 impl Identities {
-    /// Resolves every `key/*` stream of `store`; `position` gives a key event's log position.
-    pub fn of_store<S: BlockStore + ?Sized>(
-        store: &S,
-        position: &dyn Fn(&Cid) -> Option<u64>,
-    ) -> Result<Identities> {
-        let mut out = Identities::default();
-        for (stream, _) in store.heads_of(KEY_AGGREGATE)? {
-            let chain = chain_of(store, &stream)?;
-            out.resolve(store, &stream, &chain, position)?;
-        }
-        Ok(out)
-    }
-
     fn resolve<S: BlockStore + ?Sized>(
         &mut self,
         store: &S,
@@ -473,13 +472,10 @@ fn step<S: BlockStore + ?Sized>(
 }
 
 impl<S: BlockStore> Ledger<S> {
-    /// The author problems of `stream`'s events under `trust` (see [`judge_author`]), by CID:
-    /// what `verify` reports as `untrusted-author` or `revoked-key`.
-    pub fn author_problems(
-        &self,
-        stream: &StreamId,
-        trust: &TrustSet,
-    ) -> Result<HashMap<Cid, Problem>> {
+    /// Every event of `stream`, newest first, with the identity that signed it and the
+    /// problem `verify` would report with its author or grant under `trust` (the judgement of
+    /// [`crate::policy::judge_write`], for a reader: `replay` marks, `log` shows).
+    pub fn judged(&self, stream: &StreamId, trust: &TrustSet) -> Result<Vec<Judged>> {
         let (identities, policies) = crate::policy::rules_of_store(self.store(), trust)?;
         let mut events = Vec::new();
         for event in self.walk_back(stream)? {
@@ -494,42 +490,23 @@ impl<S: BlockStore> Ledger<S> {
         let positions = positions_in_log(self.store(), &wanted)?;
         Ok(events
             .into_iter()
-            .filter_map(|(cid, author, event_type)| {
+            .map(|(cid, author, event_type)| {
                 let at = positions.get(&cid).copied();
-                crate::policy::judge_write(
+                let identity = match identities.judge(&author, at) {
+                    KeyVerdict::Current(id) => Some(id),
+                    _ => None,
+                };
+                let problem = crate::policy::judge_write(
                     (&identities, &policies, trust),
                     &author,
                     stream,
                     &event_type,
                     at,
-                )
-                .map(|p| (cid, p))
-            })
-            .collect())
-    }
-
-    /// The identity that signed each event of `stream` (its key was the identity's current
-    /// key at the event's log position), by CID; events by raw keys are absent.
-    pub fn signers(&self, stream: &StreamId) -> Result<HashMap<Cid, StreamId>> {
-        let identities = Identities::of_store_in_log(self.store())?;
-        if identities.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut events = Vec::new();
-        for event in self.walk_back(stream)? {
-            let event = event?;
-            if identities.knows(event.author()) {
-                events.push((event.cid(), *event.author()));
-            }
-        }
-        let wanted: HashSet<Cid> = events.iter().map(|(c, _)| *c).collect();
-        let positions = positions_in_log(self.store(), &wanted)?;
-        Ok(events
-            .into_iter()
-            .filter_map(|(cid, author)| {
-                match identities.judge(&author, positions.get(&cid).copied()) {
-                    KeyVerdict::Current(id) => Some((cid, id)),
-                    _ => None,
+                );
+                Judged {
+                    cid,
+                    identity,
+                    problem,
                 }
             })
             .collect())

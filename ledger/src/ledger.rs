@@ -359,17 +359,14 @@ impl<S: BlockStore> Ledger<S> {
 
     /// The events of `stream` whose author `trust` does not accept, newest first: what a
     /// reader should mark (`verify` fails them as `untrusted-author` or `revoked-key`; see
-    /// [`Ledger::author_problems`]).
+    /// [`Ledger::judged`]).
     pub fn untrusted(&self, stream: &StreamId, trust: &crate::TrustSet) -> Result<Vec<Cid>> {
-        let problems = self.author_problems(stream, trust)?;
-        let mut out = Vec::new();
-        for event in self.walk_back(stream)? {
-            let cid = event?.cid();
-            if problems.contains_key(&cid) {
-                out.push(cid);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .judged(stream, trust)?
+            .into_iter()
+            .filter(|j| j.problem.is_some())
+            .map(|j| j.cid)
+            .collect())
     }
 
     /// The CIDs of a stream's events, genesis first. Memory is one CID per event.

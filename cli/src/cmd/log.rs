@@ -11,7 +11,7 @@ use serde_json::json;
 
 use std::collections::HashMap;
 
-use personctl_ledger::{BlockStore, Cid, Event, Ledger, Problem, Tombstone};
+use personctl_ledger::{BlockStore, Cid, Event, Ledger, Problem, StreamId, Tombstone};
 
 use crate::args::StreamArgs;
 use crate::config::{stream_of, Config};
@@ -32,8 +32,15 @@ pub(crate) fn run(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u
             config.home.display()
         );
     }
-    let authors = ledger.author_problems(&stream, &trust)?;
-    let signers = ledger.signers(&stream)?;
+    let judged = ledger.judged(&stream, &trust)?;
+    let authors: HashMap<Cid, Problem> = judged
+        .iter()
+        .filter_map(|j| j.problem.clone().map(|p| (j.cid, p)))
+        .collect();
+    let signers: HashMap<Cid, StreamId> = judged
+        .into_iter()
+        .filter_map(|j| j.identity.map(|i| (j.cid, i)))
+        .collect();
     // Walk back as far as the chain holds, then print genesis first.
     let mut events = Vec::new();
     let mut broken = None;

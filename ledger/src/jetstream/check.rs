@@ -297,18 +297,7 @@ async fn check_published_checkpoint(
     for cid in leaves {
         log.push(cid);
     }
-    let problem = if log.size() < checkpoint.size {
-        Some(Problem::TruncatedLog {
-            checkpoint: checkpoint.size,
-            log: log.size(),
-        })
-    } else if log.root_at(checkpoint.size)? != checkpoint.root {
-        Some(Problem::RootMismatch {
-            size: checkpoint.size,
-        })
-    } else {
-        None
-    };
+    let problem = crate::tlog::check_in(&mut log, &checkpoint)?;
     Ok(problem.map(|problem| Finding {
         cid: None,
         stream: None,

@@ -28,7 +28,7 @@ mod proof;
 mod witness;
 
 pub use self::log::Log;
-pub(crate) use self::proof::check_kept;
+pub(crate) use self::proof::{check_in, check_kept};
 pub use self::proof::{
     AutoCheckpoint, Bundle, LogOf, Post, Proven, SharedLog, SignedCheckpoint, Witnessed,
 };

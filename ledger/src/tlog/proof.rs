@@ -44,8 +44,8 @@ fn check_log<S: BlockStore + ?Sized>(
     with_log(store, |log| check_in(log, checkpoint))
 }
 
-/// What `log` says against `checkpoint`.
-fn check_in(log: &mut Log, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
+/// What `log` says against `checkpoint`: the one rule of `truncated-log` and `root-mismatch`.
+pub(crate) fn check_in(log: &mut Log, checkpoint: &Checkpoint) -> Result<Option<Problem>> {
     if log.size() < checkpoint.size {
         return Ok(Some(Problem::TruncatedLog {
             checkpoint: checkpoint.size,
