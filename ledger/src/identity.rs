@@ -607,3 +607,122 @@ impl<S: BlockStore> Ledger<S> {
         self.identity(id)
     }
 }
+
+/// An identity's keys kept in a directory (mode 0700): `current.pem` and `next.pem` (PKCS#8
+/// PEM, mode 0600), and `retired-N.pem` for the key that the rotation to key event N replaced.
+///
+/// A rotation writes the new next key to `next.pem.new` first, appends the rotation, then
+/// renames; [`Ledger::settle_identity_keys`] finishes such a rotation that a crash interrupted
+/// after its append, or undoes one that never committed.
+#[derive(Clone, Debug)]
+pub struct IdentityKeys {
+    dir: std::path::PathBuf,
+}
+
+const CURRENT: &str = "current.pem";
+const NEXT: &str = "next.pem";
+const PENDING: &str = "next.pem.new";
+
+impl IdentityKeys {
+    /// The keys kept in `dir`.
+    pub fn at(dir: impl Into<std::path::PathBuf>) -> IdentityKeys {
+        IdentityKeys { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The current key (settle an interrupted rotation first).
+    pub fn current(&self) -> Result<Signer> {
+        self.read(CURRENT)
+    }
+
+    fn io(&self, what: String) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Io {
+            context: what,
+            source,
+        }
+    }
+
+    fn read(&self, name: &str) -> Result<Signer> {
+        let path = self.dir.join(name);
+        let pem = std::fs::read_to_string(&path)
+            .map_err(self.io(format!("reading the key {}", path.display())))?;
+        Signer::from_pkcs8_pem(&pem)
+    }
+
+    fn write(&self, name: &str, signer: &Signer) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(self.io(format!("creating {}", self.dir.display())))?;
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        crate::store::write_atomically(
+            &self.dir.join(name),
+            &tmp,
+            signer.to_pkcs8_pem()?.as_bytes(),
+        )
+    }
+
+    /// After a committed rotation to key event `events - 1`: the current key to
+    /// `retired-(events - 1).pem`, the next to current, the new next in place.
+    fn finish_rotation(&self, events: u64) -> Result<()> {
+        for (from, to) in [
+            (CURRENT, format!("retired-{}.pem", events - 1)),
+            (NEXT, CURRENT.to_string()),
+            (PENDING, NEXT.to_string()),
+        ] {
+            std::fs::rename(self.dir.join(from), self.dir.join(&to))
+                .map_err(self.io(format!("renaming {from} to {to} in {}", self.dir.display())))?;
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(self.io(format!("syncing {}", self.dir.display())))
+    }
+}
+
+impl<S: BlockStore> Ledger<S> {
+    /// Makes a new identity: a current and a next key, kept in `root/ID` (written before the
+    /// inception, since an identity whose keys were lost could never rotate), then its
+    /// inception.
+    pub fn create_identity_keys(&self, root: &std::path::Path) -> Result<(StreamId, IdentityKeys)> {
+        let (current, next) = (Signer::generate()?, Signer::generate()?);
+        let id = identity_id(&current.author(), &next_digest(&next.author()));
+        let keys = IdentityKeys::at(root.join(id.id()));
+        keys.write(CURRENT, &current)?;
+        keys.write(NEXT, &next)?;
+        self.incept_identity(&current, &next.author())?;
+        Ok((id, keys))
+    }
+
+    /// Finishes a rotation of identity `id` that a crash interrupted after it was committed,
+    /// or undoes one that was not (see [`IdentityKeys`]).
+    pub fn settle_identity_keys(&self, id: &StreamId, keys: &IdentityKeys) -> Result<()> {
+        let pending = keys.dir.join(PENDING);
+        if !pending.exists() {
+            return Ok(());
+        }
+        let identity = self.identity(id)?;
+        if identity.current() == &keys.read(NEXT)?.author() {
+            keys.finish_rotation(identity.events)
+        } else {
+            std::fs::remove_file(&pending)
+                .map_err(keys.io(format!("removing {}", pending.display())))
+        }
+    }
+
+    /// Rotates identity `id` to the next key kept in `keys`, with a new next key.
+    pub fn rotate_identity_keys(&self, id: &StreamId, keys: &IdentityKeys) -> Result<Identity> {
+        self.settle_identity_keys(id, keys)?;
+        let next = keys.read(NEXT)?;
+        let after = Signer::generate()?;
+        keys.write(PENDING, &after)?;
+        let identity = self.rotate_identity(id, &next, &after.author())?;
+        keys.finish_rotation(identity.events)?;
+        Ok(identity)
+    }
+}

@@ -1,21 +1,16 @@
-//! `personctl identity create|rotate|revoke|show|list`: the library's identities
-//! (`ledger::identity`), with their keys kept in the home: `keys/identities/ID/current.pem` and
-//! `next.pem` (mode 0600); a rotated-out key is kept as `retired-N.pem`.
-//!
-//! A rotation writes the new next key to `next.pem.new` first, appends the rotation, then
-//! renames; an interrupted one is finished (or undone, when the rotation was not committed) by
-//! the next `identity` command on that identity.
-
-use std::path::{Path, PathBuf};
+//! `personctl identity create|rotate|revoke|show|list`, `grant` and `revoke-grant`: the
+//! library's identities and policies (`ledger::identity`, `ledger::policy`), with each
+//! identity's keys kept in the home under `keys/identities/ID` (`ledger::identity::IdentityKeys`:
+//! an interrupted rotation is settled by the next command on that identity).
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use personctl_ledger::identity::Identity;
-use personctl_ledger::{Author, BlockStore, Ledger, Signer, SledStore, StreamId};
+use personctl_ledger::identity::{Identity, IdentityKeys};
+use personctl_ledger::{Author, BlockStore, Ledger, SledStore, StreamId};
 
 use crate::args::{GrantArgs, IdentityCommand};
-use crate::config::{identity_dir, load_signer, write_key, Config};
+use crate::config::{identity_dir, Config};
 use crate::output::Out;
 use crate::EXIT_OK;
 
@@ -27,36 +22,11 @@ fn parse_id(id: &str) -> Result<StreamId> {
     Ok(stream)
 }
 
-/// The identity's key directory, after finishing or undoing an interrupted rotation.
-fn keys_of(config: &Config, ledger: &Ledger<SledStore>, id: &StreamId) -> Result<PathBuf> {
-    let dir = identity_dir(&config.home, &id.to_string())?;
-    let pending = dir.join("next.pem.new");
-    if pending.exists() {
-        let identity = ledger.identity(id)?;
-        let next = load_signer(&dir.join("next.pem"))?;
-        if identity.current() == &next.author() {
-            finish_rotation(&dir, identity.events - 1)?;
-        } else {
-            std::fs::remove_file(&pending)
-                .with_context(|| format!("removing {}", pending.display()))?;
-        }
-    }
-    Ok(dir)
-}
-
-/// Moves the keys after a committed rotation: current to retired-N, next to current, the new
-/// next in place.
-fn finish_rotation(dir: &Path, events: u64) -> Result<()> {
-    let rename = |from: &str, to: &str| {
-        std::fs::rename(dir.join(from), dir.join(to))
-            .with_context(|| format!("renaming {from} to {to} in {}", dir.display()))
-    };
-    rename("current.pem", &format!("retired-{events}.pem"))?;
-    rename("next.pem", "current.pem")?;
-    rename("next.pem.new", "next.pem")?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))
+/// The identity's keys in this home, an interrupted rotation settled.
+fn keys_of(config: &Config, ledger: &Ledger<SledStore>, id: &StreamId) -> Result<IdentityKeys> {
+    let keys = IdentityKeys::at(identity_dir(&config.home, &id.to_string())?);
+    ledger.settle_identity_keys(id, &keys)?;
+    Ok(keys)
 }
 
 fn show(out: &mut Out, kind: &str, identity: &Identity) -> Result<()> {
@@ -90,28 +60,17 @@ fn show(out: &mut Out, kind: &str, identity: &Identity) -> Result<()> {
 pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> Result<u8> {
     match command {
         IdentityCommand::Create { label } => {
-            let (current, next) = (Signer::generate()?, Signer::generate()?);
             let ledger = Ledger::new(config.open_or_create_store()?);
-            let digest = personctl_ledger::identity::next_digest(&next.author());
-            let id = personctl_ledger::identity::identity_id(&current.author(), &digest);
-            let dir = identity_dir(&config.home, &id.to_string())?;
-            // The keys first: an identity whose keys were lost could never rotate.
-            write_key(&dir.join("current.pem"), &current)?;
-            write_key(&dir.join("next.pem"), &next)?;
-            let made = ledger.incept_identity(&current, &next.author())?;
-            debug_assert_eq!(made, id);
+            let root = config.home.join("keys").join("identities");
+            let (id, _) = ledger.create_identity_keys(&root)?;
             ledger.store().trust_identity_add(&id, &label)?;
             show(out, "identity", &ledger.identity(&id)?)?;
         }
         IdentityCommand::Rotate { id } => {
             let id = parse_id(&id)?;
             let ledger = Ledger::new(config.open_existing_store()?);
-            let dir = keys_of(config, &ledger, &id)?;
-            let next = load_signer(&dir.join("next.pem"))?;
-            let after = Signer::generate()?;
-            write_key(&dir.join("next.pem.new"), &after)?;
-            let identity = ledger.rotate_identity(&id, &next, &after.author())?;
-            finish_rotation(&dir, identity.events - 1)?;
+            let keys = IdentityKeys::at(identity_dir(&config.home, &id.to_string())?);
+            let identity = ledger.rotate_identity_keys(&id, &keys)?;
             show(out, "identity", &identity)?;
         }
         IdentityCommand::Revoke { id, revoked, from } => {
@@ -120,8 +79,7 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
                 .parse()
                 .with_context(|| format!("--revoked-key {revoked:?}"))?;
             let ledger = Ledger::new(config.open_existing_store()?);
-            let dir = keys_of(config, &ledger, &id)?;
-            let current = load_signer(&dir.join("current.pem"))?;
+            let current = keys_of(config, &ledger, &id)?.current()?;
             let identity = ledger.revoke_key(&id, &current, &key, from)?;
             show(out, "identity", &identity)?;
         }
@@ -167,8 +125,7 @@ pub(crate) fn grant(
         bail!("revoke-grant withdraws every grant on --aggregate; --event is for grant");
     }
     let ledger = Ledger::new(config.open_existing_store()?);
-    let dir = keys_of(config, &ledger, &admin)?;
-    let signer = load_signer(&dir.join("current.pem"))?;
+    let signer = keys_of(config, &ledger, &admin)?.current()?;
     let cid = if granting {
         ledger.grant_write(&admin, &signer, &grantee, &args.aggregate, &args.events)?
     } else {
