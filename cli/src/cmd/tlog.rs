@@ -85,16 +85,12 @@ fn with_log<T>(
     let link = nats::connect_and_recover(config, ledger.store())?;
     match &link {
         Some(link) => {
-            let pulled = link
-                .pull_all(ledger.store())
-                .with_context(|| format!("reading JetStream at {}", link.url()))?;
-            if let Some(e) = pulled.refused.into_iter().next() {
-                return Err(nats::untrusted_hint(e));
-            }
-            let leaves = link.shared_log()?;
-            let shared = SharedLog::new(ledger.store(), leaves).with_context(|| {
-                format!("the shared log (the order of JetStream at {})", link.url())
-            })?;
+            let shared = link
+                .shared_log_of(ledger.store())
+                .map_err(nats::untrusted_hint)
+                .with_context(|| {
+                    format!("the shared log (the order of JetStream at {})", link.url())
+                })?;
             let origin = link.backbone().settings().log_origin();
             f(&mut LogOf::Shared(shared), Some(link), origin)
         }

@@ -19,7 +19,8 @@ use futures_util::StreamExt;
 use sha512::{Digest, Sha256};
 
 use super::{nats, retry, Backbone, Link};
-use crate::{Cid, Result};
+use crate::tlog::SharedLog;
+use crate::{BlockStore, Cid, Result};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -119,6 +120,19 @@ impl Backbone {
 }
 
 impl Link {
+    /// The shared log over `store`: every stream pulled level with JetStream first (the first
+    /// stream refused as untrusted is the error), then [`Backbone::shared_log`]'s order.
+    pub fn shared_log_of<'a, S: BlockStore + ?Sized>(
+        &self,
+        store: &'a S,
+    ) -> Result<SharedLog<'a, S>> {
+        let pulled = self.pull_all(&store)?;
+        if let Some(e) = pulled.refused.into_iter().next() {
+            return Err(e);
+        }
+        SharedLog::new(store, self.shared_log()?)
+    }
+
     /// [`Backbone::shared_log`].
     pub fn shared_log(&self) -> Result<Vec<Cid>> {
         self.block_on(self.backbone().shared_log())
