@@ -10,7 +10,7 @@ use serde_json::json;
 
 use personctl_ledger::jetstream::Link;
 use personctl_ledger::tlog::{
-    AddCheckpoint, AutoCheckpoint, Bundle, Checkpoint, LogOf, NoteKey, SharedLog, SignedCheckpoint,
+    AddCheckpoint, AutoCheckpoint, Bundle, Checkpoint, LogOf, NoteKey, SignedCheckpoint,
     WitnessKey, Witnessed,
 };
 use personctl_ledger::{Cid, Ledger, Signer, SledStore};
