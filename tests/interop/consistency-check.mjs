@@ -5,49 +5,15 @@
 // Usage: node consistency-check.mjs OLD.note PROOF VKEY. Prints one JSON object; exit 0 when
 // the newer tree extends the older one, 1 when it does not.
 import fs from 'node:fs';
-import crypto from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
-
-const fail = (reason) => {
-  console.log(JSON.stringify({ ok: false, reason }));
-  process.exit(1);
-};
-const bytes = (...parts) => Buffer.concat(parts.map((p) => Buffer.from(p)));
-const b64 = (s) => Buffer.from(s, 'base64');
-const same = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+import { b64, bytes, fail, openNote, parseVkey, same } from './note.mjs';
 
 const [oldPath, proofPath, vkey] = process.argv.slice(2);
-const parts = (v) => {
-  const a = v.indexOf('+');
-  const b = v.indexOf('+', a + 1);
-  return [v.slice(0, a), v.slice(a + 1, b), v.slice(b + 1)];
-};
-const [name, idHex, keyB64] = parts(vkey);
-const key = b64(keyB64);
-if (key.length !== 33 || key[0] !== 0x01) fail('the verifier key is not an Ed25519 key');
-const pub = crypto.createPublicKey({
-  key: { kty: 'OKP', crv: 'Ed25519', x: key.subarray(1).toString('base64url') },
-  format: 'jwk',
-});
-const keyId = Buffer.from(sha256(bytes(Buffer.from(name), [0x0a, 0x01], key.subarray(1)))).subarray(0, 4);
-if (keyId.toString('hex') !== idHex.toLowerCase()) fail('the verifier key ID does not match');
+const logKey = parseVkey(vkey, 0x01, 'the verifier key');
 
 // Opens a signed note with the log key; returns [origin, size, root].
 const open = (note) => {
-  const cut = note.lastIndexOf('\n\n');
-  if (cut < 0) fail('not a signed note');
-  const text = note.slice(0, cut + 1);
-  const sigs = note
-    .slice(cut + 2)
-    .split('\n')
-    .filter((l) => l.startsWith(`\u2014 ${name} `))
-    .map((l) => b64(l.slice(name.length + 3)))
-    .filter((sig) => sig.length === 68 && same(sig.subarray(0, 4), keyId));
-  if (sigs.length === 0) fail('no signature by the log key');
-  for (const sig of sigs) {
-    if (!crypto.verify(null, Buffer.from(text), pub, sig.subarray(4))) fail('a signature does not verify');
-  }
-  const [origin, size, root] = text.split('\n');
+  const [origin, size, root] = openNote(note, logKey).split('\n');
   return [origin, Number(size), b64(root)];
 };
 

@@ -11,52 +11,17 @@ import crypto from 'node:crypto';
 import * as dagCbor from '@ipld/dag-cbor';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { b64, bytes, ed25519, fail, openNote, parseVkey, same, signatures } from './note.mjs';
 import { CID } from 'multiformats/cid';
 import * as Digest from 'multiformats/hashes/digest';
-
-const fail = (reason) => {
-  console.log(JSON.stringify({ ok: false, reason }));
-  process.exit(1);
-};
-const bytes = (...parts) => Buffer.concat(parts.map((p) => Buffer.from(p)));
-const b64 = (s) => Buffer.from(s, 'base64');
-const same = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
-const ed25519 = (raw) =>
-  crypto.createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') },
-    format: 'jwk',
-  });
 
 const [bundlePath, vkey, ...witnessKeys] = process.argv.slice(2);
 const bundle = JSON.parse(fs.readFileSync(bundlePath, 'utf8'));
 
-// The verifier key: NAME+HEX(KEYID)+BASE64(0x01 || PUBLIC KEY).
-const first = vkey.indexOf('+');
-const second = vkey.indexOf('+', first + 1);
-const [name, idHex, keyB64] = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
-const key = b64(keyB64);
-if (key.length !== 33 || key[0] !== 0x01) fail('the verifier key is not an Ed25519 key');
-const pub = key.subarray(1);
-const keyId = Buffer.from(sha256(bytes(Buffer.from(name), [0x0a, 0x01], pub))).subarray(0, 4);
-if (keyId.toString('hex') !== idHex.toLowerCase()) fail('the verifier key ID does not match');
-
-// The signed note: text, a blank line, signature lines "— NAME BASE64(KEYID || SIG)".
+// The verifier key, and the checkpoint as a signed note.
+const logKey = parseVkey(vkey, 0x01, 'the verifier key');
 const note = bundle.checkpoint;
-const cut = note.lastIndexOf('\n\n');
-if (cut < 0) fail('the checkpoint is not a signed note');
-const text = note.slice(0, cut + 1);
-const signed = note
-  .slice(cut + 2)
-  .split('\n')
-  .filter((l) => l.startsWith(`\u2014 ${name} `))
-  .map((l) => b64(l.slice(name.length + 3)))
-  .filter((sig) => sig.length === 68 && same(sig.subarray(0, 4), keyId));
-if (signed.length === 0) fail('no signature by the log key');
-for (const sig of signed) {
-  if (!crypto.verify(null, Buffer.from(text), ed25519(pub), sig.subarray(4))) {
-    fail('the checkpoint signature does not verify');
-  }
-}
+const text = openNote(note, logKey);
 const [origin, sizeText, rootB64] = text.split('\n');
 const size = Number(sizeText);
 const root = b64(rootB64);
@@ -103,20 +68,9 @@ if (bundle.payload !== null) {
 // "cosignature/v1\ntime TIME\n" and the checkpoint text.
 const cosigned = [];
 for (const wkey of witnessKeys) {
-  const a = wkey.indexOf('+');
-  const b = wkey.indexOf('+', a + 1);
-  const [wname, widHex, wkeyB64] = [wkey.slice(0, a), wkey.slice(a + 1, b), wkey.slice(b + 1)];
-  const raw = b64(wkeyB64);
-  if (raw.length !== 33 || raw[0] !== 0x04) fail(`${wname}: not a cosignature/v1 witness key`);
-  const wpub = raw.subarray(1);
-  const wid = Buffer.from(sha256(bytes(Buffer.from(wname), [0x0a, 0x04], wpub))).subarray(0, 4);
-  if (wid.toString('hex') !== widHex.toLowerCase()) fail(`${wname}: the key ID does not match`);
-  const lines = note
-    .slice(cut + 2)
-    .split('\n')
-    .filter((l) => l.startsWith(`\u2014 ${wname} `))
-    .map((l) => b64(l.slice(wname.length + 3)))
-    .filter((sig) => same(sig.subarray(0, 4), wid));
+  const witness = parseVkey(wkey, 0x04, 'a witness key');
+  const [wname, wpub] = [witness.name, witness.pub];
+  const lines = signatures(note, witness);
   if (lines.length === 0) fail(`no cosignature by ${wname}`);
   for (const sig of lines) {
     if (sig.length !== 76) fail(`the cosignature of ${wname} is not 76 bytes`);
