@@ -13,16 +13,13 @@ pub(crate) const PENDING_HINT: &str =
     "`personctl sync` (or any later command with --nats) publishes them";
 
 /// Connects when `--nats` is given. Events from JetStream enter this home's chains only if a
-/// key it trusts signed them.
+/// key or an identity it trusts signed them (`Backbone::judge`).
 pub(crate) fn connect(config: &Config) -> Result<Option<Link>> {
     let Some((url, settings)) = &config.nats else {
         return Ok(None);
     };
-    let trust = personctl_ledger::SledStore::trust_at(config.home.join("store"))
-        .context("reading the trust list")?
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let trust = personctl_ledger::SledStore::trust_set_at(config.home.join("store"))
+        .context("reading the trust list")?;
     Ok(Some(connect_to(url, settings.clone())?.with_trust(trust)))
 }
 
@@ -84,9 +81,11 @@ pub(crate) fn pull(link: &Link, store: &dyn BlockStore, stream: &StreamId) -> Re
 /// Adds how to trust an author to an [`Error::Untrusted`].
 pub(crate) fn untrusted_hint(e: Error) -> anyhow::Error {
     match &e {
-        Error::Untrusted { author, .. } => {
-            anyhow::anyhow!("{e}; if you trust that author: `personctl trust add {author}`")
-        }
+        Error::Untrusted {
+            author,
+            check: "untrusted-author",
+            ..
+        } => anyhow::anyhow!("{e}; if you trust that author: `personctl trust add {author}`"),
         _ => anyhow::Error::new(e),
     }
 }
@@ -104,9 +103,17 @@ pub(crate) fn pull_all(link: &Link, store: &dyn BlockStore) -> Result<(u64, u64)
     let all = link
         .pull_all(store)
         .with_context(|| format!("reading JetStream at {}", link.url()))?;
-    if let Some(first @ Error::Untrusted { author, .. }) = all.refused.first() {
+    if let Some(first @ Error::Untrusted { author, check, .. }) = all.refused.first() {
+        let hint = match *check {
+            "untrusted-author" => {
+                format!(
+                    " If you trust that author: `personctl trust add {author}`, then sync again"
+                )
+            }
+            _ => String::new(),
+        };
         bail!(
-            "{} stream(s) on JetStream at {} hold events this home does not trust; they were not adopted (the rest was read). For example: {first}. If you trust that author: `personctl trust add {author}`, then sync again",
+            "{} stream(s) on JetStream at {} hold events this home does not adopt; they were not adopted (the rest was read). For example: {first}.{hint}",
             all.refused.len(),
             link.url()
         );

@@ -128,14 +128,17 @@ pub enum Error {
     /// An append request is malformed (for example a payload without a salt, a bad event type).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
-    /// An event from elsewhere (JetStream) was not adopted: its author is not trusted here, or
-    /// its signature does not verify. Nothing of it was stored.
+    /// An event from elsewhere (JetStream) was not adopted: its signature does not verify, or
+    /// `verify` would fail its author or grant. Nothing of it was stored.
     #[error("event {cid} is not adopted: {reason} (author {author})")]
     Untrusted {
         /// The event.
         cid: Cid,
         /// Its author (`did:key`).
         author: String,
+        /// The check it fails, as `verify` names it (`untrusted-author`, `revoked-key`,
+        /// `unauthorized`, `bad-signature`).
+        check: &'static str,
         /// Why, naming the event's stream.
         reason: String,
     },

@@ -230,19 +230,29 @@ impl Identities {
 
     /// Resolves every `key/*` stream of `store` with positions in the store's own log.
     pub fn of_store_in_log<S: BlockStore + ?Sized>(store: &S) -> Result<Identities> {
-        let mut chains = Vec::new();
-        for (stream, _) in store.heads_of(KEY_AGGREGATE)? {
-            let chain = chain_of(store, &stream)?;
-            chains.push((stream, chain));
-        }
-        let mut out = Identities::default();
-        if chains.is_empty() {
-            return Ok(out);
-        }
+        let chains = key_chains(store)?;
         let wanted: HashSet<Cid> = chains.iter().flat_map(|(_, c)| c.iter().copied()).collect();
         let positions = positions_in_log(store, &wanted)?;
+        Identities::resolve_all(store, chains, &|c| positions.get(c).copied())
+    }
+
+    /// Resolves every `key/*` stream of `store` with positions from `position` (another log's
+    /// order, such as JetStream's shared log; `None`: after every event).
+    pub fn of_store_at<S: BlockStore + ?Sized>(
+        store: &S,
+        position: &dyn Fn(&Cid) -> Option<u64>,
+    ) -> Result<Identities> {
+        Identities::resolve_all(store, key_chains(store)?, position)
+    }
+
+    fn resolve_all<S: BlockStore + ?Sized>(
+        store: &S,
+        chains: Vec<(StreamId, Vec<Cid>)>,
+        position: &dyn Fn(&Cid) -> Option<u64>,
+    ) -> Result<Identities> {
+        let mut out = Identities::default();
         for (stream, chain) in chains {
-            out.resolve(store, &stream, &chain, &|c| positions.get(c).copied())?;
+            out.resolve(store, &stream, &chain, position)?;
         }
         Ok(out)
     }
@@ -298,6 +308,16 @@ impl Identities {
         }
         verdict
     }
+}
+
+/// Every `key/*` chain of `store`, genesis first.
+fn key_chains<S: BlockStore + ?Sized>(store: &S) -> Result<Vec<(StreamId, Vec<Cid>)>> {
+    let mut chains = Vec::new();
+    for (stream, _) in store.heads_of(KEY_AGGREGATE)? {
+        let chain = chain_of(store, &stream)?;
+        chains.push((stream, chain));
+    }
+    Ok(chains)
 }
 
 /// The log positions (`crate::tlog`) of the events of `wanted` that are in the store's log.
@@ -474,9 +494,9 @@ fn step<S: BlockStore + ?Sized>(
 impl<S: BlockStore> Ledger<S> {
     /// Every event of `stream`, newest first, with the identity that signed it and the
     /// problem `verify` would report with its author or grant under `trust` (the judgement of
-    /// [`crate::policy::judge_write`], for a reader: `replay` marks, `log` shows).
+    /// [`crate::policy::Rules::judge`], for a reader: `replay` marks, `log` shows).
     pub fn judged(&self, stream: &StreamId, trust: &TrustSet) -> Result<Vec<Judged>> {
-        let (identities, policies) = crate::policy::rules_of_store(self.store(), trust)?;
+        let rules = crate::policy::Rules::of_store(self.store(), trust)?;
         let mut events = Vec::new();
         for event in self.walk_back(stream)? {
             let event = event?;
@@ -484,7 +504,7 @@ impl<S: BlockStore> Ledger<S> {
         }
         let wanted: HashSet<Cid> = events
             .iter()
-            .filter(|(_, a, _)| policies.in_force() || identities.knows(a))
+            .filter(|(_, a, _)| rules.needs_position(a))
             .map(|(c, _, _)| *c)
             .collect();
         let positions = positions_in_log(self.store(), &wanted)?;
@@ -492,17 +512,8 @@ impl<S: BlockStore> Ledger<S> {
             .into_iter()
             .map(|(cid, author, event_type)| {
                 let at = positions.get(&cid).copied();
-                let identity = match identities.judge(&author, at) {
-                    KeyVerdict::Current(id) => Some(id),
-                    _ => None,
-                };
-                let problem = crate::policy::judge_write(
-                    (&identities, &policies, trust),
-                    &author,
-                    stream,
-                    &event_type,
-                    at,
-                );
+                let identity = rules.identity_of(&author, at);
+                let problem = rules.judge(&author, stream, &event_type, at);
                 Judged {
                     cid,
                     identity,
@@ -619,7 +630,9 @@ pub struct IdentityKeys {
     dir: std::path::PathBuf,
 }
 
-const CURRENT: &str = "current.pem";
+/// The file of an identity's current key in its key directory ([`IdentityKeys`]).
+pub const CURRENT_KEY_FILE: &str = "current.pem";
+const CURRENT: &str = CURRENT_KEY_FILE;
 const NEXT: &str = "next.pem";
 const PENDING: &str = "next.pem.new";
 

@@ -98,8 +98,18 @@ impl Policies {
         trust: &TrustSet,
         position: &dyn Fn(&Cid) -> Option<u64>,
     ) -> Result<Policies> {
+        Policies::of_chains(store, policy_chains(store)?, identities, trust, position)
+    }
+
+    fn of_chains<S: BlockStore + ?Sized>(
+        store: &S,
+        chains: Vec<(StreamId, Vec<Cid>)>,
+        identities: &Identities,
+        trust: &TrustSet,
+        position: &dyn Fn(&Cid) -> Option<u64>,
+    ) -> Result<Policies> {
         let mut out = Policies::default();
-        for (stream, chain) in policy_chains(store)? {
+        for (stream, chain) in chains {
             let admin = StreamId::new(crate::identity::KEY_AGGREGATE, stream.id())?;
             if !trust.trusts_identity(&admin) {
                 continue;
@@ -213,22 +223,85 @@ impl Policies {
     }
 }
 
-/// The whole verdict on an event: its author ([`crate::identity::judge_author`]), then, while a
-/// policy is in force, its grant. `None`: it stands.
-pub fn judge_write(
-    (identities, policies, trust): (&Identities, &Policies, &TrustSet),
-    author: &Author,
-    stream: &StreamId,
-    event_type: &str,
-    position: Option<u64>,
-) -> Option<Problem> {
-    crate::identity::judge_author(identities, trust, author, position).or_else(|| {
-        let identity = match identities.judge(author, position) {
+/// What judging a write needs: the identities and policies of one log (positions in that log),
+/// and the trust they are judged under. `verify`, `replay`, `append`, the JetStream admission
+/// and the follower all judge with it, so they share one verdict.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// Every identity.
+    pub identities: Identities,
+    /// Every policy.
+    pub policies: Policies,
+    /// The trust.
+    pub trust: TrustSet,
+}
+
+impl Rules {
+    /// The rules of `store`, with positions in its own log.
+    pub fn of_store<S: BlockStore + ?Sized>(store: &S, trust: &TrustSet) -> Result<Rules> {
+        let identities = Identities::of_store_in_log(store)?;
+        let chains = policy_chains(store)?;
+        let wanted = chains.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        let positions = crate::identity::positions_in_log(store, &wanted)?;
+        let policies = Policies::of_chains(store, chains, &identities, trust, &|c| {
+            positions.get(c).copied()
+        })?;
+        Ok(Rules {
+            identities,
+            policies,
+            trust: trust.clone(),
+        })
+    }
+
+    /// The rules of the key and policy chains `store` holds, with positions from `position`
+    /// (another log's order, such as JetStream's shared log).
+    pub fn of_store_at<S: BlockStore + ?Sized>(
+        store: &S,
+        trust: &TrustSet,
+        position: &dyn Fn(&Cid) -> Option<u64>,
+    ) -> Result<Rules> {
+        let identities = Identities::of_store_at(store, position)?;
+        let chains = policy_chains(store)?;
+        let policies = Policies::of_chains(store, chains, &identities, trust, position)?;
+        Ok(Rules {
+            identities,
+            policies,
+            trust: trust.clone(),
+        })
+    }
+
+    /// Whether the verdict on an event by `author` depends on its position in the log (its key
+    /// belongs to an identity, or a policy is in force).
+    pub fn needs_position(&self, author: &Author) -> bool {
+        self.policies.in_force() || self.identities.knows(author)
+    }
+
+    /// The identity whose current key `author` was at `position`, if any.
+    pub fn identity_of(&self, author: &Author, position: Option<u64>) -> Option<StreamId> {
+        match self.identities.judge(author, position) {
             KeyVerdict::Current(id) => Some(id),
             _ => None,
-        };
-        policies.judge(identity.as_ref(), stream, event_type, position)
-    })
+        }
+    }
+
+    /// The whole verdict on an event of type `event_type` in `stream` that `author` signed at
+    /// `position`: its author ([`crate::identity::judge_author`]), then, while a policy is in
+    /// force, its grant. `None`: it stands.
+    pub fn judge(
+        &self,
+        author: &Author,
+        stream: &StreamId,
+        event_type: &str,
+        position: Option<u64>,
+    ) -> Option<Problem> {
+        crate::identity::judge_author(&self.identities, &self.trust, author, position).or_else(
+            || {
+                let identity = self.identity_of(author, position);
+                self.policies
+                    .judge(identity.as_ref(), stream, event_type, position)
+            },
+        )
+    }
 }
 
 /// Streams whose writers the identity and policy rules govern, not grants.
@@ -247,20 +320,6 @@ fn policy_chains<S: BlockStore + ?Sized>(store: &S) -> Result<Vec<(StreamId, Vec
         out.push((stream, chain));
     }
     Ok(out)
-}
-
-/// The identities and policies of a store, with positions in its log: what judging a write
-/// needs.
-pub fn rules_of_store<S: BlockStore + ?Sized>(
-    store: &S,
-    trust: &TrustSet,
-) -> Result<(Identities, Policies)> {
-    let identities = Identities::of_store_in_log(store)?;
-    let chains = policy_chains(store)?;
-    let wanted = chains.iter().flat_map(|(_, c)| c.iter().copied()).collect();
-    let positions = crate::identity::positions_in_log(store, &wanted)?;
-    let policies = Policies::of_store(store, &identities, trust, &|c| positions.get(c).copied())?;
-    Ok((identities, policies))
 }
 
 impl<S: BlockStore> Ledger<S> {
@@ -331,17 +390,17 @@ impl<S: BlockStore> Ledger<S> {
         if self.store().heads_of(POLICY_AGGREGATE)?.is_empty() {
             return Ok(Ok(()));
         }
-        let (identities, policies) = rules_of_store(self.store(), trust)?;
-        if !policies.in_force() {
+        let rules = Rules::of_store(self.store(), trust)?;
+        if !rules.policies.in_force() {
             return Ok(Ok(()));
         }
         let next = self.log_size()?;
-        let identity = match identities.judge(author, Some(next)) {
-            KeyVerdict::Current(id) => Some(id),
-            _ => None,
-        };
+        let identity = rules.identity_of(author, Some(next));
         for (stream, t) in writes {
-            if let Some(problem) = policies.judge(identity.as_ref(), stream, t, Some(next)) {
+            if let Some(problem) = rules
+                .policies
+                .judge(identity.as_ref(), stream, t, Some(next))
+            {
                 return Ok(Err(((*stream).clone(), problem)));
             }
         }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::{Author, StreamId};
 
 /// A set of trusted authors and identities.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustSet {
     authors: HashSet<Author>,
     identities: HashSet<StreamId>,
@@ -21,6 +21,12 @@ impl TrustSet {
     /// Whether `author` is trusted.
     pub fn contains(&self, author: &Author) -> bool {
         self.authors.contains(author)
+    }
+
+    /// Trusts the raw key `author`.
+    pub fn with(mut self, author: Author) -> TrustSet {
+        self.authors.insert(author);
+        self
     }
 
     /// Trusts identity `id` (a `key/ID` stream): every event its key of the moment signed.

@@ -303,3 +303,94 @@ fn an_unauthorized_writer_is_refused_by_append_and_reported_by_verify() {
     let verified = home.run(&["--json", "verify"]);
     assert_eq!(failures(&verified).len(), 1, "{}", verified.stdout);
 }
+
+#[test]
+fn over_jetstream_an_identity_is_adopted_through_its_rotation_and_its_old_key_is_not() {
+    let server = crate::nats::NatsServer::start();
+    let url = server.url();
+    let (writer, id) = home_with_identity();
+    let as_id = ["--nats", url.as_str(), "--identity", id.as_str()];
+    let ada = ok(&writer.run(&[
+        "--json",
+        "--nats",
+        &url,
+        "--identity",
+        &id,
+        "append",
+        "register",
+        "--legal-name",
+        "Ada",
+    ]))
+    .records()[0]
+        .1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old = writer.path().join("old.pem");
+    std::fs::copy(keys_dir(&writer, &id).join("current.pem"), &old).unwrap();
+    ok(&writer.run(&["--nats", &url, "identity", "rotate", "--id", &id]));
+    register_as(&writer, &as_id, "Bob");
+
+    // A reader that trusts the identity alone (no raw key) adopts every event, both keys',
+    // and its read models apply them: nothing is dead-lettered.
+    let reader = Home::new();
+    ok(&reader.run(&["trust", "add", &id]));
+    let persons = ok(&reader.run(&["--nats", &url, "--json", "replay"]))
+        .records()
+        .into_iter()
+        .filter(|(t, _)| t == "person")
+        .count();
+    assert_eq!(persons, 2);
+    ok(&reader.run(&["--nats", &url, "verify"]));
+    let served = ok(&reader.run(&["--nats", &url, "--json", "serve", "--until-caught-up"]))
+        .records()
+        .last()
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(served["dead_lettered"], 0, "{served}");
+    assert!(served["applied"].as_u64().unwrap() >= 2, "{served}");
+
+    // A thief with the rotated-out key, from a home that trusts that raw key, writes onto
+    // Ada's chain and publishes.
+    let thief = Home::new();
+    ok(&thief.run(&["trust", "add", &personctl_key(&old)]));
+    ok(&thief.run(&[
+        "--nats",
+        &url,
+        "--key",
+        old.to_str().unwrap(),
+        "append",
+        "add-email",
+        "--person",
+        &ada,
+        "--address",
+        "eve@thief.example",
+    ]));
+
+    // Homes that trust the identity do not adopt it (`revoked-key`), nor build on it.
+    let sync = reader.run(&["--nats", &url, "sync"]);
+    assert_eq!(sync.code, 2, "{}", sync.stderr);
+    assert!(
+        sync.stderr.contains("revoked-key") || sync.stderr.contains("rotated out"),
+        "{}",
+        sync.stderr
+    );
+    assert!(!sync.stderr.contains("trust add"), "{}", sync.stderr);
+    let run = reader.run(&["--json", "verify"]);
+    assert_eq!(ok(&run).of_type("failure").len(), 0, "{}", run.stdout);
+    let onto = writer.run(&[
+        "--nats",
+        &url,
+        "--identity",
+        &id,
+        "append",
+        "add-phone",
+        "--person",
+        &ada,
+        "--number",
+        "+441234567890",
+    ]);
+    assert_eq!(onto.code, 2, "{}", onto.stderr);
+    assert!(onto.stderr.contains("not adopted"), "{}", onto.stderr);
+}

@@ -36,16 +36,32 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
     };
     let bar = progress_bar(out.is_json(), total);
     let started = Instant::now();
+    // With --nats, identities and grants are judged at the shared log's positions (the same
+    // on every home), and JetStream is cross-checked against the store (read-only: nothing
+    // is published or pulled).
+    let link = nats::connect(config)?;
+    let rules = !store
+        .heads_of(personctl_ledger::identity::KEY_AGGREGATE)?
+        .is_empty()
+        || !store
+            .heads_of(personctl_ledger::policy::POLICY_AGGREGATE)?
+            .is_empty();
+    let order = match &link {
+        Some(link) if rules => Some(
+            link.shared_log()
+                .context("reading JetStream's shared log")?,
+        ),
+        _ => None,
+    };
     let options = VerifyOptions {
         scope,
         exact: args.exact,
+        order,
     };
     let mut report = verify(&store, &trust, &options, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
-    // With --nats, JetStream is cross-checked against the store (read-only: nothing is
-    // published or pulled).
     let mut messages = None;
-    if let Some(link) = nats::connect(config)? {
+    if let Some(link) = link {
         let stream = match &options.scope {
             Scope::Stream(s) => Some(s),
             Scope::All => None,

@@ -9,6 +9,7 @@
 
 mod publish;
 mod pull;
+mod rules;
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tracing::instrument;
 
 use super::{delay, Blocks, Settings};
 
-use crate::{Block, Cid, Error, Event, Result};
+use crate::{Block, BlockStore, Cid, Error, Event, Result};
 
 /// Connecting at start gives up sooner than a request: 6 tries, about 1.5 s.
 const CONNECT_TRIES: u32 = 6;
@@ -46,6 +47,10 @@ pub struct Backbone {
     /// Whose events `pull` and `fast_forward` store (`None`: anyone's; see
     /// [`Backbone::with_trust`]).
     pub(super) trust: Option<crate::TrustSet>,
+    /// The rules and shared-log positions [`Backbone::judge`] used last.
+    rules: std::sync::Mutex<Option<rules::Cache>>,
+    /// Set while the key and policy chains are being pulled.
+    pulling_rules: std::sync::atomic::AtomicBool,
 }
 
 /// What [`Backbone::publish`] did (the [`crate::Publisher`] report).
@@ -105,6 +110,8 @@ impl Backbone {
             settings,
             blocks,
             trust: None,
+            rules: Default::default(),
+            pulling_rules: Default::default(),
         })
     }
 
@@ -118,29 +125,33 @@ impl Backbone {
         self
     }
 
-    /// Whether an event may enter the store (see [`Backbone::with_trust`]).
-    fn admit(&self, block: &Block, event: &Event) -> Result<()> {
+    /// Whether an event may enter the store (see [`Backbone::with_trust`]): its signature
+    /// verifies and [`Backbone::judge`] finds nothing against its author or grant.
+    async fn admit<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        block: &Block,
+        event: &Event,
+    ) -> Result<()> {
         let Some(trust) = &self.trust else {
             return Ok(());
         };
         let signed = crate::signing_message(block.bytes())
             .map(|m| event.author().verify(&m, event.signature()))
             .unwrap_or(false);
-        if trust.contains(event.author()) && signed {
+        let problem = if signed {
+            self.judge(store, trust, event).await?
+        } else {
+            Some(crate::Problem::BadSignature)
+        };
+        let Some(problem) = problem else {
             return Ok(());
-        }
+        };
         Err(Error::Untrusted {
             cid: event.cid(),
             author: event.author().to_string(),
-            reason: format!(
-                "{} on {}",
-                if signed {
-                    "its author is not trusted here"
-                } else {
-                    "its signature does not verify"
-                },
-                event.stream()
-            ),
+            check: problem.code(),
+            reason: format!("{problem} on {}", event.stream()),
         })
     }
 

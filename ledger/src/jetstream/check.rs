@@ -120,6 +120,36 @@ impl Backbone {
     }
 }
 
+impl Backbone {
+    /// Every ledger stream of aggregate type `aggregate` that has events in JetStream, in
+    /// subject order.
+    pub async fn streams_of(&self, aggregate: &str) -> Result<Vec<StreamId>> {
+        let filter = format!("{}.{aggregate}.>", self.settings().prefix);
+        let context = format!("listing the subjects {filter}");
+        let subjects = retry(|| async {
+            let failed = |e: String| nats(context.clone())(e);
+            let js_stream = self
+                .context()
+                .get_stream(&self.settings().stream)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut info = js_stream
+                .info_with_subjects(&filter)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut subjects = Vec::new();
+            while let Some(s) = info.next().await {
+                subjects.push(s.map_err(|e| failed(e.to_string()))?.0);
+            }
+            Ok(subjects)
+        })
+        .await?;
+        let mut out: Vec<StreamId> = subjects.iter().filter_map(|s| self.stream_of(s)).collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
 /// Follows events as they are published (only new ones), on one stream's subject or on all.
 pub async fn follow<'a>(
     backbone: &'a Backbone,

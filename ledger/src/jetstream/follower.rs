@@ -7,7 +7,8 @@
 //! message delivered twice is applied once. For each batch the chains it touches are brought
 //! level first (one commit for the events that continue a local head, concurrent pulls for the
 //! rest), the events are verified together ([`crate::verify_events`]: CIDs, signatures in
-//! batches, trust), and each is handed to the projector.
+//! batches, authors and grants judged in the shared log by [`super::Backbone::judge`]), and
+//! each is handed to the projector.
 //!
 //! A failing message is retried with bounded exponential backoff ([`crate::backoff`]); after
 //! the last attempt it goes to the dead-letter stream (`<stream>_DLQ`, subject
@@ -374,7 +375,8 @@ fn prefetch(
     });
     // Events not stored (a pull failed) come back as missing and are left to `event_of`.
     let cids: Vec<Cid> = notices.iter().map(|(_, n, _)| n.cid).collect();
-    Ok(crate::verify_events(store, &cids, trust)?
+    let judge = &mut |e: &Event| link.block_on(backbone.judge(store, trust, e));
+    Ok(crate::verify_events(store, &cids, judge)?
         .into_iter()
         .filter_map(|(cid, r)| r.ok().map(|e| (cid, e)))
         .collect())
@@ -406,7 +408,8 @@ fn event_of(
             if !store.contains(&notice.cid)? {
                 link.pull_stream(store, &stream)?;
             }
-            let checked = crate::verify_events(store, &[notice.cid], trust)?;
+            let judge = &mut |e: &Event| link.block_on(link.backbone().judge(store, trust, e));
+            let checked = crate::verify_events(store, &[notice.cid], judge)?;
             match checked.into_iter().next() {
                 Some((_, Ok(event))) => event,
                 Some((_, Err(problem))) => {

@@ -28,7 +28,7 @@ pub struct Link {
     url: String,
 }
 
-/// What [`Link::pull_all`] did.
+/// What [`Backbone::pull_all`] did.
 #[derive(Debug, Default)]
 pub struct PulledAll {
     /// Streams JetStream has.
@@ -99,22 +99,9 @@ impl Link {
         self.block_on(self.backbone.pull(store, stream))
     }
 
-    /// Brings every stream JetStream has level with it. One stream's untrusted events do not
-    /// keep the others from being read: they are named in [`PulledAll::refused`].
+    /// [`Backbone::pull_all`].
     pub fn pull_all(&self, store: &dyn BlockStore) -> Result<PulledAll> {
-        let streams = self.block_on(self.backbone.streams())?;
-        let mut out = PulledAll {
-            streams: streams.len() as u64,
-            ..PulledAll::default()
-        };
-        for stream in &streams {
-            match self.pull_stream(store, stream) {
-                Ok(pulled) => out.fetched += pulled.fetched,
-                Err(e @ Error::Untrusted { .. }) => out.refused.push(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        self.block_on(self.backbone.pull_all(store))
     }
 
     /// Publishes every event a crash or an outage left pending in `store`; the report names

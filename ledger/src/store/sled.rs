@@ -608,6 +608,23 @@ impl SledStore {
         trust_file::read(path.as_ref())
     }
 
+    /// The trust set of the store in directory `path` (its raw keys and its identities),
+    /// read without opening the store, as [`SledStore::trust_at`].
+    pub fn trust_set_at(path: impl AsRef<Path>) -> Result<crate::TrustSet> {
+        Ok(trust_file::read_all(path.as_ref())?.into_iter().fold(
+            crate::TrustSet::default(),
+            |t, (what, _)| match what {
+                Trusted::Key(author) => t.with(author),
+                Trusted::Identity(id) => t.with_identity(id),
+            },
+        ))
+    }
+
+    /// This store's trust set: its trusted raw keys and identities.
+    pub fn trust_set(&self) -> Result<crate::TrustSet> {
+        SledStore::trust_set_at(&self.path)
+    }
+
     /// Every trusted author with its label, in the order they were added.
     pub fn trust_list(&self) -> Result<Vec<(Author, String)>> {
         trust_file::read(&self.path)

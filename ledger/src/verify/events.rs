@@ -1,20 +1,25 @@
 //! Verifying the events a reader meets (a follower, a consumer): each named event is read,
 //! its CID re-derived, decoded, its signature checked (in batches, the same verdicts as
-//! [`crate::verify()`]) and its author held against the trust set.
+//! [`crate::verify()`]) and its author and grant judged ([`crate::policy::Rules`]).
 
 use super::Problem;
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::BlockStore;
 use crate::{event::signing_message, Cid, Event, Result, TrustSet};
 
-/// Verifies the stored events `cids` against `trust`: per CID, in order, the event or what is
-/// wrong with it ([`Problem::Missing`], [`Problem::Malformed`], [`Problem::BadSignature`],
-/// [`Problem::UntrustedAuthor`]). Fails only when the store cannot be read (a block whose
-/// bytes do not hash to its CID is an error of the store, [`crate::Error::CidMismatch`]).
+/// Verifies the stored events `cids`: per CID, in order, the event or what is wrong with it
+/// ([`Problem::Missing`], [`Problem::Malformed`], [`Problem::BadSignature`], or what `judge`
+/// says of an event whose signature verifies: [`Problem::UntrustedAuthor`],
+/// [`Problem::RevokedKey`], [`Problem::Unauthorized`]). Fails only when the store cannot be
+/// read (a block whose bytes do not hash to its CID is an error of the store,
+/// [`crate::Error::CidMismatch`]) or `judge` fails.
+///
+/// `judge` is usually [`judge_in_log`] (positions in the store's own log) or, on the JetStream
+/// path, the backbone's judgement in the shared log.
 pub fn verify_events<S: BlockStore + ?Sized>(
     store: &S,
     cids: &[Cid],
-    trust: &TrustSet,
+    judge: &mut dyn FnMut(&Event) -> Result<Option<Problem>>,
 ) -> Result<Vec<(Cid, std::result::Result<Event, Problem>)>> {
     let mut out: Vec<(Cid, std::result::Result<Event, Problem>)> = Vec::with_capacity(cids.len());
     // (index in out, signed message) of the events whose signature is to be checked.
@@ -61,15 +66,43 @@ pub fn verify_events<S: BlockStore + ?Sized>(
         };
         for ((i, _), ok) in chunk.iter().zip(verdicts) {
             let slot = &mut out[*i].1;
-            let author = slot.as_ref().map(|e| *e.author());
-            match author {
-                Ok(_) if !ok => *slot = Err(Problem::BadSignature),
-                Ok(author) if !trust.contains(&author) => {
-                    *slot = Err(Problem::UntrustedAuthor { author })
-                }
-                _ => {}
+            let problem = match slot.as_ref() {
+                Ok(_) if !ok => Some(Problem::BadSignature),
+                Ok(event) => judge(event)?,
+                Err(_) => None,
+            };
+            if let Some(problem) = problem {
+                *slot = Err(problem);
             }
         }
     }
     Ok(out)
+}
+
+/// A judge for [`verify_events`] over `store` alone: the rules of its key and policy chains
+/// under `trust`, each event at its position in the store's log (read once, on the first event
+/// whose verdict depends on it).
+pub fn judge_in_log<'a, S: BlockStore + ?Sized>(
+    store: &'a S,
+    trust: &TrustSet,
+) -> Result<impl FnMut(&Event) -> Result<Option<Problem>> + 'a> {
+    let rules = crate::policy::Rules::of_store(store, trust)?;
+    let mut positions: Option<std::collections::HashMap<Cid, u64>> = None;
+    Ok(move |event: &Event| {
+        let position = if rules.needs_position(event.author()) {
+            if positions.is_none() {
+                let mut all = std::collections::HashMap::new();
+                store.with_log(&mut |log| {
+                    all.extend(log.leaves().iter().enumerate().map(|(i, c)| (*c, i as u64)))
+                })?;
+                positions = Some(all);
+            }
+            positions
+                .as_ref()
+                .and_then(|p| p.get(&event.cid()).copied())
+        } else {
+            None
+        };
+        Ok(rules.judge(event.author(), event.stream(), event.event_type(), position))
+    })
 }

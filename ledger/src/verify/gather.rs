@@ -9,7 +9,6 @@ use rayon::prelude::*;
 
 use super::{Finding, Masked, Problem, Scope};
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
-use crate::policy::judge_write;
 use crate::store::{BlockStore, Head};
 use crate::{
     event::signing_message, Author, Block, BlockKind, Cid, Error, Event, Payload, Result,
@@ -441,9 +440,20 @@ impl Gathered {
         &mut self,
         store: &S,
         trust: &TrustSet,
+        order: Option<&[Cid]>,
     ) -> Result<()> {
-        let (identities, policies) = crate::policy::rules_of_store(store, trust)?;
-        for bad in &policies.bad {
+        let shared: Option<std::collections::HashMap<Cid, u64>> = order.map(|o| {
+            let mut at = std::collections::HashMap::with_capacity(o.len());
+            for (i, cid) in o.iter().enumerate() {
+                at.entry(*cid).or_insert(i as u64);
+            }
+            at
+        });
+        let rules = match &shared {
+            None => crate::policy::Rules::of_store(store, trust)?,
+            Some(at) => crate::policy::Rules::of_store_at(store, trust, &|c| at.get(c).copied())?,
+        };
+        for bad in &rules.policies.bad {
             self.push(
                 Some(bad.cid),
                 Some(bad.stream.clone()),
@@ -453,7 +463,7 @@ impl Gathered {
                 },
             );
         }
-        for bad in &identities.bad {
+        for bad in &rules.identities.bad {
             self.push(
                 Some(bad.cid),
                 Some(bad.stream.clone()),
@@ -463,26 +473,24 @@ impl Gathered {
                 },
             );
         }
-        // Log positions, only for events by keys some identity has had.
+        // Log positions, only for events whose verdict depends on one.
         let wanted: std::collections::HashSet<Cid> = self
             .events
             .iter()
-            .filter(|(_, s)| policies.in_force() || identities.knows(&s.author))
+            .filter(|(_, s)| rules.needs_position(&s.author))
             .map(|(c, _)| *c)
             .collect();
-        let positions = crate::identity::positions_in_log(store, &wanted)?;
+        let positions = match shared {
+            None => crate::identity::positions_in_log(store, &wanted)?,
+            Some(at) => at,
+        };
         let mut found = Vec::new();
         for (cid, summary) in &self.events {
             let position = positions.get(cid).copied();
             let event_type = &self.event_types[summary.event_type as usize];
-            let problem = judge_write(
-                (&identities, &policies, trust),
-                &summary.author,
-                &summary.stream,
-                event_type,
-                position,
-            );
-            if let Some(problem) = problem {
+            if let Some(problem) =
+                rules.judge(&summary.author, &summary.stream, event_type, position)
+            {
                 found.push((*cid, summary.stream.clone(), summary.height, problem));
             }
         }

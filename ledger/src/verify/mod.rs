@@ -32,7 +32,7 @@ use tracing::instrument;
 use crate::store::BlockStore;
 use crate::{Result, TrustSet};
 
-pub use self::events::verify_events;
+pub use self::events::{judge_in_log, verify_events};
 use self::gather::{Checker, Gathered};
 pub use self::report::{Finding, Masked, Problem, Report, Scope, VerifyOptions};
 
@@ -68,7 +68,7 @@ pub fn verify<S: BlockStore + ?Sized>(
         heads
     })?;
     g.bad_signatures(failed.into_inner().unwrap_or_else(|e| e.into_inner()));
-    g.judge_authors(store, trust)?;
+    g.judge_authors(store, trust, options.order.as_deref())?;
     let mut report = Report {
         streams: heads.len() as u64,
         ..Report::default()

@@ -21,6 +21,11 @@ pub struct VerifyOptions {
     pub scope: Scope,
     /// Check every signature alone with strict verification instead of in batches.
     pub exact: bool,
+    /// The log whose positions identities and grants are judged at (`crate::identity`):
+    /// `None`, the store's own; `Some`, another order of events, such as JetStream's shared
+    /// log (`crate::jetstream::Backbone::shared_log`). An event not in it is judged as after
+    /// every event of it.
+    pub order: Option<Vec<crate::Cid>>,
 }
 
 impl Default for VerifyOptions {
@@ -28,6 +33,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             scope: Scope::All,
             exact: false,
+            order: None,
         }
     }
 }

@@ -42,6 +42,7 @@ fn a_clean_store_verifies_in_both_scopes_and_exact_mode_and_walks_both_ways() {
                 &VerifyOptions {
                     scope: scope.clone(),
                     exact,
+                    ..VerifyOptions::default()
                 },
                 &|_| {},
             )

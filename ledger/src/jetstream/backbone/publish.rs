@@ -71,8 +71,50 @@ impl Backbone {
             }
         }
         let mut report = Report::default();
+        // Key and policy chains first, acknowledged before anything else goes out: an event
+        // signed by a rotated-in key or allowed by a new grant never comes before that key
+        // event or grant in the shared log (the order `verify --nats` judges by). If one of
+        // them fails, the rest stays pending.
+        let (rules, rest): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|(s, _, _)| super::pull::is_rule_chain(s));
+        for phase in [rules, rest] {
+            if !report.failures.is_empty() {
+                for (stream, _, _) in phase {
+                    report.failures.push((
+                        stream.clone(),
+                        Error::NotPublished {
+                            streams: 1,
+                            first: stream,
+                            reason: "a key or policy chain was not published first".into(),
+                        },
+                    ));
+                }
+                continue;
+            }
+            self.publish_phase(store, phase, &mut report).await?;
+        }
+        report.conflicts.sort_by(|a, b| a.0.cmp(&b.0));
+        tracing::debug!(
+            published = report.published,
+            duplicates = report.duplicates,
+            conflicts = report.conflicts.len(),
+            failures = report.failures.len(),
+            "published"
+        );
+        Ok(report)
+    }
+
+    /// Publishes `work` (streams with their marks and pending events) concurrently, into
+    /// `report`.
+    async fn publish_phase<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        work: Vec<(StreamId, Option<Published>, Vec<Pending>)>,
+        report: &mut Report,
+    ) -> Result<()> {
         if work.is_empty() {
-            return Ok(report);
+            return Ok(());
         }
         // Blocks first, so that a reader who sees a notice finds its blocks.
         let blocks: Vec<&Block> = work
@@ -125,15 +167,7 @@ impl Backbone {
                 Err(e) => report.failures.push((stream, e)),
             }
         }
-        report.conflicts.sort_by(|a, b| a.0.cmp(&b.0));
-        tracing::debug!(
-            published = report.published,
-            duplicates = report.duplicates,
-            conflicts = report.conflicts.len(),
-            failures = report.failures.len(),
-            "published"
-        );
-        Ok(report)
+        Ok(())
     }
 
     /// Publishes one stream's pending events in order, then records how far JetStream

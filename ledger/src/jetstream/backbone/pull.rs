@@ -6,12 +6,128 @@ use std::collections::{HashMap, HashSet};
 
 use tracing::instrument;
 
+use async_nats::jetstream::consumer::DeliverPolicy;
+use futures_util::StreamExt;
+
 use super::{Backbone, Pulled};
+use crate::jetstream::PulledAll;
 use crate::jetstream::{nats, retry, Notice};
 use crate::store::{BlockStore, Commit, Head, HeadUpdate, Published};
 use crate::{Block, Cid, Error, Event, Result, StreamId, Tombstone, TOMBSTONE_TYPE};
 
+/// Notices per [`Backbone::fast_forward`] call while adopting in JetStream's order.
+const ADOPT_BATCH: usize = 1024;
+
+/// Whether `stream` is a key or policy chain.
+pub(super) fn is_rule_chain(stream: &StreamId) -> bool {
+    matches!(
+        stream.aggregate(),
+        crate::identity::KEY_AGGREGATE | crate::policy::POLICY_AGGREGATE
+    )
+}
+
 impl Backbone {
+    /// Brings every stream JetStream has level with `store`, adopting the events in
+    /// JetStream's order (batches of [`Backbone::fast_forward`] from the oldest message a
+    /// stream lacks), so the store's log lists them as the shared log does and identities and
+    /// grants resolve at the same positions. Streams that cannot be fast-forwarded (local
+    /// pending events, a tombstone, a gap) are then pulled one by one: key chains, policy
+    /// chains, then the rest. One stream's untrusted events do not keep the others from being
+    /// read: they are named in [`PulledAll::refused`].
+    pub async fn pull_all<S: BlockStore + ?Sized>(&self, store: &S) -> Result<PulledAll> {
+        let mut out = PulledAll::default();
+        if self.last_sequence().await?.is_none() {
+            return Ok(out);
+        }
+        let mut behind: Vec<StreamId> = Vec::new();
+        let mut start = u64::MAX;
+        let mut last = 0;
+        {
+            let lasts = self.messages(None, DeliverPolicy::LastPerSubject).await?;
+            futures_util::pin_mut!(lasts);
+            while let Some(seen) = lasts.next().await {
+                let seen = seen?;
+                out.streams += 1;
+                last = last.max(seen.sequence);
+                let mark = store.published(&seen.stream)?;
+                if mark.map(|m| (m.head.cid, m.sequence)) != Some((seen.notice.cid, seen.sequence))
+                {
+                    start = start.min(mark.map_or(1, |m| m.sequence + 1));
+                    behind.push(seen.stream);
+                }
+                if seen.pending == 0 {
+                    break;
+                }
+            }
+        }
+        if behind.is_empty() {
+            return Ok(out);
+        }
+        let mut before: HashMap<StreamId, u64> = HashMap::new();
+        for stream in &behind {
+            before.insert(
+                stream.clone(),
+                store.head(stream)?.map_or(0, |h| h.height + 1),
+            );
+        }
+        let wanted: HashSet<&StreamId> = behind.iter().collect();
+        if start <= last {
+            let mut left: HashSet<StreamId> = HashSet::new();
+            let mut batch = Vec::new();
+            let messages = self
+                .messages(
+                    None,
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                )
+                .await?;
+            futures_util::pin_mut!(messages);
+            // The judge sees the key and policy chains as far as the scan got, and pulls none
+            // ahead of it (that would list later key events before earlier events here).
+            let _scanning = self.hold_rule_chains();
+            while let Some(m) = messages.next().await {
+                let m = m?;
+                let done = m.pending == 0 || m.sequence >= last;
+                // A key or policy event is stored on its own, before the events after it are
+                // judged.
+                let rule = is_rule_chain(&m.stream);
+                if rule && !batch.is_empty() {
+                    left.extend(self.fast_forward(store, &batch).await?);
+                    batch.clear();
+                }
+                if wanted.contains(&m.stream) && !left.contains(&m.stream) {
+                    batch.push((m.stream, m.notice, m.sequence));
+                }
+                if (rule || done || batch.len() >= ADOPT_BATCH) && !batch.is_empty() {
+                    left.extend(self.fast_forward(store, &batch).await?);
+                    batch.clear();
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        behind.sort_by_key(|s| {
+            let rank = match s.aggregate() {
+                crate::identity::KEY_AGGREGATE => 0,
+                crate::policy::POLICY_AGGREGATE => 1,
+                _ => 2,
+            };
+            (rank, s.clone())
+        });
+        for stream in &behind {
+            match self.pull(store, stream).await {
+                Ok(_) => {}
+                Err(e @ Error::Untrusted { .. }) => out.refused.push(e),
+                Err(e) => return Err(e),
+            }
+            let now = store.head(stream)?.map_or(0, |h| h.height + 1);
+            out.fetched += now.saturating_sub(before[stream]);
+        }
+        Ok(out)
+    }
+
     /// Stores the events `notices` name (each with its stream and its message's sequence, in
     /// the order a consumer delivers them) where they continue their stream's local head: the
     /// blocks are fetched from the bucket concurrently (CIDs re-derived) and stored in one
@@ -79,13 +195,16 @@ impl Backbone {
             }
         }
         let mut commit = Commit::default();
+        // (stream sequence, blocks of that event): the commit lists them in JetStream's order,
+        // so this store's log follows the shared log.
+        let mut sequenced: Vec<(u64, Vec<Block>)> = Vec::new();
         let mut marks = Vec::new();
         for stream in &order {
             let (head, planned) = &plans[stream];
             let mut height = head.map(|h| h.height + 1).unwrap_or(0);
             let mut blocks = Vec::new();
             let mut ok = true;
-            for (notice, _) in planned {
+            for (notice, sequence) in planned {
                 // Each event (and its salted payload) belongs to one stream: taken, not copied.
                 let Some((block, event)) = decoded.remove(&notice.cid) else {
                     ok = false;
@@ -93,7 +212,7 @@ impl Backbone {
                 };
                 let payload = event.payload().map(|p| payload_blocks.remove(&p));
                 let fits = event.stream() == stream
-                    && self.admit(&block, &event).is_ok()
+                    && self.admit(store, &block, &event).await.is_ok()
                     && event.height() == height
                     && event.prev() == notice.prev
                     && event.event_type() != TOMBSTONE_TYPE
@@ -102,10 +221,11 @@ impl Backbone {
                     ok = false;
                     break;
                 }
-                blocks.push(block);
+                let mut event_blocks = vec![block];
                 if let Some(Some(p)) = payload {
-                    blocks.push(p);
+                    event_blocks.push(p);
                 }
+                blocks.push((*sequence, event_blocks));
                 height += 1;
             }
             let Some((last, sequence)) = planned.last().filter(|_| ok) else {
@@ -116,7 +236,7 @@ impl Backbone {
                 cid: last.cid,
                 height: height - 1,
             };
-            commit.blocks.extend(blocks);
+            sequenced.extend(blocks);
             commit.heads.push(HeadUpdate {
                 stream: stream.clone(),
                 expected: *head,
@@ -130,6 +250,8 @@ impl Backbone {
                 },
             ));
         }
+        sequenced.sort_by_key(|(sequence, _)| *sequence);
+        commit.blocks = sequenced.into_iter().flat_map(|(_, b)| b).collect();
         if !commit.heads.is_empty() {
             match store.commit(&commit) {
                 Ok(()) => {
@@ -194,7 +316,7 @@ impl Backbone {
                     event.stream()
                 )));
             }
-            self.admit(&block, &event)?;
+            self.admit(store, &block, &event).await?;
             js_head.get_or_insert(Head {
                 cid,
                 height: event.height(),
@@ -250,6 +372,8 @@ impl Backbone {
             // JetStream's last event is one of ours: everything up to it is acknowledged.
             None => join_head.expect("a walk that fetched nothing stopped at a stored event"),
             Some(head) => {
+                // Oldest first: the store's log lists them in chain order.
+                fetched.reverse();
                 store.commit(&Commit {
                     blocks: fetched,
                     heads: vec![HeadUpdate {
