@@ -21,6 +21,8 @@ pub(crate) struct Config {
     pub(crate) nats: Option<(String, Settings)>,
     /// `--checkpoint-every N`.
     pub(crate) checkpoint_every: Option<u64>,
+    /// `--identity key/ID`: the key is that identity's current one.
+    pub(crate) identity: Option<personctl_ledger::StreamId>,
 }
 
 impl Config {
@@ -59,7 +61,9 @@ impl Config {
         }
         let key = match (&args.key, &args.identity) {
             (Some(k), _) => k.clone(),
-            (None, Some(id)) => identity_dir(&home, id)?.join("current.pem"),
+            (None, Some(id)) => {
+                identity_dir(&home, id)?.join(personctl_ledger::identity::CURRENT_KEY_FILE)
+            }
             (None, None) => home.join("keys").join("default.pem"),
         };
         let nats = match args.nats.as_deref().map(str::trim) {
@@ -95,6 +99,10 @@ impl Config {
             json: args.json,
             nats,
             checkpoint_every: args.checkpoint_every,
+            identity: match (&args.key, &args.identity) {
+                (None, Some(id)) => Some(id.parse().with_context(|| format!("--identity {id:?}"))?),
+                _ => None,
+            },
         })
     }
 
@@ -178,11 +186,7 @@ impl Config {
 
     /// The trusted keys and identities recorded in the store.
     pub(crate) fn trust(&self, store: &SledStore) -> Result<TrustSet> {
-        let keys: TrustSet = store.trust_list()?.into_iter().map(|(a, _)| a).collect();
-        Ok(store
-            .trusted_identities()?
-            .into_iter()
-            .fold(keys, |t, (id, _)| t.with_identity(id)))
+        Ok(store.trust_set()?)
     }
 
     /// A ledger over `store` that refuses up front what the write policies in force here would
@@ -197,6 +201,19 @@ impl Config {
     /// Loads the signing key from the key path.
     pub(crate) fn signer(&self) -> Result<Signer> {
         load_signer(&self.key)
+    }
+
+    /// The signing key for a write to `store`: with `--identity`, its current key, after an
+    /// interrupted rotation of it is settled (`ledger::identity::IdentityKeys`).
+    pub(crate) fn signer_over(&self, store: &SledStore) -> Result<Signer> {
+        if let Some(id) = &self.identity {
+            let dir = self.key.parent().context("the identity's key directory")?;
+            let keys = personctl_ledger::identity::IdentityKeys::at(dir);
+            personctl_ledger::Ledger::new(store)
+                .settle_identity_keys(id, &keys)
+                .with_context(|| format!("settling the keys of {id}"))?;
+        }
+        self.signer()
     }
 }
 

@@ -185,8 +185,8 @@ pub(crate) fn run(config: &Config, args: &AppendArgs, out: &mut Out) -> Result<u
             )])
         }
     };
-    let signer = config.signer()?;
     let store = config.open_or_create_store()?;
+    let signer = config.signer_over(&store)?;
     // With the server down, the events are stored here, pending: exit 2 says so.
     let (mut link, mut offline) = nats::connect_or_offline(config, &store)?;
     let persons = Persons::new(config.guarded(&store)?);

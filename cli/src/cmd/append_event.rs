@@ -28,8 +28,8 @@ pub(crate) fn run(config: &Config, args: &AppendEventArgs, out: &mut Out) -> Res
     for c in &args.causes {
         causes.push(c.parse::<Cid>().with_context(|| format!("--cause {c:?}"))?);
     }
-    let signer = config.signer()?;
     let store = config.open_or_create_store()?;
+    let signer = config.signer_over(&store)?;
     let ledger = config.guarded(&store)?;
     let (link, offline) = nats::connect_or_offline(config, ledger.store())?;
     let mut draft = Draft::new(stream, args.event_type.clone(), args.schema);

@@ -181,6 +181,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
         json: out.is_json(),
         nats: None,
         checkpoint_every: None,
+        identity: None,
     };
     let signer = Signer::generate()?;
     write_key(&config.key, &signer)?;

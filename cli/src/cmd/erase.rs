@@ -49,7 +49,6 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
     if args.dry_run {
         return dry_run(config, id, &erasure, &args.reason, out);
     }
-    let signer = config.signer()?;
     let (store, link) = match config.nats {
         None => (config.open_existing_store()?, None),
         Some(_) => {
@@ -58,6 +57,7 @@ pub(crate) fn erase(config: &Config, args: &EraseArgs, out: &mut Out) -> Result<
             (store, link)
         }
     };
+    let signer = config.signer_over(&store)?;
     let persons = Persons::new(config.guarded(&store)?);
     let publisher = link.as_ref().map(|l| l as &dyn Publisher);
     let erasing = persons

@@ -1,7 +1,9 @@
 //! `personctl identity create|rotate|revoke|show|list`, `grant` and `revoke-grant`: the
 //! library's identities and policies (`ledger::identity`, `ledger::policy`), with each
 //! identity's keys kept in the home under `keys/identities/ID` (`ledger::identity::IdentityKeys`:
-//! an interrupted rotation is settled by the next command on that identity).
+//! an interrupted rotation is settled by the next command on that identity). With `--nats`,
+//! the key and policy events are published as soon as they are written, so other homes can
+//! resolve them.
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -64,6 +66,7 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
             let root = config.home.join("keys").join("identities");
             let (id, _) = ledger.create_identity_keys(&root)?;
             ledger.store().trust_identity_add(&id, &label)?;
+            crate::nats::connect_and_recover(config, ledger.store())?;
             show(out, "identity", &ledger.identity(&id)?)?;
         }
         IdentityCommand::Rotate { id } => {
@@ -71,6 +74,7 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
             let ledger = Ledger::new(config.open_existing_store()?);
             let keys = IdentityKeys::at(identity_dir(&config.home, &id.to_string())?);
             let identity = ledger.rotate_identity_keys(&id, &keys)?;
+            crate::nats::connect_and_recover(config, ledger.store())?;
             show(out, "identity", &identity)?;
         }
         IdentityCommand::Revoke { id, revoked, from } => {
@@ -81,6 +85,7 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
             let ledger = Ledger::new(config.open_existing_store()?);
             let current = keys_of(config, &ledger, &id)?.current()?;
             let identity = ledger.revoke_key(&id, &current, &key, from)?;
+            crate::nats::connect_and_recover(config, ledger.store())?;
             show(out, "identity", &identity)?;
         }
         IdentityCommand::Show { id } => {
@@ -131,6 +136,7 @@ pub(crate) fn grant(
     } else {
         ledger.revoke_write(&admin, &signer, &grantee, &args.aggregate)?
     };
+    crate::nats::connect_and_recover(config, ledger.store())?;
     let kind = if granting { "granted" } else { "grant-revoked" };
     out.record(
         kind,
