@@ -394,3 +394,27 @@ fn over_jetstream_an_identity_is_adopted_through_its_rotation_and_its_old_key_is
     assert_eq!(onto.code, 2, "{}", onto.stderr);
     assert!(onto.stderr.contains("not adopted"), "{}", onto.stderr);
 }
+
+#[test]
+fn signing_as_an_identity_finishes_a_rotation_a_crash_interrupted() {
+    let (home, id) = home_with_identity();
+    let dir = keys_dir(&home, &id);
+    let before = home.path().join("before");
+    std::fs::create_dir(&before).unwrap();
+    for name in ["current.pem", "next.pem"] {
+        std::fs::copy(dir.join(name), before.join(name)).unwrap();
+    }
+    ok(&home.run(&["identity", "rotate", "--id", &id]));
+    // The rotation is committed; put the key files back as a crash before the renames left
+    // them: the old current and next, and the new next still pending.
+    std::fs::rename(dir.join("next.pem"), dir.join("next.pem.new")).unwrap();
+    std::fs::remove_file(dir.join("retired-1.pem")).unwrap();
+    for name in ["current.pem", "next.pem"] {
+        std::fs::copy(before.join(name), dir.join(name)).unwrap();
+    }
+    // The next write as the identity settles the keys first and signs with the new key.
+    register_as(&home, &["--identity", &id], "Ada");
+    ok(&home.run(&["verify"]));
+    assert!(dir.join("retired-1.pem").exists());
+    assert!(!dir.join("next.pem.new").exists());
+}
