@@ -121,6 +121,10 @@ pub struct Ledger<S> {
     /// When set, every append is first checked against the write policies in force for this
     /// trust set ([`Ledger::enforce_policies`]).
     policies: Option<crate::TrustSet>,
+    /// The rules [`Ledger::may_write`] resolved last, with the key and policy heads and the
+    /// trust they were resolved for (key and policy events are never erased, and the log only
+    /// grows, so they hold until those heads move).
+    pub(crate) rules: std::sync::Mutex<Option<crate::policy::CachedRules>>,
 }
 
 /// One stream's part of a batch: results by draft index, blocks to write, the head move.
@@ -139,6 +143,7 @@ impl<S: BlockStore> Ledger<S> {
         Ledger {
             store,
             policies: None,
+            rules: Default::default(),
         }
     }
 

@@ -223,6 +223,13 @@ impl Policies {
     }
 }
 
+/// [`Rules`] as a [`Ledger`] resolved them last, and the key and policy heads they hold for.
+#[derive(Debug)]
+pub(crate) struct CachedRules {
+    heads: Vec<(StreamId, crate::Head)>,
+    rules: std::sync::Arc<Rules>,
+}
+
 /// What judging a write needs: the identities and policies of one log (positions in that log),
 /// and the trust they are judged under. `verify`, `replay`, `append`, the JetStream admission
 /// and the follower all judge with it, so they share one verdict.
@@ -387,10 +394,26 @@ impl<S: BlockStore> Ledger<S> {
         writes: &[(&StreamId, &str)],
         trust: &TrustSet,
     ) -> Result<std::result::Result<(), (StreamId, Problem)>> {
-        if self.store().heads_of(POLICY_AGGREGATE)?.is_empty() {
+        let policies = self.store().heads_of(POLICY_AGGREGATE)?;
+        if policies.is_empty() {
             return Ok(Ok(()));
         }
-        let rules = Rules::of_store(self.store(), trust)?;
+        let mut heads = self.store().heads_of(crate::identity::KEY_AGGREGATE)?;
+        heads.extend(policies);
+        let rules = {
+            let mut cached = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cached {
+                Some(c) if c.heads == heads && c.rules.trust == *trust => c.rules.clone(),
+                _ => {
+                    let rules = std::sync::Arc::new(Rules::of_store(self.store(), trust)?);
+                    *cached = Some(CachedRules {
+                        heads,
+                        rules: rules.clone(),
+                    });
+                    rules
+                }
+            }
+        };
         if !rules.policies.in_force() {
             return Ok(Ok(()));
         }
