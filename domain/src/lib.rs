@@ -44,5 +44,5 @@ pub use crate::ids::{PersonId, AGGREGATE};
 pub use crate::model::Person;
 pub use crate::projections::{Link, Projections, Update};
 pub use crate::react::onboarding_stream;
-pub use crate::service::{At, Persons, Replayed};
+pub use crate::service::{At, Judged, Persons, Replayed};
 pub use crate::write::{Erasing, Executed};

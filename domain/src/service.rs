@@ -4,6 +4,7 @@
 //! onboarding saga), `write` (with a shared log, and erasure). All I/O of the domain lives in
 //! these four.
 
+use personctl_ledger::policy::Judge;
 use personctl_ledger::{BlockStore, Cid, Head, Ledger, Masks};
 use rayon::prelude::*;
 use tracing::instrument;
@@ -31,6 +32,10 @@ pub struct Replayed {
     /// How many events were applied.
     pub events: u64,
 }
+
+/// A replay of everyone: the world, the events applied, and per person the events whose
+/// author or grant `verify` fails (see [`Persons::replay_all_judged`]).
+pub type Judged = (PersonWorld, u64, Vec<(PersonId, Vec<Cid>)>);
 
 /// Persons on a ledger.
 pub struct Persons<S> {
@@ -99,13 +104,27 @@ impl<S: BlockStore> Persons<S> {
     /// Reads a person's chain, genesis first: each event as the domain sees it (masked where
     /// a tombstone masks its payload) with its payload's CID.
     pub fn history(&self, id: PersonId) -> Result<Vec<(Head, Recorded)>, Error> {
+        Ok(self.history_judged(id, None)?.0)
+    }
+
+    /// [`Persons::history`], and the events `judge` finds fault with (newest first).
+    fn history_judged(
+        &self,
+        id: PersonId,
+        judge: Option<&Judge>,
+    ) -> Result<(Vec<(Head, Recorded)>, Vec<Cid>), Error> {
         let mut masks = Masks::new();
         let mut out = Vec::new();
+        let mut faulted = Vec::new();
         for stored in self.ledger.walk_back(&id.stream())? {
-            out.push(self.read(id, &stored?, &mut masks)?);
+            let stored = stored?;
+            if judge.is_some_and(|j| j.judge(&stored).is_some()) {
+                faulted.push(stored.cid());
+            }
+            out.push(self.read(id, &stored, &mut masks)?);
         }
         out.reverse();
-        Ok(out)
+        Ok((out, faulted))
     }
 
     /// Brings `base`, a replay of person `id` up to some event, to the chain's head, reading only
@@ -188,12 +207,17 @@ impl<S: BlockStore> Persons<S> {
     /// Replays one person's chain on the calling thread only (for callers that already run
     /// many replays in parallel).
     pub(crate) fn replay_here(&self, id: PersonId) -> Result<Replayed, Error> {
-        let decoded = self
-            .history(id)?
-            .into_iter()
-            .map(|(h, r)| (h, r.event))
-            .collect();
-        fold_until(id, decoded, None)
+        Ok(self.replay_here_judged(id, None)?.0)
+    }
+
+    fn replay_here_judged(
+        &self,
+        id: PersonId,
+        judge: Option<&Judge>,
+    ) -> Result<(Replayed, Vec<Cid>), Error> {
+        let (history, faulted) = self.history_judged(id, judge)?;
+        let decoded = history.into_iter().map(|(h, r)| (h, r.event)).collect();
+        Ok((fold_until(id, decoded, None)?, faulted))
     }
 
     /// Reads one event of person `id`'s chain, walking back from the head: `masks` holds the
@@ -265,14 +289,37 @@ impl<S: BlockStore> Persons<S> {
     /// Returns the world and the number of events applied.
     #[instrument(skip_all)]
     pub fn replay_all(&self) -> Result<(PersonWorld, u64), Error> {
-        let ids = self.ids()?;
-        let replayed: Vec<Replayed> = ids
-            .par_iter()
-            .map(|id| self.replay_here(*id))
-            .collect::<Result<_, _>>()?;
-        let events = replayed.iter().map(|r| r.events).sum();
-        let world = PersonWorld::from_persons(replayed.into_iter().filter_map(|r| r.person));
+        let (world, events, _) = self.replay_all_with(None)?;
         Ok((world, events))
+    }
+
+    /// [`Persons::replay_all`], judging every event's author and grant on the way as `verify`
+    /// does ([`Judge`]): also returns, per person, the events it finds fault with (newest
+    /// first), for a reader to mark. Persons with none are left out.
+    #[instrument(skip_all)]
+    pub fn replay_all_judged(&self, judge: &Judge) -> Result<Judged, Error> {
+        self.replay_all_with(Some(judge))
+    }
+
+    fn replay_all_with(&self, judge: Option<&Judge>) -> Result<Judged, Error> {
+        let ids = self.ids()?;
+        let replayed: Vec<(PersonId, Replayed, Vec<Cid>)> = ids
+            .par_iter()
+            .map(|id| {
+                self.replay_here_judged(*id, judge)
+                    .map(|(r, faulted)| (*id, r, faulted))
+            })
+            .collect::<Result<_, _>>()?;
+        let events = replayed.iter().map(|(_, r, _)| r.events).sum();
+        let mut faulted = Vec::new();
+        let mut persons = Vec::with_capacity(replayed.len());
+        for (id, r, f) in replayed {
+            if !f.is_empty() {
+                faulted.push((id, f));
+            }
+            persons.extend(r.person);
+        }
+        Ok((PersonWorld::from_persons(persons), events, faulted))
     }
 }
 

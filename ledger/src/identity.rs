@@ -168,7 +168,7 @@ pub struct BadKeyEvent {
 #[derive(Clone, Debug, Default)]
 pub struct Identities {
     identities: BTreeMap<StreamId, Identity>,
-    by_key: HashMap<Author, Vec<(StreamId, KeyPeriod)>>,
+    by_key: rustc_hash::FxHashMap<Author, Vec<(StreamId, KeyPeriod)>>,
     /// Key events that break the rules (their chain is resolved up to the one before).
     pub bad: Vec<BadKeyEvent>,
 }
@@ -280,33 +280,58 @@ impl Identities {
     /// What the identities say of an event `key` signed at `position` (`None`: unknown, as for
     /// an event outside the log: judged as after every key event).
     pub fn judge(&self, key: &Author, position: Option<u64>) -> KeyVerdict {
+        self.judge_ref(key, position).owned()
+    }
+
+    /// [`Identities::judge`] without copying the identity (judged once per event read).
+    pub(crate) fn judge_ref(&self, key: &Author, position: Option<u64>) -> Verdict<'_> {
         let Some(periods) = self.by_key.get(key) else {
-            return KeyVerdict::NoIdentity;
+            return Verdict::NoIdentity;
         };
         let p = position.unwrap_or(u64::MAX);
-        let mut verdict = KeyVerdict::NoIdentity;
+        let mut verdict = Verdict::NoIdentity;
         for (identity, period) in periods {
             if let Some(from) = period.revoked_from.filter(|&r| r <= p) {
-                return KeyVerdict::Revoked {
-                    identity: identity.clone(),
-                    from,
-                };
+                return Verdict::Revoked { identity, from };
             }
             if p < period.from {
-                verdict = KeyVerdict::NotYet(identity.clone());
+                verdict = Verdict::NotYet(identity);
                 continue;
             }
             match period.until {
-                Some(at) if at <= p => {
-                    verdict = KeyVerdict::Rotated {
-                        identity: identity.clone(),
-                        at,
-                    }
-                }
-                _ => return KeyVerdict::Current(identity.clone()),
+                Some(at) if at <= p => verdict = Verdict::Rotated { identity, at },
+                _ => return Verdict::Current(identity),
             }
         }
         verdict
+    }
+}
+
+/// [`KeyVerdict`], borrowing the identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict<'a> {
+    NoIdentity,
+    Current(&'a StreamId),
+    NotYet(&'a StreamId),
+    Rotated { identity: &'a StreamId, at: u64 },
+    Revoked { identity: &'a StreamId, from: u64 },
+}
+
+impl Verdict<'_> {
+    fn owned(self) -> KeyVerdict {
+        match self {
+            Verdict::NoIdentity => KeyVerdict::NoIdentity,
+            Verdict::Current(id) => KeyVerdict::Current(id.clone()),
+            Verdict::NotYet(id) => KeyVerdict::NotYet(id.clone()),
+            Verdict::Rotated { identity, at } => KeyVerdict::Rotated {
+                identity: identity.clone(),
+                at,
+            },
+            Verdict::Revoked { identity, from } => KeyVerdict::Revoked {
+                identity: identity.clone(),
+                from,
+            },
+        }
     }
 }
 
@@ -364,16 +389,16 @@ pub fn judge_author(
     author: &Author,
     position: Option<u64>,
 ) -> Option<Problem> {
-    match identities.judge(author, position) {
-        KeyVerdict::Current(id) if trust.trusts_identity(&id) => None,
-        KeyVerdict::Rotated { identity, at } => Some(Problem::RevokedKey {
-            identity,
+    match identities.judge_ref(author, position) {
+        Verdict::Current(id) if trust.trusts_identity(id) => None,
+        Verdict::Rotated { identity, at } => Some(Problem::RevokedKey {
+            identity: identity.clone(),
             key: *author,
             from: at,
             rotated: true,
         }),
-        KeyVerdict::Revoked { identity, from } => Some(Problem::RevokedKey {
-            identity,
+        Verdict::Revoked { identity, from } => Some(Problem::RevokedKey {
+            identity: identity.clone(),
             key: *author,
             from,
             rotated: false,

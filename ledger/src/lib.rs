@@ -146,7 +146,7 @@ pub use crate::stream::StreamId;
 pub use crate::tombstone::{Masks, Tombstone, MAX_SCOPE, TOMBSTONE_SCHEMA, TOMBSTONE_TYPE};
 pub use crate::trust::TrustSet;
 pub use crate::verify::{
-    judge_in_log, verify, verify_events, Finding, Masked, Problem, Report, Scope, VerifyOptions,
+    verify, verify_events, Finding, Masked, Problem, Report, Scope, VerifyOptions,
 };
 
 /// The largest block the ledger writes, in bytes (256 KiB): an event or payload block over it

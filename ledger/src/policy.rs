@@ -223,6 +223,53 @@ impl Policies {
     }
 }
 
+/// [`Rules`] with every position of one store's log: judges any event of the store, from any
+/// thread. What a reader that meets every event needs (a replay of everything, a follower over
+/// one store); `verify` judges the same way.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    rules: Rules,
+    /// Every event's leaf index in the log (left empty when no verdict depends on a position).
+    positions: rustc_hash::FxHashMap<Cid, u64>,
+}
+
+impl Judge {
+    /// The rules of `store` under `trust`, and its log's positions when identities or a policy
+    /// in force make them matter.
+    pub fn of_store<S: BlockStore + ?Sized>(store: &S, trust: &TrustSet) -> Result<Judge> {
+        let rules = Rules::of_store(store, trust)?;
+        let mut positions = rustc_hash::FxHashMap::default();
+        if rules.policies.in_force() || !rules.identities.is_empty() {
+            store.with_log(&mut |log| {
+                let leaves = log.leaves();
+                positions.reserve(leaves.len());
+                for (i, cid) in leaves.iter().enumerate() {
+                    positions.insert(*cid, i as u64);
+                }
+            })?;
+        }
+        Ok(Judge { rules, positions })
+    }
+
+    /// What `verify` reports of `event`'s author or grant (`None`: it stands).
+    pub fn judge(&self, event: &crate::Event) -> Option<Problem> {
+        let author = event.author();
+        // Kept only when some verdict depends on a position.
+        let position = if self.positions.is_empty() {
+            None
+        } else {
+            self.positions.get(&event.cid()).copied()
+        };
+        self.rules
+            .judge(author, event.stream(), event.event_type(), position)
+    }
+
+    /// The rules it judges by.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+}
+
 /// [`Rules`] as a [`Ledger`] resolved them last, and the key and policy heads they hold for.
 #[derive(Debug)]
 pub(crate) struct CachedRules {
@@ -303,9 +350,14 @@ impl Rules {
     ) -> Option<Problem> {
         crate::identity::judge_author(&self.identities, &self.trust, author, position).or_else(
             || {
-                let identity = self.identity_of(author, position);
-                self.policies
-                    .judge(identity.as_ref(), stream, event_type, position)
+                if !self.policies.in_force() {
+                    return None;
+                }
+                let identity = match self.identities.judge_ref(author, position) {
+                    crate::identity::Verdict::Current(id) => Some(id),
+                    _ => None,
+                };
+                self.policies.judge(identity, stream, event_type, position)
             },
         )
     }

@@ -1,7 +1,7 @@
 //! [`TrustSet`]: the authors whose signatures a verification accepts: raw keys, and
 //! identities (`crate::identity`), whose keys are resolved at each event's place in the log.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use crate::{Author, StreamId};
 
@@ -65,7 +65,7 @@ impl FromIterator<Author> for TrustSet {
     fn from_iter<I: IntoIterator<Item = Author>>(iter: I) -> TrustSet {
         TrustSet {
             authors: iter.into_iter().collect(),
-            identities: HashSet::new(),
+            identities: HashSet::default(),
         }
     }
 }

@@ -94,6 +94,15 @@ fn a_rotated_identity_signs_on_and_its_old_key_is_refused() {
         }
     }
     assert_eq!(signed_by_identity, 2);
+    // A replay of everyone judges every author the same way and marks the stale event alone.
+    let replay = ok(&home.run(&["--json", "replay"])).records();
+    let marked: Vec<&serde_json::Value> = replay
+        .iter()
+        .filter(|(t, d)| t == "person" && d.get("untrusted_events").is_some())
+        .map(|(_, d)| &d["untrusted_events"])
+        .collect();
+    assert_eq!(marked, [&serde_json::json!([stale])]);
+    assert_eq!(replay.last().unwrap().1["untrusted_events"], 1);
 }
 
 #[test]

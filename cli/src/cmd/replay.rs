@@ -40,7 +40,8 @@ fn mark(data: &mut serde_json::Value, untrusted: &[Cid]) {
     data["untrusted_events"] = untrusted.iter().map(|c| json!(c.to_string())).collect();
 }
 
-/// The text line that marks untrusted events (empty when there are none).
+/// The text line that marks untrusted events (empty when there are none): events `verify`
+/// fails for their author or grant (untrusted, revoked or rotated-out key, no grant).
 fn warning(untrusted: &[Cid]) -> String {
     match untrusted.len() {
         0 => String::new(),
@@ -56,20 +57,30 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
     let persons = persons(config, args.person.as_deref().map(person_id).transpose()?)?;
     let Some(person) = &args.person else {
         let started = Instant::now();
-        let (mut world, events) = persons.replay_all()?;
+        let store = persons.ledger().store();
+        let judge = personctl_ledger::policy::Judge::of_store(store, &config.trust(store)?)?;
+        let (mut world, events, faulted) = persons.replay_all_judged(&judge)?;
         let seconds = started.elapsed().as_secs_f64();
+        let faulted: std::collections::HashMap<PersonId, Vec<Cid>> = faulted.into_iter().collect();
+        let untrusted_events: usize = faulted.values().map(Vec::len).sum();
         for id in world.ids() {
             let p = world.get(id).expect("listed ids exist");
-            out.record("person", person_json(&p), || {
+            let untrusted = faulted.get(&id).map_or(&[][..], Vec::as_slice);
+            let mut data = person_json(&p);
+            if !untrusted.is_empty() {
+                mark(&mut data, untrusted);
+            }
+            out.record("person", data, || {
                 let email = p
                     .contact
                     .as_ref()
                     .and_then(|c| c.emails.first())
                     .map_or("", |e| e.address.as_str());
                 format!(
-                    "{id}  {:<12} {:<28} {email}",
+                    "{id}  {:<12} {:<28} {email}{}",
                     p.lifecycle.to_string(),
-                    p.identity.legal_name
+                    p.identity.legal_name,
+                    warning(untrusted)
                 )
             })?;
         }
@@ -80,10 +91,14 @@ pub(crate) fn replay(config: &Config, args: &ReplayArgs, out: &mut Out) -> Resul
             .collect();
         out.record(
             "summary",
-            json!({"persons": world.len(), "events": events, "seconds": seconds, "by_state": by_state}),
+            json!({"persons": world.len(), "events": events, "seconds": seconds, "by_state": by_state, "untrusted_events": untrusted_events}),
             || {
                 let states: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-                format!("{} from {} in {seconds:.3}s ({})", plural(world.len() as u64, "person"), plural(events, "event"), states.join(", "))
+                let untrusted = match untrusted_events {
+                    0 => String::new(),
+                    n => format!("; {} by authors or grants `verify` fails", plural(n as u64, "event")),
+                };
+                format!("{} from {} in {seconds:.3}s ({}){untrusted}", plural(world.len() as u64, "person"), plural(events, "event"), states.join(", "))
             },
         )?;
         return Ok(EXIT_OK);

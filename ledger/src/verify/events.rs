@@ -5,7 +5,7 @@
 use super::Problem;
 use crate::keys::{verify_many, SigCheck, VERIFY_BATCH};
 use crate::store::BlockStore;
-use crate::{event::signing_message, Cid, Event, Result, TrustSet};
+use crate::{event::signing_message, Cid, Event, Result};
 
 /// Verifies the stored events `cids`: per CID, in order, the event or what is wrong with it
 /// ([`Problem::Missing`], [`Problem::Malformed`], [`Problem::BadSignature`], or what `judge`
@@ -14,8 +14,8 @@ use crate::{event::signing_message, Cid, Event, Result, TrustSet};
 /// read (a block whose bytes do not hash to its CID is an error of the store,
 /// [`crate::Error::CidMismatch`]) or `judge` fails.
 ///
-/// `judge` is usually [`judge_in_log`] (positions in the store's own log) or, on the JetStream
-/// path, the backbone's judgement in the shared log.
+/// `judge` is usually [`crate::policy::Judge::judge`] (positions in the store's own log) or,
+/// on the JetStream path, `jetstream::Backbone::judge` (positions in the shared log).
 pub fn verify_events<S: BlockStore + ?Sized>(
     store: &S,
     cids: &[Cid],
@@ -77,32 +77,4 @@ pub fn verify_events<S: BlockStore + ?Sized>(
         }
     }
     Ok(out)
-}
-
-/// A judge for [`verify_events`] over `store` alone: the rules of its key and policy chains
-/// under `trust`, each event at its position in the store's log (read once, on the first event
-/// whose verdict depends on it).
-pub fn judge_in_log<'a, S: BlockStore + ?Sized>(
-    store: &'a S,
-    trust: &TrustSet,
-) -> Result<impl FnMut(&Event) -> Result<Option<Problem>> + 'a> {
-    let rules = crate::policy::Rules::of_store(store, trust)?;
-    let mut positions: Option<std::collections::HashMap<Cid, u64>> = None;
-    Ok(move |event: &Event| {
-        let position = if rules.needs_position(event.author()) {
-            if positions.is_none() {
-                let mut all = std::collections::HashMap::new();
-                store.with_log(&mut |log| {
-                    all.extend(log.leaves().iter().enumerate().map(|(i, c)| (*c, i as u64)))
-                })?;
-                positions = Some(all);
-            }
-            positions
-                .as_ref()
-                .and_then(|p| p.get(&event.cid()).copied())
-        } else {
-            None
-        };
-        Ok(rules.judge(event.author(), event.stream(), event.event_type(), position))
-    })
 }

@@ -32,7 +32,7 @@ use tracing::instrument;
 use crate::store::BlockStore;
 use crate::{Result, TrustSet};
 
-pub use self::events::{judge_in_log, verify_events};
+pub use self::events::verify_events;
 use self::gather::{Checker, Gathered};
 pub use self::report::{Finding, Masked, Problem, Report, Scope, VerifyOptions};
 
