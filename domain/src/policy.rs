@@ -26,6 +26,18 @@ use crate::{Command, Person, PersonId};
 /// The attribute source that marks what a policy wrote.
 pub const SOURCE: &str = "personctl policy";
 
+/// What the policies and the onboarding saga write, as (aggregate type, event types; none:
+/// any): the grants their identity needs where write policies are in force, and no more (it
+/// never writes a legal name, for one). For example
+/// `personctl grant --admin A --grantee P --aggregate person --event AttributeAdded ...`.
+pub const WRITES: &[(&str, &[&str])] = &[
+    (
+        crate::AGGREGATE,
+        &["AttributeAdded", "PersonSuspended", "PersonArchived"],
+    ),
+    (crate::onboarding::AGGREGATE, &[]),
+];
+
 /// Periods of the time-based policies, in microseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Periods {

@@ -36,7 +36,9 @@ impl<S: BlockStore> Persons<S> {
     /// events are appended with the trigger in `causes`, the trigger's correlation id and the
     /// reaction's causation id. Appends nothing if the reaction ran before (an event of the
     /// chain carries its causation id) or if the rules refuse it now (the policy no longer
-    /// applies: for example the person was archived meanwhile).
+    /// applies: for example the person was archived meanwhile), or if the write policies in
+    /// force refuse `signer` those events (a warning says so: grant them, see
+    /// [`policy::WRITES`]).
     pub fn react(&self, signer: &Signer, r: &Reaction) -> Result<Vec<Appended>, Error> {
         let stream = r.person.stream();
         // What a trigger on this chain caused lies above it: only that part is searched.
@@ -61,7 +63,7 @@ impl<S: BlockStore> Persons<S> {
             drafts.push(d);
             w.person = apply(w.person.take(), event);
         }
-        Ok(self.ledger().append_batch(signer, drafts)?)
+        refused_is_skipped(r.policy, self.ledger().append_batch(signer, drafts))
     }
 
     /// Drives person `id`'s onboarding by `input`, caused by the event `trigger` (with
@@ -99,7 +101,7 @@ impl<S: BlockStore> Persons<S> {
         let mut appended = if drafts.is_empty() {
             Vec::new()
         } else {
-            self.ledger().append_batch(signer, drafts)?
+            refused_is_skipped("onboarding", self.ledger().append_batch(signer, drafts))?
         };
         if let (Some(command), Some(failed)) = (step.compensation, appended.last()) {
             let r = Reaction {
@@ -176,4 +178,20 @@ impl<S: BlockStore> Persons<S> {
 /// The onboarding chain of person `id`: `onboarding/<id>`.
 pub fn onboarding_stream(id: PersonId) -> StreamId {
     StreamId::new(onboarding::AGGREGATE, id.to_string()).expect("a person id is a valid stream id")
+}
+
+/// A reaction's append, where the write policies in force refusing it (the policy's identity
+/// holds no grant for those events) counts as the policy not applying: nothing is appended, a
+/// warning names the policy, and the event that triggered it is applied as usual.
+fn refused_is_skipped(
+    policy: &str,
+    appended: personctl_ledger::Result<Vec<Appended>>,
+) -> Result<Vec<Appended>, Error> {
+    match appended {
+        Err(personctl_ledger::Error::Unauthorized { stream, reason }) => {
+            tracing::warn!(policy, %stream, %reason, "the write policies in force refuse this reaction; not applied");
+            Ok(Vec::new())
+        }
+        other => Ok(other?),
+    }
 }

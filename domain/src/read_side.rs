@@ -78,6 +78,14 @@ impl<'a, S: BlockStore> PersonProjector<'a, S> {
         self
     }
 
+    /// Refuses up front what the policies would append that the write policies in force
+    /// under `trust` do not allow ([`Ledger::enforce_policies`]): such a reaction is skipped
+    /// with a warning instead of writing an event `verify` reports as `unauthorized`.
+    pub fn enforcing(mut self, trust: personctl_ledger::TrustSet) -> Self {
+        self.persons = Persons::new(self.persons.into_ledger().enforce_policies(trust));
+        self
+    }
+
     /// Tells `observer` of every event applied.
     pub fn observed(mut self, observer: Observer<'a>) -> Self {
         self.observer = Some(observer);

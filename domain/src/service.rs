@@ -53,6 +53,11 @@ impl<S: BlockStore> Persons<S> {
         &self.ledger
     }
 
+    /// Unwraps the ledger.
+    pub fn into_ledger(self) -> Ledger<S> {
+        self.ledger
+    }
+
     /// Replays one person's chain, from genesis, up to `at` (or the head).
     ///
     /// Two threads work on it: one walks the chain back from the head (each event names its

@@ -28,8 +28,13 @@ use crate::EXIT_OK;
 /// The durable consumer of the read models.
 const CONSUMER: &str = "personctl-projections";
 
-/// The policies `--policies` asks for, signed with this home's key.
-fn policies(config: &Config, args: &ServeArgs) -> Result<Option<Policies>> {
+/// The policies `--policies` asks for, signed with this home's key (or `--identity`'s current
+/// key).
+fn policies(
+    config: &Config,
+    args: &ServeArgs,
+    store: &personctl_ledger::SledStore,
+) -> Result<Option<Policies>> {
     if !args.policies {
         return Ok(None);
     }
@@ -48,7 +53,7 @@ fn policies(config: &Config, args: &ServeArgs) -> Result<Option<Policies>> {
         .transpose()?;
     Ok(Some(Policies {
         signer: config
-            .signer()
+            .signer_over(store)
             .context("--policies signs the events of policies with this home's key")?,
         periods: Periods {
             unverified_email_us: args.unverified_email_days * DAY_US,
@@ -138,8 +143,11 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
         );
     }
     let mut projector = PersonProjector::new(&store, &projections);
-    if let Some(p) = policies(config, args)? {
-        projector = projector.with_policies(p, Some(&link as &dyn Publisher));
+    if let Some(p) = policies(config, args, &store)? {
+        // What the write policies in force refuse the policies' key is skipped, with a warning.
+        projector = projector
+            .with_policies(p, Some(&link as &dyn Publisher))
+            .enforcing(trust.clone());
     }
     let stop = stop_on_signals(&link)?;
     let options = options(args, Some(super::query::query_subject(&link)));

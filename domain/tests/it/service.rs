@@ -409,3 +409,146 @@ fn a_silent_log_leaves_the_batch_stored_and_pending_and_unknown_persons_are_name
         "{error}"
     );
 }
+
+/// The policies' identity, granted exactly `policy::WRITES` under an admin's policy in force:
+/// the welcome, the onboarding saga and the time-based sweep write; a legal name is refused.
+#[test]
+fn the_policies_identity_writes_what_its_grants_allow_and_never_a_legal_name() {
+    use personctl_domain::model::Attribute;
+    use personctl_domain::onboarding::Input;
+    use personctl_domain::policy::{Periods, Reaction, DAY_US, WRITES};
+    use personctl_ledger::Signer;
+
+    let store = MemoryStore::new();
+    let ledger = Ledger::new(&store);
+    let identity = |ledger: &Ledger<&MemoryStore>| {
+        let (key, next) = (Signer::generate().unwrap(), Signer::generate().unwrap());
+        (ledger.incept_identity(&key, &next.author()).unwrap(), key)
+    };
+    let (admin, admin_key) = identity(&ledger);
+    let (service, service_key) = identity(&ledger);
+    let (policies, policies_key) = identity(&ledger);
+    ledger
+        .grant_write(&admin, &admin_key, &service, "person", &[])
+        .unwrap();
+    for (aggregate, events) in WRITES {
+        let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        ledger
+            .grant_write(&admin, &admin_key, &policies, aggregate, &events)
+            .unwrap();
+    }
+    let trust = TrustSet::new()
+        .with_identity(admin)
+        .with_identity(service)
+        .with_identity(policies);
+    let persons = Persons::new(Ledger::new(&store).enforce_policies(trust.clone()));
+    let registered = persons
+        .execute(
+            &service_key,
+            ada(),
+            &Command::Register {
+                legal_name: "Ada Lovelace".into(),
+            },
+        )
+        .unwrap();
+    let trigger = registered[0].cid;
+    let welcome = Reaction {
+        policy: "welcome",
+        person: ada(),
+        trigger,
+        correlation: uuid::Uuid::nil(),
+        command: Command::AddAttribute(Attribute {
+            name: "onboarding.welcome".into(),
+            value: "sent".into(),
+            source: "test".into(),
+            confidence: 100,
+            valid_from: None,
+            valid_until: None,
+        }),
+    };
+    assert_eq!(persons.react(&policies_key, &welcome).unwrap().len(), 1);
+    let onboarded = persons
+        .onboard(
+            &policies_key,
+            ada(),
+            Input::Registered,
+            trigger,
+            uuid::Uuid::nil(),
+            DAY_US,
+        )
+        .unwrap();
+    assert_eq!(onboarded.len(), 1);
+    // The policies' key never writes a legal name: refused up front, nothing written.
+    let refused = persons.execute(
+        &policies_key,
+        ada(),
+        &Command::Rename {
+            legal_name: "Eve".into(),
+            reason: String::new(),
+        },
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Ledger(personctl_ledger::Error::Unauthorized { .. }))
+        ),
+        "{refused:?}"
+    );
+    let periods = Periods {
+        unverified_email_us: DAY_US,
+        inactive_us: DAY_US,
+    };
+    let later = personctl_ledger::now_us() + 10 * DAY_US;
+    let swept = persons
+        .sweep(&policies_key, later, &periods, DAY_US)
+        .unwrap();
+    // Archived (inactive), and the onboarding timed out (its compensation no longer applies).
+    let types: Vec<String> = swept
+        .iter()
+        .map(|a| {
+            persons
+                .ledger()
+                .event(&a.cid)
+                .unwrap()
+                .event_type()
+                .to_string()
+        })
+        .collect();
+    assert!(types.contains(&"PersonArchived".to_string()), "{types:?}");
+    assert!(types.contains(&"OnboardingFailed".to_string()), "{types:?}");
+    let report = verify(&store, &trust, &VerifyOptions::default(), &|_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+}
+
+/// A reaction the write policies refuse is skipped, not an error: the sweep goes on.
+#[test]
+fn a_reaction_without_a_grant_is_skipped_and_the_sweep_goes_on() {
+    use personctl_domain::policy::{Periods, DAY_US};
+    use personctl_ledger::Signer;
+
+    let store = MemoryStore::new();
+    let ledger = Ledger::new(&store);
+    let (admin_key, next) = (Signer::generate().unwrap(), Signer::generate().unwrap());
+    let admin = ledger.incept_identity(&admin_key, &next.author()).unwrap();
+    let (key, next) = (Signer::generate().unwrap(), Signer::generate().unwrap());
+    let writer = ledger.incept_identity(&key, &next.author()).unwrap();
+    // Person events other than the archive; onboarding not at all.
+    let events: Vec<String> = ["PersonRegistered".to_string()].into();
+    ledger
+        .grant_write(&admin, &admin_key, &writer, "person", &events)
+        .unwrap();
+    let trust = TrustSet::new().with_identity(admin).with_identity(writer);
+    let persons = Persons::new(Ledger::new(&store).enforce_policies(trust));
+    let register = Command::Register {
+        legal_name: "Ada Lovelace".into(),
+    };
+    persons.execute(&key, ada(), &register).unwrap();
+    let later = personctl_ledger::now_us() + 10 * DAY_US;
+    let periods = Periods {
+        unverified_email_us: DAY_US,
+        inactive_us: DAY_US,
+    };
+    let swept = persons.sweep(&key, later, &periods, DAY_US).unwrap();
+    assert!(swept.is_empty(), "{swept:?}");
+    assert_eq!(store.head(&ada().stream()).unwrap().unwrap().height, 0);
+}
