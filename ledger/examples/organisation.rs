@@ -9,12 +9,17 @@
 //! cargo run -p personctl-ledger --features jetstream --example organisation -- \
 //!     [--nats URL] HOME ORG VERB
 //!   VERB: found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | erase MEMBER | show
+//!         | identity
 //! personctl --home HOME [--nats URL] verify
 //! ```
 //!
-//! HOME is a personctl data directory: the store is `HOME/store`, this example's key
-//! `HOME/keys/organisation.pem` (made on first use and added to the store's trusted keys), so
-//! `personctl verify` audits the organisation chains with everything else. `join` may name a
+//! HOME is a personctl data directory: the store is `HOME/store`. The example writes as its own
+//! identity (`identity` prints it), made on first use with its keys under
+//! `HOME/keys/identities/` and trusted in the store, so `personctl verify` audits the
+//! organisation chains with everything else and `personctl identity rotate` rotates its key.
+//! Where a write policy is in force, it writes only once an admin has granted it `org`
+//! (`personctl grant --admin A --grantee ID --aggregate org`); before, a command is refused
+//! up front (the ledger's `enforce_policies`). `join` may name a
 //! causal parent in another chain, for example the head of the member's person chain.
 //! `erase` removes a member's name from every payload that holds it, through a tombstone.
 //!
@@ -27,6 +32,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use personctl_ledger::identity::IdentityKeys;
 use personctl_ledger::jetstream::{Link, Settings};
 use personctl_ledger::{
     BlockStore, Cid, Draft, Expected, Head, Ledger, Payload, Publisher, Retry, Signer, SledStore,
@@ -158,35 +164,55 @@ fn naming(ledger: &Ledger<SledStore>, stream: &StreamId, member: &str) -> Vec<Ci
     out
 }
 
-/// This example's key: made on first use, and trusted in the store.
-fn signer(home: &Path, store: &SledStore) -> Result<Signer, String> {
-    let path = home.join("keys/organisation.pem");
-    let signer = match std::fs::read_to_string(&path) {
-        Ok(pem) => Signer::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let signer = Signer::generate().map_err(|e| e.to_string())?;
-            let pem = signer.to_pkcs8_pem().map_err(|e| e.to_string())?;
-            std::fs::create_dir_all(home.join("keys")).map_err(|e| e.to_string())?;
-            std::fs::write(&path, pem.as_bytes())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::Permissions::from_mode(0o600);
-                std::fs::set_permissions(&path, mode).map_err(|e| e.to_string())?;
-            }
-            signer
+/// This example's identity (`key/ID`): made on first use (its keys under
+/// `HOME/keys/identities/ID`, its id in `HOME/keys/organisation.id`) and trusted in the store;
+/// its current key signs, after a rotation a crash interrupted is settled. With a publisher,
+/// its key chain is published so that other homes resolve it.
+fn signer(
+    home: &Path,
+    ledger: &Ledger<SledStore>,
+    publisher: Option<&dyn Publisher>,
+) -> Result<(StreamId, Signer), String> {
+    let id_file = home.join("keys/organisation.id");
+    let root = home.join("keys/identities");
+    let (id, keys) = match std::fs::read_to_string(&id_file) {
+        Ok(text) => {
+            let id: StreamId = text
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: {e}", id_file.display()))?;
+            let keys = IdentityKeys::at(root.join(id.id()));
+            (id, keys)
         }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (id, keys) = ledger
+                .create_identity_keys(&root)
+                .map_err(|e| e.to_string())?;
+            std::fs::write(&id_file, format!("{id}\n"))
+                .map_err(|e| format!("{}: {e}", id_file.display()))?;
+            (id, keys)
+        }
+        Err(e) => return Err(format!("{}: {e}", id_file.display())),
     };
-    store
-        .trust_add(&signer.author(), "organisation example")
+    ledger
+        .store()
+        .trust_identity_add(&id, "organisation example")
         .map_err(|e| e.to_string())?;
-    Ok(signer)
+    if let Some(p) = publisher {
+        p.pull(ledger.store(), &id).map_err(|e| e.to_string())?;
+        p.publish(ledger.store(), Some(std::slice::from_ref(&id)))
+            .and_then(|r| r.settled())
+            .map_err(|e| e.to_string())?;
+    }
+    ledger
+        .settle_identity_keys(&id, &keys)
+        .map_err(|e| e.to_string())?;
+    let signer = keys.current().map_err(|e| e.to_string())?;
+    Ok((id, signer))
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    let usage = "usage: organisation [--nats URL] HOME ORG (found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | erase MEMBER | show)";
+    let usage = "usage: organisation [--nats URL] HOME ORG (found NAME | join MEMBER ROLE [CAUSE-CID] | leave MEMBER | erase MEMBER | show | identity)";
     let (nats, args) = match args {
         [flag, url, rest @ ..] if flag == "--nats" => (Some(url), rest),
         _ => (None, args),
@@ -197,7 +223,9 @@ fn run(args: &[String]) -> Result<String, String> {
     let home = Path::new(home);
     let stream = StreamId::new(AGGREGATE, org.as_str()).map_err(|e| e.to_string())?;
     let store = SledStore::open(home.join("store")).map_err(|e| e.to_string())?;
-    let ledger = Ledger::new(store);
+    // Appends the write policies in force here would report as unauthorized are refused.
+    let trust = store.trust_set().map_err(|e| e.to_string())?;
+    let ledger = Ledger::new(store).enforce_policies(trust);
     let link = match nats {
         Some(url) => Some(Link::connect(url, Settings::default()).map_err(|e| e.to_string())?),
         None => None,
@@ -213,6 +241,7 @@ fn run(args: &[String]) -> Result<String, String> {
             return serde_json::to_string(&state).map_err(|e| e.to_string());
         }
         ("erase", [member]) => return erase(&ledger, home, &stream, member, publisher),
+        ("identity", []) => return Ok(signer(home, &ledger, publisher)?.0.to_string()),
         ("found", [name]) => Command::Found { name: name.clone() },
         ("join", [member, role, cause @ ..]) if cause.len() <= 1 => {
             for c in cause {
@@ -228,7 +257,7 @@ fn run(args: &[String]) -> Result<String, String> {
         },
         _ => return Err(usage.into()),
     };
-    let signer = signer(home, ledger.store())?;
+    let (_, signer) = signer(home, &ledger, publisher)?;
     // Decided on the newest state; decided again if another writer's event wins the race.
     let (appended, lost) = ledger
         .append_decided(
@@ -302,7 +331,7 @@ fn erase(
         .draft(stream.clone())
         .map_err(|e| e.to_string())?
         .expecting(expected);
-    let signer = signer(home, ledger.store())?;
+    let (_, signer) = signer(home, &ledger, publisher)?;
     let erased = ledger
         .erase(&signer, draft, publisher)
         .map_err(|e| e.to_string())?;

@@ -102,11 +102,17 @@ fn a_second_domain_on_the_ledger_verifies_with_personctl() {
     );
 
     // personctl audits the organisation chain with the persons: signatures, trust, links.
+    // It writes as its own identity, whose key chain is one more stream.
+    let org_id = ok(&organisation(&home, &["acme", "identity"]))
+        .stdout
+        .trim()
+        .to_string();
+    assert!(org_id.starts_with("key/"), "{org_id}");
     let run = home.run(&["--json", "verify"]);
     let summary = ok(&run).records().last().unwrap().1.clone();
     assert_eq!(
         (summary["events"].clone(), summary["streams"].clone()),
-        (json!(5), json!(2))
+        (json!(6), json!(3))
     );
     let log = ok(&home.run(&["--json", "log", "--stream", "org/acme"])).records();
     let types: Vec<&str> = log.iter().filter_map(|(_, d)| d["type"].as_str()).collect();
@@ -135,7 +141,10 @@ fn a_second_domain_on_the_ledger_verifies_with_personctl() {
         .iter()
         .map(|d| d["stream"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(roots, ["org/acme".to_string(), format!("person/{id}")]);
+    assert_eq!(
+        roots,
+        [org_id, "org/acme".to_string(), format!("person/{id}")]
+    );
     ok(&home.run(&["verify", "--car", file.to_str().unwrap()]));
 }
 
@@ -145,14 +154,27 @@ fn the_second_domain_publishes_and_erases_through_jetstream_and_personctl_accept
     let url = server.url();
     let (a, _) = keyed();
     let b = Home::new();
-    // One organisation key, trusted in both homes (the example trusts it on first use).
+    // One organisation identity, its keys copied to both homes (the example trusts it on
+    // first use; B reads its key chain from JetStream).
     ok(&organisation_nats(&a, &url, &["acme", "found", "Acme Ltd"]));
-    std::fs::create_dir_all(b.path().join("keys")).unwrap();
+    let id = std::fs::read_to_string(a.path().join("keys/organisation.id")).unwrap();
+    let dir = format!(
+        "keys/identities/{}",
+        id.trim().strip_prefix("key/").unwrap()
+    );
+    std::fs::create_dir_all(b.path().join(&dir)).unwrap();
     std::fs::copy(
-        a.path().join("keys/organisation.pem"),
-        b.path().join("keys/organisation.pem"),
+        a.path().join("keys/organisation.id"),
+        b.path().join("keys/organisation.id"),
     )
     .unwrap();
+    for name in ["current.pem", "next.pem"] {
+        std::fs::copy(
+            a.path().join(&dir).join(name),
+            b.path().join(&dir).join(name),
+        )
+        .unwrap();
+    }
     // B has never seen the organisation: it reads it from JetStream before deciding.
     let joined = organisation_nats(&b, &url, &["acme", "join", "p-1", "engineer"]);
     assert!(
@@ -188,8 +210,62 @@ fn the_second_domain_publishes_and_erases_through_jetstream_and_personctl_accept
     for home in [&a, &b] {
         let run = home.run(&["--nats", &url, "--json", "verify"]);
         let summary = ok(&run).records().last().unwrap().1.clone();
-        assert_eq!(summary["events"], json!(4), "{summary}");
+        assert_eq!(summary["events"], json!(5), "{summary}");
     }
+}
+
+/// Where an admin's write policy is in force, the second domain writes only with a grant:
+/// refused up front before it, written after it, and `verify` agrees.
+#[test]
+fn the_second_domain_writes_only_once_its_identity_is_granted() {
+    let home = Home::new();
+    let admin = ok(&home.run(&["--json", "identity", "create", "--label", "admin"])).records()[0].1
+        ["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let org_id = ok(&organisation(&home, &["acme", "identity"]))
+        .stdout
+        .trim()
+        .to_string();
+    // A policy in force: the admin grants itself persons, not the organisation anything.
+    ok(&home.run(&[
+        "grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &admin,
+        "--aggregate",
+        "person",
+    ]));
+    let refused = organisation(&home, &["acme", "found", "Acme Ltd"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("not allowed"), "{}", refused.stderr);
+    assert!(home.run(&["--json", "log", "--stream", "org/acme"]).code != 0);
+    ok(&home.run(&[
+        "grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &org_id,
+        "--aggregate",
+        "org",
+    ]));
+    ok(&organisation(&home, &["acme", "found", "Acme Ltd"]));
+    ok(&home.run(&["verify"]));
+    // Its grant withdrawn, it is refused again.
+    ok(&home.run(&[
+        "revoke-grant",
+        "--admin",
+        &admin,
+        "--grantee",
+        &org_id,
+        "--aggregate",
+        "org",
+    ]));
+    let refused = organisation(&home, &["acme", "join", "p-1", "engineer"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    ok(&home.run(&["verify"]));
 }
 
 fn organisation_nats(home: &Home, url: &str, args: &[&str]) -> Run {
