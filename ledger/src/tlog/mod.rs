@@ -28,7 +28,9 @@ mod proof;
 mod witness;
 
 pub use self::log::Log;
-pub(crate) use self::proof::{check_in, check_kept};
+#[cfg(feature = "jetstream")]
+pub(crate) use self::proof::check_in;
+pub(crate) use self::proof::check_kept;
 pub use self::proof::{
     AutoCheckpoint, Bundle, LogOf, Post, Proven, SharedLog, SignedCheckpoint, Witnessed,
 };
