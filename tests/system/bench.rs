@@ -7,7 +7,7 @@ use crate::nats::NatsServer;
 use crate::{ok, Home, Run};
 
 /// The stages of the embedded run, ceilings first.
-const EMBEDDED: [&str; 17] = [
+const EMBEDDED: [&str; 18] = [
     "encode + CID (1 core)",
     "sign (1 core)",
     "sign (all cores)",
@@ -24,6 +24,7 @@ const EMBEDDED: [&str; 17] = [
     "verify, identities and grants",
     "domain commands, batched",
     "replay all into the World",
+    "replay all, authors judged",
     "rebuild one 10,000-event chain",
 ];
 
@@ -105,6 +106,16 @@ fn one_run_reports_every_stage_next_to_its_ceiling() {
     );
     assert_eq!(stage(&all, "domain commands, batched")["events"], 400);
     assert_eq!(stage(&all, "replay all into the World")["events"], 400);
+    // The same replay with every author resolved to its identity, and what that added.
+    let judged = stage(&all, "replay all, authors judged");
+    assert_eq!(judged["events"], 400);
+    assert!(
+        judged["note"]
+            .as_str()
+            .unwrap()
+            .contains("% over the plain replay"),
+        "{judged}"
+    );
     assert_eq!(
         stage(&all, "rebuild one 10,000-event chain")["events"],
         10_000

@@ -871,7 +871,8 @@ impl BlockStore for SledStore {
     /// Group commit. A writer that finds no group being written leads: it writes its own
     /// commit (without copying it) together with every commit waiting. Otherwise its commit
     /// (a copy) waits for the next group, which the leader hands to the first waiter when it is
-    /// done. Each group is one durable write (one segment sync, one sled flush); every commit's
+    /// done. Each group is one durable write (one segment write and its `fdatasync`; the index
+    /// is derived in memory); every commit's
     /// heads are checked in queue order against the heads before it, so that concurrent
     /// single-event appends share their syncs. A commit whose check fails gets its conflict and
     /// is not written; the others are unaffected. Each waiter is woken once, by its own
