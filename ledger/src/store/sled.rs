@@ -872,11 +872,10 @@ impl BlockStore for SledStore {
     /// commit (without copying it) together with every commit waiting. Otherwise its commit
     /// (a copy) waits for the next group, which the leader hands to the first waiter when it is
     /// done. Each group is one durable write (one segment write and its `fdatasync`; the index
-    /// is derived in memory); every commit's
-    /// heads are checked in queue order against the heads before it, so that concurrent
-    /// single-event appends share their syncs. A commit whose check fails gets its conflict and
-    /// is not written; the others are unaffected. Each waiter is woken once, by its own
-    /// outcome or by the lead.
+    /// is derived in memory); every commit's heads are checked in queue order against the
+    /// heads before it, so that concurrent single-event appends share their syncs. A commit
+    /// whose check fails gets its conflict and is not written; the others are unaffected. Each
+    /// waiter is woken once, by its own outcome or by the lead.
     #[instrument(skip_all, fields(blocks = commit.blocks.len(), heads = commit.heads.len()))]
     fn commit(&self, commit: &Commit) -> Result<()> {
         self.writable()?;
