@@ -690,10 +690,16 @@ pub(crate) struct BenchArgs {
     /// Events per batch (one durable write each).
     #[arg(long, default_value_t = 1_000)]
     pub(crate) batch: u64,
-    /// Concurrent writers, each appending batches to its own share of the streams.
-    #[arg(long, default_value_t = 2)]
-    pub(crate) writers: u64,
+    /// Concurrent writers, each appending batches to its own share of the streams (default:
+    /// one per core).
+    #[arg(long)]
+    pub(crate) writers: Option<u64>,
     /// Work in this directory instead of a fresh temporary one (it must not exist yet).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+    /// The Hypercore peer's directory (default: `benches/hypercore` when run from the
+    /// repository; `npm ci` there first): run in the same run, personctl's matching stages
+    /// printed as multiples of its rates.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) hypercore: Option<PathBuf>,
 }

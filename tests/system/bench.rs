@@ -64,6 +64,23 @@ fn one_run_reports_every_stage_next_to_its_ceiling() {
     let all = stages(&run);
     let names: Vec<&str> = all.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(names, EMBEDDED);
+    // The Hypercore peer ran next to the same stages, or its absence is said.
+    let peer = run.of_type("peer");
+    if peer.is_empty() {
+        let skipped = run.of_type("skipped");
+        assert!(
+            skipped.iter().any(|s| s["stages"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hypercore peer")),
+            "{}",
+            run.stdout
+        );
+    } else {
+        assert_eq!(peer[0]["stage"], "hypercore append, batched");
+        assert_eq!(peer[0]["ours"][0]["stage"], "append to sled, batched");
+        assert!(peer[0]["ours"][0]["times"].as_f64().unwrap() > 0.0);
+    }
     for (name, d) in &all {
         let events = d["events"].as_u64().unwrap();
         let seconds = d["seconds"].as_f64().unwrap();

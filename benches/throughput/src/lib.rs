@@ -11,12 +11,14 @@ mod embedded;
 mod identity;
 mod lag;
 mod nats;
+mod peer;
 mod tlog;
 
 use std::path::PathBuf;
 
 pub use crate::embedded::run as embedded;
 pub use crate::nats::run as with_nats;
+pub use crate::peer::hypercore;
 
 /// Errors of a bench run, with what failed in words.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -33,7 +35,7 @@ pub struct Options {
     pub streams: u64,
     /// Events per batch (one durable write each).
     pub batch: u64,
-    /// Concurrent writers of the batched stage.
+    /// Concurrent writers of the batched stage (`personctl bench` defaults to the core count).
     pub writers: u64,
     /// Where the embedded store goes (a new directory; `None`: a temporary one).
     pub dir: Option<PathBuf>,
@@ -84,6 +86,20 @@ pub enum Record {
         stages: &'static str,
         /// Why.
         reason: &'static str,
+    },
+    /// A stage of the Hypercore peer, and personctl's stages doing the same work with their
+    /// rate as a multiple of the peer's.
+    Peer {
+        /// The peer's stage.
+        stage: String,
+        /// Entries it appended.
+        events: u64,
+        /// Seconds it took.
+        seconds: f64,
+        /// Bytes per entry.
+        entry_bytes: u64,
+        /// (personctl's stage, its rate / the peer's).
+        ours: Vec<(String, f64)>,
     },
     /// personctl's JetStream rate as a share (percent) of the raw ceilings.
     Ratio {

@@ -13,14 +13,21 @@ use crate::output::Out;
 use crate::EXIT_OK;
 
 pub(crate) fn run(config: &Config, args: &BenchArgs, out: &mut Out) -> Result<u8> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
     let options = Options {
         events: args.events,
         streams: args.streams,
         batch: args.batch,
-        writers: args.writers,
+        writers: args.writers.unwrap_or(cores),
         dir: args.dir.clone(),
     };
-    let mut emit = |r: Record| print(&r, out).map_err(|e| e.to_string().into());
+    let mut stages = Vec::new();
+    let mut emit = |r: Record| {
+        if let Record::Stage(s) = &r {
+            stages.push(s.clone());
+        }
+        print(&r, out).map_err(|e| e.to_string().into())
+    };
     personctl_bench::embedded(&options, &mut emit).map_err(|e| anyhow!("{e}"))?;
     match &config.nats {
         Some((url, settings)) => personctl_bench::with_nats(url, settings, &options, &mut emit)
@@ -31,6 +38,22 @@ pub(crate) fn run(config: &Config, args: &BenchArgs, out: &mut Out) -> Result<u8
         })
         .map_err(|e| anyhow!("{e}"))?,
     }
+    // The Hypercore peer: where asked, or in benches/hypercore when run from the repository.
+    let default = std::path::Path::new("benches/hypercore");
+    let peer = args
+        .hypercore
+        .as_deref()
+        .or_else(|| default.join("peer.mjs").is_file().then_some(default));
+    let ours = stages.clone();
+    let mut emit = |r: Record| print(&r, out).map_err(|e| e.to_string().into());
+    match peer {
+        Some(dir) => personctl_bench::hypercore(dir, &options, &ours, &mut emit),
+        None => emit(Record::Skipped {
+            stages: "Hypercore peer",
+            reason: "no benches/hypercore here: give --hypercore DIR",
+        }),
+    }
+    .map_err(|e| anyhow!("{e}"))?;
     Ok(EXIT_OK)
 }
 
@@ -65,8 +88,26 @@ fn print(record: &Record, out: &mut Out) -> Result<()> {
         Record::Skipped { stages, reason } => out.record(
             "skipped",
             json!({"stages": stages, "reason": reason}),
-            || format!("not run without --nats URL: {stages}"),
+            || format!("not run ({reason}): {stages}"),
         )?,
+        Record::Peer {
+            stage,
+            events,
+            seconds,
+            entry_bytes,
+            ours,
+        } => {
+            let rate = *events as f64 / seconds.max(1e-9);
+            let against: Vec<String> = ours
+                .iter()
+                .map(|(s, x)| format!("{s}: {x:.2}x"))
+                .collect();
+            out.record(
+                "peer",
+                json!({"stage": stage, "events": events, "seconds": seconds, "events_per_second": rate.round(), "entry_bytes": entry_bytes, "ours": ours.iter().map(|(s, x)| json!({"stage": s, "times": (x * 100.0).round() / 100.0})).collect::<Vec<_>>()}),
+                || format!("{stage:<45} {rate:>10.0} events/s  ({events} entries of {entry_bytes} B in {seconds:.3}s; personctl {})", against.join(", ")),
+            )?;
+        }
         Record::Ratio {
             of_raw_1_message: one,
             of_raw_3_messages: three,
