@@ -697,6 +697,15 @@ pub(crate) struct BenchArgs {
     /// Work in this directory instead of a fresh temporary one (it must not exist yet).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+    /// Instead of the stages: measure what JetStream subjects cost the server (with --nats),
+    /// publishing N block-sized messages on a subject each, then on 1,000 subjects
+    /// (`docs/JETSTREAM.md`, capacity model).
+    #[arg(long, value_name = "N")]
+    pub(crate) subjects: Option<u64>,
+    /// The server's monitoring URL (`nats-server -m PORT`: `http://127.0.0.1:PORT`), to read
+    /// its memory for --subjects.
+    #[arg(long, value_name = "URL", requires = "subjects")]
+    pub(crate) monitor: Option<String>,
     /// The Hypercore peer's directory (default: `benches/hypercore` when run from the
     /// repository; `npm ci` there first): run in the same run, personctl's matching stages
     /// printed as multiples of its rates.

@@ -7,6 +7,7 @@
 //! The stages hand their results to the caller as [`Record`]s and print nothing: `personctl`
 //! picks the output format. A benchmark harness, not a library for other domains.
 
+mod capacity;
 mod embedded;
 mod identity;
 mod lag;
@@ -16,6 +17,7 @@ mod tlog;
 
 use std::path::PathBuf;
 
+pub use crate::capacity::subjects;
 pub use crate::embedded::run as embedded;
 pub use crate::nats::run as with_nats;
 pub use crate::peer::hypercore;
@@ -100,6 +102,25 @@ pub enum Record {
         entry_bytes: u64,
         /// (personctl's stage, its rate / the peer's).
         ours: Vec<(String, f64)>,
+    },
+    /// What a layout of messages cost nats-server ([`subjects`]).
+    Subjects {
+        /// The layout.
+        layout: &'static str,
+        /// Subjects the stream holds.
+        subjects: u64,
+        /// Messages it holds.
+        messages: u64,
+        /// Messages published.
+        published: u64,
+        /// Seconds publishing took (acknowledged).
+        seconds: f64,
+        /// The stream's bytes.
+        stream_bytes: u64,
+        /// The server's resident memory before, in bytes (`None`: unknown).
+        memory_before: Option<u64>,
+        /// And after.
+        memory_after: Option<u64>,
     },
     /// personctl's JetStream rate as a share (percent) of the raw ceilings.
     Ratio {

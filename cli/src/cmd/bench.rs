@@ -2,7 +2,7 @@
 //! each next to its ceiling, printed as they come; with `--nats`, the JetStream and read-side
 //! stages too.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 
 use personctl_bench::{quantile, Options, Record, NEEDS_NATS};
@@ -21,6 +21,28 @@ pub(crate) fn run(config: &Config, args: &BenchArgs, out: &mut Out) -> Result<u8
         writers: args.writers.unwrap_or(cores),
         dir: args.dir.clone(),
     };
+    if let Some(n) = args.subjects {
+        let Some((url, _)) = &config.nats else {
+            bail!("--subjects measures a JetStream server: give --nats URL");
+        };
+        let mut memory = || -> personctl_bench::Result<Option<u64>> {
+            let Some(monitor) = &args.monitor else {
+                return Ok(None);
+            };
+            let varz = format!("{}/varz", monitor.trim_end_matches('/'));
+            let text = ureq::get(&varz)
+                .call()
+                .map_err(|e| format!("--monitor: {varz}: {e}"))?
+                .into_string()
+                .map_err(|e| format!("--monitor: {varz}: {e}"))?;
+            let body: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("--monitor: {varz}: {e}"))?;
+            Ok(body["mem"].as_u64())
+        };
+        let mut emit = |r: Record| print(&r, out).map_err(|e| e.to_string().into());
+        personctl_bench::subjects(url, n, &mut memory, &mut emit).map_err(|e| anyhow!("{e}"))?;
+        return Ok(EXIT_OK);
+    }
     let mut stages = Vec::new();
     let mut emit = |r: Record| {
         if let Record::Stage(s) = &r {
@@ -67,6 +89,33 @@ fn print(record: &Record, out: &mut Out) -> Result<()> {
                 "bench",
                 json!({"stage": s.stage, "events": s.events, "seconds": s.seconds, "events_per_second": s.rate().round(), "note": s.note, "ceiling": s.ceiling.as_ref().map(|(c, _)| c), "ratio": s.ceiling.as_ref().map(|(_, q)| (q * 1000.0).round() / 1000.0)}),
                 || format!("{:<45} {:>10.0} events/s  {ratio:<38} ({} in {:.3}s; {})", s.stage, s.rate(), s.events, s.seconds, s.note),
+            )?;
+        }
+        Record::Subjects {
+            layout,
+            subjects,
+            messages,
+            published,
+            seconds,
+            stream_bytes,
+            memory_before,
+            memory_after,
+        } => {
+            let rate = *published as f64 / seconds.max(1e-9);
+            let grown = match (memory_before, memory_after) {
+                (Some(b), Some(a)) => Some(a.saturating_sub(*b)),
+                _ => None,
+            };
+            out.record(
+                "subjects",
+                json!({"layout": layout, "subjects": subjects, "messages": messages, "published": published, "seconds": seconds, "events_per_second": rate.round(), "stream_bytes": stream_bytes, "memory_before": memory_before, "memory_after": memory_after, "memory_grown": grown}),
+                || {
+                    let memory = grown.map_or_else(
+                        || "server memory unknown (give --monitor URL)".to_string(),
+                        |g| format!("server memory +{} MiB ({} B per message)", g >> 20, g / (*published).max(1)),
+                    );
+                    format!("{layout}: {published} messages in {seconds:.2}s ({rate:.0}/s acknowledged), {subjects} subjects, stream {} MiB ({} B per message), {memory}", stream_bytes >> 20, stream_bytes / messages.max(&1))
+                },
             )?;
         }
         Record::PeakRss(peak) => out.record("peak_rss", json!({"bytes": peak}), || {

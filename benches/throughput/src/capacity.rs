@@ -1,0 +1,101 @@
+//! The capacity inputs of `docs/JETSTREAM.md`: what a subject costs nats-server. The same
+//! messages are published twice to a stream of their own, laid out like the block bucket (one
+//! message kept per subject): once on a subject each (personctl's block layout, a subject per
+//! CID) and once spread over 1,000 subjects. The server's memory (from its monitoring
+//! endpoint, when given) and the stream's bytes after each, and the publish rate, give the
+//! per-subject memory and the per-message disk of the model.
+
+use std::time::Instant;
+
+use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
+use futures_util::{stream, StreamExt};
+
+use crate::{Emit, Record, Result};
+
+/// Bytes per message: about a block (event blocks ~236 B, payload blocks ~221 B).
+const MESSAGE_BYTES: usize = 230;
+
+/// Subjects of the grouped layout.
+const GROUPED: u64 = 1_000;
+
+/// Publishes `messages` in each layout to the server at `url`; `memory` reads the server's
+/// resident memory in bytes (`None`: unknown).
+pub fn subjects(
+    url: &str,
+    messages: u64,
+    memory: &mut dyn FnMut() -> Result<Option<u64>>,
+    emit: Emit<'_>,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let client = runtime
+        .block_on(async_nats::connect(url))
+        .map_err(|e| format!("--nats {url}: {e}"))?;
+    let _entered = runtime.enter();
+    let js = async_nats::jetstream::new(client);
+    let tag = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
+    for (layout, subjects) in [("a subject per message", messages), ("1,000 subjects", GROUPED)] {
+        let name = format!("PERSONCTL_CAPACITY_{tag}");
+        let prefix = format!("capacity_{tag}");
+        runtime
+            .block_on(js.create_stream(Config {
+                name: name.clone(),
+                subjects: vec![format!("{prefix}.>")],
+                storage: StorageType::File,
+                max_messages_per_subject: 1,
+                discard: DiscardPolicy::Old,
+                ..Config::default()
+            }))
+            .map_err(|e| format!("creating {name}: {e}"))?;
+        let before = memory()?;
+        let started = Instant::now();
+        let body = vec![7u8; MESSAGE_BYTES];
+        let published: std::result::Result<Vec<()>, String> = runtime.block_on(async {
+            stream::iter((0..messages).map(|i| {
+                // A CID's length (59 characters), as the bucket's keys are.
+                let subject = format!("{prefix}.bafyr4i{:052x}", i % subjects);
+                let js = &js;
+                let body = body.clone();
+                async move {
+                    js.publish(subject, body.into())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            }))
+            .buffer_unordered(4096)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+        });
+        published.map_err(|e| format!("publishing to {name}: {e}"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = memory()?;
+        let state = runtime
+            .block_on(async {
+                let mut stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
+                let info = stream.info().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(info.state.clone())
+            })
+            .map_err(|e| format!("reading {name}: {e}"))?;
+        emit(Record::Subjects {
+            layout,
+            subjects: state.subjects_count,
+            messages: state.messages,
+            published: messages,
+            seconds,
+            stream_bytes: state.bytes,
+            memory_before: before,
+            memory_after: after,
+        })?;
+        runtime
+            .block_on(js.delete_stream(&name))
+            .map_err(|e| format!("deleting {name}: {e}"))?;
+    }
+    Ok(())
+}
