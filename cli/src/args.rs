@@ -422,7 +422,8 @@ pub(crate) enum IdentityCommand {
         #[arg(long = "revoked-key", value_name = "DID")]
         revoked: String,
         /// The first log position it no longer speaks for (`personctl checkpoint` prints the
-        /// log's size; events before stay valid).
+        /// log's size; events before stay valid). With JetStream, a position in the shared log
+        /// (`personctl --nats URL checkpoint`), where every home judges it.
         #[arg(long, value_name = "POSITION")]
         from: u64,
     },

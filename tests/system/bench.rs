@@ -69,10 +69,9 @@ fn one_run_reports_every_stage_next_to_its_ceiling() {
     if peer.is_empty() {
         let skipped = run.of_type("skipped");
         assert!(
-            skipped.iter().any(|s| s["stages"]
-                .as_str()
-                .unwrap()
-                .starts_with("Hypercore peer")),
+            skipped
+                .iter()
+                .any(|s| s["stages"].as_str().unwrap().starts_with("Hypercore peer")),
             "{}",
             run.stdout
         );
@@ -264,4 +263,3 @@ fn subjects_measures_both_layouts_on_the_server() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--nats"), "{}", run.stderr);
 }
-

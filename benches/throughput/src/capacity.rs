@@ -36,7 +36,10 @@ pub fn subjects(
     let _entered = runtime.enter();
     let js = async_nats::jetstream::new(client);
     let tag = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
-    for (layout, subjects) in [("a subject per message", messages), ("1,000 subjects", GROUPED)] {
+    for (layout, subjects) in [
+        ("a subject per message", messages),
+        ("1,000 subjects", GROUPED),
+    ] {
         let name = format!("PERSONCTL_CAPACITY_{tag}");
         let prefix = format!("capacity_{tag}");
         runtime

@@ -35,8 +35,8 @@ pub(crate) fn run(config: &Config, args: &BenchArgs, out: &mut Out) -> Result<u8
                 .map_err(|e| format!("--monitor: {varz}: {e}"))?
                 .into_string()
                 .map_err(|e| format!("--monitor: {varz}: {e}"))?;
-            let body: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| format!("--monitor: {varz}: {e}"))?;
+            let body: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("--monitor: {varz}: {e}"))?;
             Ok(body["mem"].as_u64())
         };
         let mut emit = |r: Record| print(&r, out).map_err(|e| e.to_string().into());

@@ -81,6 +81,20 @@ impl Backbone {
 }
 
 impl Backbone {
+    /// [`Backbone::messages`] on every ledger subject, from stream sequence `start` on.
+    pub(super) async fn messages_from(
+        &self,
+        start: u64,
+    ) -> Result<impl Stream<Item = Result<Seen>> + '_> {
+        self.messages(
+            None,
+            DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+        )
+        .await
+    }
+
     /// The event stream's last sequence; `None` when it holds no message.
     pub(super) async fn last_sequence(&self) -> Result<Option<u64>> {
         retry(|| async {

@@ -74,14 +74,7 @@ impl Backbone {
         if start <= last {
             let mut left: HashSet<StreamId> = HashSet::new();
             let mut batch = Vec::new();
-            let messages = self
-                .messages(
-                    None,
-                    DeliverPolicy::ByStartSequence {
-                        start_sequence: start,
-                    },
-                )
-                .await?;
+            let messages = self.messages_from(start).await?;
             futures_util::pin_mut!(messages);
             // The judge sees the key and policy chains as far as the scan got, and pulls none
             // ahead of it (that would list later key events before earlier events here).

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
 use futures_util::StreamExt;
 
 use super::Backbone;
@@ -152,14 +151,7 @@ impl Backbone {
         if last < start {
             return Ok(());
         }
-        let messages = self
-            .messages(
-                None,
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-            )
-            .await?;
+        let messages = self.messages_from(start).await?;
         futures_util::pin_mut!(messages);
         while let Some(m) = messages.next().await {
             let m = m?;
