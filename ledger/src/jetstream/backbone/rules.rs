@@ -168,6 +168,11 @@ impl Backbone {
     /// Pulls every key and policy chain JetStream has into `store`, once per new message in
     /// the event stream; whether anything was pulled. Chains refused as untrusted stay out.
     async fn pull_rule_chains<S: BlockStore + ?Sized>(&self, store: &S) -> Result<bool> {
+        // A policy chain's own adoption judges its admin: no second pull from inside this one
+        // (nor during an adoption in the shared order, which holds them).
+        if self.pulling_rules.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
         let Some(last) = self.last_sequence().await? else {
             return Ok(false);
         };
@@ -178,10 +183,6 @@ impl Backbone {
                 return Ok(false);
             }
             cache.pulled_at = Some(last);
-        }
-        // A policy chain's own adoption judges its admin: no second pull from inside this one.
-        if self.pulling_rules.load(Ordering::SeqCst) {
-            return Ok(false);
         }
         let _held = self.hold_rule_chains();
         self.pull_rule_chains_now(store).await
