@@ -50,6 +50,8 @@ impl<S: BlockStore> Persons<S> {
     /// of the commands before it are appended and the failure names its index; nothing of the
     /// failing command is appended. A merge commits the commands before it first, so that the
     /// surviving person's event can name the merged person's head in `causes`.
+    // The failure carries what was appended before it, once per batch: its size costs nothing.
+    #[allow(clippy::result_large_err)]
     pub fn execute_batch(
         &self,
         signer: &Signer,

@@ -37,6 +37,9 @@ pub struct Replayed {
 /// author or grant `verify` fails (see [`Persons::replay_all_judged`]).
 pub type Judged = (PersonWorld, u64, Vec<(PersonId, Vec<Cid>)>);
 
+/// A person's chain as the domain reads it, genesis first.
+type History = Vec<(Head, Recorded)>;
+
 /// Persons on a ledger.
 pub struct Persons<S> {
     ledger: Ledger<S>,
@@ -117,7 +120,7 @@ impl<S: BlockStore> Persons<S> {
         &self,
         id: PersonId,
         judge: Option<&Judge>,
-    ) -> Result<(Vec<(Head, Recorded)>, Vec<Cid>), Error> {
+    ) -> Result<(History, Vec<Cid>), Error> {
         let mut masks = Masks::new();
         let mut out = Vec::new();
         let mut faulted = Vec::new();

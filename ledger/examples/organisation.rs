@@ -331,7 +331,7 @@ fn erase(
         .draft(stream.clone())
         .map_err(|e| e.to_string())?
         .expecting(expected);
-    let (_, signer) = signer(home, &ledger, publisher)?;
+    let (_, signer) = signer(home, ledger, publisher)?;
     let erased = ledger
         .erase(&signer, draft, publisher)
         .map_err(|e| e.to_string())?;
