@@ -23,6 +23,17 @@ pub struct Seen {
 }
 
 impl Backbone {
+    /// The event stream's handle; an error names `context`.
+    pub(super) async fn event_stream(
+        &self,
+        context: &str,
+    ) -> Result<async_nats::jetstream::stream::Stream> {
+        self.context()
+            .get_stream(&self.settings().stream)
+            .await
+            .map_err(|e| nats(context)(e.to_string()))
+    }
+
     fn stream_of(&self, subject: &str) -> Option<StreamId> {
         self.settings().stream_of(subject)
     }
@@ -42,12 +53,8 @@ impl Backbone {
         // electing a leader, so it is retried like every request.
         let messages = retry(|| async {
             let failed = |e: String| nats(context.clone())(e);
-            let js_stream = self
-                .context()
-                .get_stream(&self.settings().stream)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            js_stream
+            self.event_stream(&context)
+                .await?
                 .create_consumer(pull::OrderedConfig {
                     filter_subject: filter.clone(),
                     deliver_policy: deliver,
@@ -99,11 +106,7 @@ impl Backbone {
     pub(super) async fn last_sequence(&self) -> Result<Option<u64>> {
         retry(|| async {
             let failed = |e: String| nats("reading the event stream")(e);
-            let mut js_stream = self
-                .context()
-                .get_stream(&self.settings().stream)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            let mut js_stream = self.event_stream("reading the event stream").await?;
             let state = &js_stream
                 .info()
                 .await
@@ -142,12 +145,9 @@ impl Backbone {
         let context = format!("listing the subjects {filter}");
         let subjects = retry(|| async {
             let failed = |e: String| nats(context.clone())(e);
-            let js_stream = self
-                .context()
-                .get_stream(&self.settings().stream)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            let mut info = js_stream
+            let mut info = self
+                .event_stream(&context)
+                .await?
                 .info_with_subjects(&filter)
                 .await
                 .map_err(|e| failed(e.to_string()))?;

@@ -410,11 +410,7 @@ impl Backbone {
         let subject = self.settings.subject(stream);
         let context = || format!("reading the last message on {subject}");
         retry(|| async {
-            let js_stream = self
-                .js
-                .get_stream(&self.settings.stream)
-                .await
-                .map_err(|e| nats(context())(e.to_string()))?;
+            let js_stream = self.event_stream(&context()).await?;
             match js_stream.get_last_raw_message_by_subject(&subject).await {
                 Ok(m) => Ok(Some((Notice::decode(&m.payload)?, m.sequence))),
                 Err(e)
