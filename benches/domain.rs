@@ -172,6 +172,17 @@ fn benches(c: &mut Criterion) {
     g.bench_function("one 10,000-event chain", |b| {
         b.iter(|| persons.replay(long, None).unwrap())
     });
+    // Its serial part alone: the walk back along `prev` (read, CID, strict event decode).
+    g.bench_function("walk back one 10,000-event chain", |b| {
+        b.iter(|| {
+            persons
+                .ledger()
+                .walk_back(&long.stream())
+                .unwrap()
+                .map(|e| e.unwrap().height())
+                .sum::<u64>()
+        })
+    });
     g.throughput(Throughput::Elements(100 * 100 + 10_000));
     g.bench_function("every person into the World", |b| {
         b.iter(|| persons.replay_all().unwrap())
