@@ -114,26 +114,27 @@ impl Identity {
     }
 }
 
-/// What the identities say of a key at a position.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyVerdict {
+/// What the identities say of a key at a position (borrowing the identity: judged once per
+/// event read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyVerdict<'a> {
     /// The key belongs to no identity: it is judged as a raw key.
     NoIdentity,
     /// It was the identity's current key there.
-    Current(StreamId),
+    Current(&'a StreamId),
     /// It had not yet become the identity's key there (judged as a raw key).
-    NotYet(StreamId),
+    NotYet(&'a StreamId),
     /// It had been rotated out at `at`.
     Rotated {
         /// The identity.
-        identity: StreamId,
+        identity: &'a StreamId,
         /// The rotation's position.
         at: u64,
     },
     /// It is revoked from `from`.
     Revoked {
         /// The identity.
-        identity: StreamId,
+        identity: &'a StreamId,
         /// The position it is revoked from.
         from: u64,
     },
@@ -279,59 +280,26 @@ impl Identities {
 
     /// What the identities say of an event `key` signed at `position` (`None`: unknown, as for
     /// an event outside the log: judged as after every key event).
-    pub fn judge(&self, key: &Author, position: Option<u64>) -> KeyVerdict {
-        self.judge_ref(key, position).owned()
-    }
-
-    /// [`Identities::judge`] without copying the identity (judged once per event read).
-    pub(crate) fn judge_ref(&self, key: &Author, position: Option<u64>) -> Verdict<'_> {
+    pub fn judge(&self, key: &Author, position: Option<u64>) -> KeyVerdict<'_> {
         let Some(periods) = self.by_key.get(key) else {
-            return Verdict::NoIdentity;
+            return KeyVerdict::NoIdentity;
         };
         let p = position.unwrap_or(u64::MAX);
-        let mut verdict = Verdict::NoIdentity;
+        let mut verdict = KeyVerdict::NoIdentity;
         for (identity, period) in periods {
             if let Some(from) = period.revoked_from.filter(|&r| r <= p) {
-                return Verdict::Revoked { identity, from };
+                return KeyVerdict::Revoked { identity, from };
             }
             if p < period.from {
-                verdict = Verdict::NotYet(identity);
+                verdict = KeyVerdict::NotYet(identity);
                 continue;
             }
             match period.until {
-                Some(at) if at <= p => verdict = Verdict::Rotated { identity, at },
-                _ => return Verdict::Current(identity),
+                Some(at) if at <= p => verdict = KeyVerdict::Rotated { identity, at },
+                _ => return KeyVerdict::Current(identity),
             }
         }
         verdict
-    }
-}
-
-/// [`KeyVerdict`], borrowing the identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict<'a> {
-    NoIdentity,
-    Current(&'a StreamId),
-    NotYet(&'a StreamId),
-    Rotated { identity: &'a StreamId, at: u64 },
-    Revoked { identity: &'a StreamId, from: u64 },
-}
-
-impl Verdict<'_> {
-    fn owned(self) -> KeyVerdict {
-        match self {
-            Verdict::NoIdentity => KeyVerdict::NoIdentity,
-            Verdict::Current(id) => KeyVerdict::Current(id.clone()),
-            Verdict::NotYet(id) => KeyVerdict::NotYet(id.clone()),
-            Verdict::Rotated { identity, at } => KeyVerdict::Rotated {
-                identity: identity.clone(),
-                at,
-            },
-            Verdict::Revoked { identity, from } => KeyVerdict::Revoked {
-                identity: identity.clone(),
-                from,
-            },
-        }
     }
 }
 
@@ -389,15 +357,15 @@ pub fn judge_author(
     author: &Author,
     position: Option<u64>,
 ) -> Option<Problem> {
-    match identities.judge_ref(author, position) {
-        Verdict::Current(id) if trust.trusts_identity(id) => None,
-        Verdict::Rotated { identity, at } => Some(Problem::RevokedKey {
+    match identities.judge(author, position) {
+        KeyVerdict::Current(id) if trust.trusts_identity(id) => None,
+        KeyVerdict::Rotated { identity, at } => Some(Problem::RevokedKey {
             identity: identity.clone(),
             key: *author,
             from: at,
             rotated: true,
         }),
-        Verdict::Revoked { identity, from } => Some(Problem::RevokedKey {
+        KeyVerdict::Revoked { identity, from } => Some(Problem::RevokedKey {
             identity: identity.clone(),
             key: *author,
             from,

@@ -144,7 +144,7 @@ impl Policies {
             .ok_or("the policy event is missing")?;
         let event = crate::Event::decode(&block).map_err(|e| e.to_string())?;
         match identities.judge(event.author(), Some(at)) {
-            KeyVerdict::Current(id) if id == *admin => {}
+            KeyVerdict::Current(id) if id == admin => {}
             _ => return Err(format!("not signed by the current key of {admin}")),
         }
         if event.schema() != POLICY_SCHEMA {
@@ -333,7 +333,7 @@ impl Rules {
     /// The identity whose current key `author` was at `position`, if any.
     pub fn identity_of(&self, author: &Author, position: Option<u64>) -> Option<StreamId> {
         match self.identities.judge(author, position) {
-            KeyVerdict::Current(id) => Some(id),
+            KeyVerdict::Current(id) => Some(id.clone()),
             _ => None,
         }
     }
@@ -353,8 +353,8 @@ impl Rules {
                 if !self.policies.in_force() {
                     return None;
                 }
-                let identity = match self.identities.judge_ref(author, position) {
-                    crate::identity::Verdict::Current(id) => Some(id),
+                let identity = match self.identities.judge(author, position) {
+                    KeyVerdict::Current(id) => Some(id),
                     _ => None,
                 };
                 self.policies.judge(identity, stream, event_type, position)
