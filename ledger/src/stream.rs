@@ -17,6 +17,15 @@ pub struct StreamId {
 }
 
 impl StreamId {
+    /// A key below every stream of `aggregate` and above every stream of a lesser type, for a
+    /// range over an ordered map of streams (never a stream itself: its id is empty).
+    pub(crate) fn before_all_of(aggregate: &str) -> StreamId {
+        StreamId {
+            aggregate: aggregate.to_string(),
+            id: String::new(),
+        }
+    }
+
     /// Validates and builds a stream id.
     pub fn new(aggregate: impl Into<String>, id: impl Into<String>) -> Result<StreamId> {
         let (aggregate, id) = (aggregate.into(), id.into());

@@ -861,8 +861,7 @@ impl BlockStore for SledStore {
         Ok(self
             .read_state()
             .heads
-            .iter()
-            .skip_while(|(s, _)| s.aggregate() < aggregate)
+            .range(StreamId::before_all_of(aggregate)..)
             .take_while(|(s, _)| s.aggregate() == aggregate)
             .map(|(s, h)| (s.clone(), *h))
             .collect())
