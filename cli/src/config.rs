@@ -206,14 +206,13 @@ impl Config {
     /// The signing key for a write to `store`: with `--identity`, its current key, after an
     /// interrupted rotation of it is settled (`ledger::identity::IdentityKeys`).
     pub(crate) fn signer_over(&self, store: &SledStore) -> Result<Signer> {
-        if let Some(id) = &self.identity {
-            let dir = self.key.parent().context("the identity's key directory")?;
-            let keys = personctl_ledger::identity::IdentityKeys::at(dir);
-            personctl_ledger::Ledger::new(store)
-                .settle_identity_keys(id, &keys)
-                .with_context(|| format!("settling the keys of {id}"))?;
-        }
-        self.signer()
+        let Some(id) = &self.identity else {
+            return self.signer();
+        };
+        let dir = self.key.parent().context("the identity's key directory")?;
+        personctl_ledger::Ledger::new(store)
+            .identity_signer(id, &personctl_ledger::identity::IdentityKeys::at(dir))
+            .with_context(|| format!("the current key of {id}"))
     }
 }
 

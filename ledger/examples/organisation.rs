@@ -204,10 +204,9 @@ fn signer(
             .and_then(|r| r.settled())
             .map_err(|e| e.to_string())?;
     }
-    ledger
-        .settle_identity_keys(&id, &keys)
+    let signer = ledger
+        .identity_signer(&id, &keys)
         .map_err(|e| e.to_string())?;
-    let signer = keys.current().map_err(|e| e.to_string())?;
     Ok((id, signer))
 }
 

@@ -640,7 +640,7 @@ impl IdentityKeys {
         &self.dir
     }
 
-    /// The current key (settle an interrupted rotation first).
+    /// The current key (settle an interrupted rotation first: [`Ledger::identity_signer`]).
     pub fn current(&self) -> Result<Signer> {
         self.read(CURRENT)
     }
@@ -719,6 +719,13 @@ impl<S: BlockStore> Ledger<S> {
             std::fs::remove_file(&pending)
                 .map_err(keys.io(format!("removing {}", pending.display())))
         }
+    }
+
+    /// The key that signs for identity `id` now: its current key in `keys`, after a rotation a
+    /// crash interrupted is settled.
+    pub fn identity_signer(&self, id: &StreamId, keys: &IdentityKeys) -> Result<Signer> {
+        self.settle_identity_keys(id, keys)?;
+        keys.current()
     }
 
     /// Rotates identity `id` to the next key kept in `keys`, with a new next key.

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use personctl_ledger::identity::{Identity, IdentityKeys};
-use personctl_ledger::{Author, BlockStore, Ledger, SledStore, StreamId};
+use personctl_ledger::{Author, BlockStore, Ledger, Signer, SledStore, StreamId};
 
 use crate::args::{GrantArgs, IdentityCommand};
 use crate::config::{identity_dir, Config};
@@ -24,11 +24,10 @@ fn parse_id(id: &str) -> Result<StreamId> {
     Ok(stream)
 }
 
-/// The identity's keys in this home, an interrupted rotation settled.
-fn keys_of(config: &Config, ledger: &Ledger<SledStore>, id: &StreamId) -> Result<IdentityKeys> {
+/// The identity's current key in this home, an interrupted rotation settled.
+fn signer_of(config: &Config, ledger: &Ledger<SledStore>, id: &StreamId) -> Result<Signer> {
     let keys = IdentityKeys::at(identity_dir(&config.home, &id.to_string())?);
-    ledger.settle_identity_keys(id, &keys)?;
-    Ok(keys)
+    Ok(ledger.identity_signer(id, &keys)?)
 }
 
 fn show(out: &mut Out, kind: &str, identity: &Identity) -> Result<()> {
@@ -83,7 +82,7 @@ pub(crate) fn run(config: &Config, command: IdentityCommand, out: &mut Out) -> R
                 .parse()
                 .with_context(|| format!("--revoked-key {revoked:?}"))?;
             let ledger = Ledger::new(config.open_existing_store()?);
-            let current = keys_of(config, &ledger, &id)?.current()?;
+            let current = signer_of(config, &ledger, &id)?;
             let identity = ledger.revoke_key(&id, &current, &key, from)?;
             crate::nats::connect_and_recover(config, ledger.store())?;
             show(out, "identity", &identity)?;
@@ -130,7 +129,7 @@ pub(crate) fn grant(
         bail!("revoke-grant withdraws every grant on --aggregate; --event is for grant");
     }
     let ledger = Ledger::new(config.open_existing_store()?);
-    let signer = keys_of(config, &ledger, &admin)?.current()?;
+    let signer = signer_of(config, &ledger, &admin)?;
     let cid = if granting {
         ledger.grant_write(&admin, &signer, &grantee, &args.aggregate, &args.events)?
     } else {
