@@ -18,14 +18,26 @@ const MESSAGE_BYTES: usize = 230;
 /// Subjects of the grouped layout.
 const GROUPED: u64 = 1_000;
 
-/// Publishes `messages` in each layout to the server at `url`; `memory` reads the server's
-/// resident memory in bytes (`None`: unknown).
-pub fn subjects(
-    url: &str,
-    messages: u64,
-    memory: &mut dyn FnMut() -> Result<Option<u64>>,
-    emit: Emit<'_>,
-) -> Result<()> {
+/// The server's resident memory in bytes, from its monitoring endpoint `monitor`
+/// (`http://HOST:PORT` of `nats-server -m PORT`); `None` without one.
+fn memory(monitor: Option<&str>) -> Result<Option<u64>> {
+    let Some(monitor) = monitor else {
+        return Ok(None);
+    };
+    let varz = format!("{}/varz", monitor.trim_end_matches('/'));
+    let text = ureq::get(&varz)
+        .call()
+        .map_err(|e| format!("--monitor {varz}: {e}"))?
+        .into_string()
+        .map_err(|e| format!("--monitor {varz}: {e}"))?;
+    let body: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("--monitor {varz}: {e}"))?;
+    Ok(body["mem"].as_u64())
+}
+
+/// Publishes `messages` in each layout to the server at `url`, reading its memory from
+/// `monitor` when given.
+pub fn subjects(url: &str, messages: u64, monitor: Option<&str>, emit: Emit<'_>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -52,7 +64,7 @@ pub fn subjects(
                 ..Config::default()
             }))
             .map_err(|e| format!("creating {name}: {e}"))?;
-        let before = memory()?;
+        let before = memory(monitor)?;
         let started = Instant::now();
         let body = vec![7u8; MESSAGE_BYTES];
         let published: std::result::Result<Vec<()>, String> = runtime.block_on(async {
@@ -78,7 +90,7 @@ pub fn subjects(
         });
         published.map_err(|e| format!("publishing to {name}: {e}"))?;
         let seconds = started.elapsed().as_secs_f64();
-        let after = memory()?;
+        let after = memory(monitor)?;
         let state = runtime
             .block_on(async {
                 let mut stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;

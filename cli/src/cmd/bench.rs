@@ -25,22 +25,9 @@ pub(crate) fn run(config: &Config, args: &BenchArgs, out: &mut Out) -> Result<u8
         let Some((url, _)) = &config.nats else {
             bail!("--subjects measures a JetStream server: give --nats URL");
         };
-        let mut memory = || -> personctl_bench::Result<Option<u64>> {
-            let Some(monitor) = &args.monitor else {
-                return Ok(None);
-            };
-            let varz = format!("{}/varz", monitor.trim_end_matches('/'));
-            let text = ureq::get(&varz)
-                .call()
-                .map_err(|e| format!("--monitor: {varz}: {e}"))?
-                .into_string()
-                .map_err(|e| format!("--monitor: {varz}: {e}"))?;
-            let body: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| format!("--monitor: {varz}: {e}"))?;
-            Ok(body["mem"].as_u64())
-        };
         let mut emit = |r: Record| print(&r, out).map_err(|e| e.to_string().into());
-        personctl_bench::subjects(url, n, &mut memory, &mut emit).map_err(|e| anyhow!("{e}"))?;
+        personctl_bench::subjects(url, n, args.monitor.as_deref(), &mut emit)
+            .map_err(|e| anyhow!("{e}"))?;
         return Ok(EXIT_OK);
     }
     let mut stages = Vec::new();
