@@ -315,8 +315,7 @@ impl Rules {
         position: &dyn Fn(&Cid) -> Option<u64>,
     ) -> Result<Rules> {
         let identities = Identities::of_store_at(store, position)?;
-        let chains = policy_chains(store)?;
-        let policies = Policies::of_chains(store, chains, &identities, trust, position)?;
+        let policies = Policies::of_store(store, &identities, trust, position)?;
         Ok(Rules {
             identities,
             policies,
