@@ -601,15 +601,10 @@ impl SledStore {
         Ok(changed)
     }
 
-    /// The trust list of the store in directory `path`, read without opening the store (which
-    /// another process may be writing). A store never opened by this version (layout 1) keeps
-    /// its list in sled until its first open: this returns it empty.
-    pub fn trust_at(path: impl AsRef<Path>) -> Result<Vec<(Author, String)>> {
-        trust_file::read(path.as_ref())
-    }
-
-    /// The trust set of the store in directory `path` (its raw keys and its identities),
-    /// read without opening the store, as [`SledStore::trust_at`].
+    /// The trust set of the store in directory `path` (its raw keys and its identities), read
+    /// without opening the store (which another process may be writing). A store never opened
+    /// by this version (layout 1) keeps its list in sled until its first open: this returns it
+    /// empty.
     pub fn trust_set_at(path: impl AsRef<Path>) -> Result<crate::TrustSet> {
         Ok(trust_file::read_all(path.as_ref())?.into_iter().fold(
             crate::TrustSet::default(),
