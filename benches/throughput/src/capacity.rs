@@ -8,7 +8,6 @@
 use std::time::Instant;
 
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
-use futures_util::{stream, StreamExt};
 
 use crate::{Emit, Record, Result};
 
@@ -67,27 +66,12 @@ pub fn subjects(url: &str, messages: u64, monitor: Option<&str>, emit: Emit<'_>)
         let before = memory(monitor)?;
         let started = Instant::now();
         let body = vec![7u8; MESSAGE_BYTES];
-        let published: std::result::Result<Vec<()>, String> = runtime.block_on(async {
-            stream::iter((0..messages).map(|i| {
-                // A CID's length (59 characters), as the bucket's keys are.
-                let subject = format!("{prefix}.bafyr4i{:052x}", i % subjects);
-                let js = &js;
-                let body = body.clone();
-                async move {
-                    js.publish(subject, body.into())
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-            }))
-            .buffer_unordered(4096)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
+        // A CID's length (59 characters), as the bucket's keys are; made as they go out.
+        let all = (0..messages).map(|i| {
+            let subject = format!("{prefix}.bafyr4i{:052x}", i % subjects);
+            (subject, None, body.clone())
         });
+        let published = runtime.block_on(crate::nats::publish_acked(&js, all));
         published.map_err(|e| format!("publishing to {name}: {e}"))?;
         let seconds = started.elapsed().as_secs_f64();
         let after = memory(monitor)?;

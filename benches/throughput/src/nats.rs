@@ -59,6 +59,32 @@ pub fn run(url: &str, base: &Settings, args: &BenchArgs, emit: Emit<'_>) -> Resu
     result
 }
 
+/// Publishes `messages` (subject, message id, body), 4,096 acknowledgements in flight, and
+/// waits for every one.
+pub(crate) async fn publish_acked(
+    js: &async_nats::jetstream::Context,
+    messages: impl IntoIterator<Item = (String, Option<String>, Vec<u8>)>,
+) -> std::result::Result<(), String> {
+    let results: Vec<_> =
+        stream::iter(messages.into_iter().map(|(subject, id, body)| async move {
+            let mut message =
+                async_nats::jetstream::message::PublishMessage::build().payload(body.into());
+            if let Some(id) = id {
+                message = message.message_id(id);
+            }
+            js.send_publish(subject, message)
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }))
+        .buffer_unordered(4096)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
 fn stages(
     runtime: &tokio::runtime::Runtime,
     backbone: &Arc<Backbone>,
@@ -158,27 +184,7 @@ fn stages(
             .collect();
         let started = Instant::now();
         runtime
-            .block_on(async {
-                let js = backbone.context();
-                let results: Vec<_> =
-                    stream::iter(messages.into_iter().map(|(subject, id, body)| async move {
-                        let mut message = async_nats::jetstream::message::PublishMessage::build()
-                            .payload(body.into());
-                        if let Some(id) = id {
-                            message = message.message_id(id);
-                        }
-                        js.send_publish(subject, message)
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .await
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    }))
-                    .buffer_unordered(4096)
-                    .collect()
-                    .await;
-                results.into_iter().collect::<Result<Vec<()>, String>>()
-            })
+            .block_on(publish_acked(backbone.context(), messages))
             .map_err(|e| crate::Error::from(format!("raw publish: {e}")))?;
         Ok(started.elapsed().as_secs_f64())
     };
