@@ -55,7 +55,12 @@ pub(crate) fn read_side(
         let (applied, stop) = (Arc::clone(&applied), Arc::clone(&stop));
         let path = dir.path().to_path_buf();
         std::thread::spawn(move || -> Result<()> {
-            let link = personctl_ledger::jetstream::Link::connect(&url, settings)?;
+            let trust: TrustSet = [Signer::from_seed(WRITER_SEED).author()]
+                .into_iter()
+                .collect();
+            // As `serve` links: adopting only what the trusted authors signed.
+            let link = personctl_ledger::jetstream::Link::connect(&url, settings)?
+                .with_trust(trust.clone());
             let store = SledStore::open(path.join("serve-store"))?;
             let projections = Projections::open(&path.join("projections"))?;
             let observe = move |cid: &Cid| {
@@ -64,9 +69,6 @@ pub(crate) fn read_side(
                     .expect("not poisoned")
                     .insert(*cid, Instant::now());
             };
-            let trust: TrustSet = [Signer::from_seed(WRITER_SEED).author()]
-                .into_iter()
-                .collect();
             // As `serve` runs with its default options.
             let options = FollowOptions::new(AGGREGATE, "personctl-projections");
             let mut projector =

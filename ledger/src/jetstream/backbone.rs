@@ -125,6 +125,11 @@ impl Backbone {
         self
     }
 
+    /// The trust adoption applies ([`Backbone::with_trust`]).
+    pub fn trust(&self) -> Option<&crate::TrustSet> {
+        self.trust.as_ref()
+    }
+
     /// Whether an event may enter the store (see [`Backbone::with_trust`]): its signature
     /// verifies and [`Backbone::judge`] finds nothing against its author or grant.
     async fn admit<S: BlockStore + ?Sized>(
@@ -153,6 +158,41 @@ impl Backbone {
             check: problem.code(),
             reason: format!("{problem} on {}", event.stream()),
         })
+    }
+
+    /// The events of `events` that may enter the store, as [`Backbone::admit`] decides, with
+    /// their signatures checked together ([`crate::keys::verify_many`], the same verdicts).
+    async fn admit_many<'a, S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        events: impl Iterator<Item = (&'a Block, &'a Event)>,
+    ) -> Result<std::collections::HashSet<Cid>> {
+        let events: Vec<(&Event, Option<Vec<u8>>)> = events
+            .map(|(b, e)| (e, crate::signing_message(b.bytes()).ok()))
+            .collect();
+        let Some(trust) = &self.trust else {
+            return Ok(events.iter().map(|(e, _)| e.cid()).collect());
+        };
+        let signed: Vec<(&Event, &[u8])> = events
+            .iter()
+            .filter_map(|(e, m)| Some((*e, m.as_deref()?)))
+            .collect();
+        let checks: Vec<crate::keys::SigCheck<'_>> = signed
+            .iter()
+            .map(|(e, message)| crate::keys::SigCheck {
+                message,
+                signature: e.signature(),
+                author: e.author(),
+            })
+            .collect();
+        let verdicts = crate::keys::verify_many(&checks);
+        let mut admitted = std::collections::HashSet::new();
+        for ((event, _), ok) in signed.iter().zip(verdicts) {
+            if ok && self.judge(store, trust, event).await?.is_none() {
+                admitted.insert(event.cid());
+            }
+        }
+        Ok(admitted)
     }
 
     /// The JetStream context.

@@ -355,15 +355,15 @@ fn prefetch(
             (sequence > checkpoint).then_some((stream, notice, sequence))
         })
         .collect();
-    link.block_on(async {
-        let left = match backbone.fast_forward(store, &notices).await {
-            Ok(left) => left,
+    let checked = link.block_on(async {
+        let (left, checked) = match backbone.fast_forward_checked(store, &notices).await {
+            Ok(done) => done,
             Err(e) => {
                 tracing::debug!(error = %e, "fast-forward failed; pulling each chain");
                 let mut all: Vec<_> = notices.iter().map(|(s, _, _)| s.clone()).collect();
                 all.sort();
                 all.dedup();
-                all
+                (all, HashMap::new())
             }
         };
         let pulls = left.iter().map(|s| backbone.pull(store, s));
@@ -372,14 +372,28 @@ fn prefetch(
                 tracing::debug!(%stream, error = %e, "prefetch failed; applying will retry");
             }
         }
+        checked
     });
-    // Events not stored (a pull failed) come back as missing and are left to `event_of`.
-    let cids: Vec<Cid> = notices.iter().map(|(_, n, _)| n.cid).collect();
+    // What the fast-forward stored under this very trust was verified and judged on the way
+    // in (the same checks); the rest is verified here. Events not stored (a pull failed)
+    // come back as missing and are left to `event_of`.
+    let mut verified = if backbone.trust() == Some(trust) {
+        checked
+    } else {
+        HashMap::new()
+    };
+    let cids: Vec<Cid> = notices
+        .iter()
+        .map(|(_, n, _)| n.cid)
+        .filter(|c| !verified.contains_key(c))
+        .collect();
     let judge = &mut |e: &Event| link.block_on(backbone.judge(store, trust, e));
-    Ok(crate::verify_events(store, &cids, judge)?
-        .into_iter()
-        .filter_map(|(cid, r)| r.ok().map(|e| (cid, e)))
-        .collect())
+    verified.extend(
+        crate::verify_events(store, &cids, judge)?
+            .into_iter()
+            .filter_map(|(cid, r)| r.ok().map(|e| (cid, e))),
+    );
+    Ok(verified)
 }
 
 /// The event the message at `sequence` on `subject` names: stored (pulled if need be), of the

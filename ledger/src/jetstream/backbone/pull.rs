@@ -134,6 +134,18 @@ impl Backbone {
         store: &S,
         notices: &[(StreamId, Notice, u64)],
     ) -> Result<Vec<StreamId>> {
+        Ok(self.fast_forward_checked(store, notices).await?.0)
+    }
+
+    /// [`Backbone::fast_forward`], also returning the events it stored whose signatures it
+    /// verified and whose authors and grants it judged under this backbone's trust
+    /// ([`Backbone::with_trust`]; none without it), so a follower judging with the same trust
+    /// need not check them twice.
+    pub(in crate::jetstream) async fn fast_forward_checked<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        notices: &[(StreamId, Notice, u64)],
+    ) -> Result<(Vec<StreamId>, HashMap<Cid, Event>)> {
         // Per stream, in order: the notices not stored yet, if they continue the head.
         let mut order: Vec<StreamId> = Vec::new();
         // Per stream: its local head, and the notices (with sequences) that continue it.
@@ -169,24 +181,35 @@ impl Backbone {
             .iter()
             .flat_map(|s| plans[s].1.iter().map(|(n, _)| n.cid))
             .collect();
-        let events: Vec<Result<Option<Block>>> =
-            futures_util::future::join_all(wanted.iter().map(|c| self.blocks.get(c))).await;
+        // Each event, then its payload, fetched as one chain per event, all events at once
+        // (one wait for the whole batch instead of one for the events and one for the
+        // payloads).
+        let fetched = futures_util::future::join_all(wanted.iter().map(|cid| async move {
+            let Some(block) = self.blocks.get(cid).await? else {
+                return Ok::<_, Error>(None);
+            };
+            let event = Event::decode(&block)?;
+            let payload = match event.payload() {
+                Some(p) => self.blocks.get(&p).await?,
+                None => None,
+            };
+            Ok(Some((block, event, payload)))
+        }))
+        .await;
         let mut decoded: HashMap<Cid, (Block, Event)> = HashMap::new();
-        for (cid, block) in wanted.iter().zip(events) {
-            if let Some(block) = block? {
-                let event = Event::decode(&block)?;
+        let mut payload_blocks: HashMap<Cid, Block> = HashMap::new();
+        for (cid, fetched) in wanted.iter().zip(fetched) {
+            if let Some((block, event, payload)) = fetched? {
+                if let Some(p) = payload {
+                    payload_blocks.insert(p.cid(), p);
+                }
                 decoded.insert(*cid, (block, event));
             }
         }
-        let payloads: Vec<Cid> = decoded.values().filter_map(|(_, e)| e.payload()).collect();
-        let fetched: Vec<Result<Option<Block>>> =
-            futures_util::future::join_all(payloads.iter().map(|c| self.blocks.get(c))).await;
-        let mut payload_blocks: HashMap<Cid, Block> = HashMap::new();
-        for (cid, block) in payloads.iter().zip(fetched) {
-            if let Some(block) = block? {
-                payload_blocks.insert(*cid, block);
-            }
-        }
+        // Signatures checked together (batch verification), authors and grants judged.
+        let admitted = self
+            .admit_many(store, decoded.values().map(|(b, e)| (b, e)))
+            .await?;
         let mut commit = Commit::default();
         // (stream sequence, blocks of that event): the commit lists them in JetStream's order,
         // so this store's log follows the shared log.
@@ -196,6 +219,7 @@ impl Backbone {
             let (head, planned) = &plans[stream];
             let mut height = head.map(|h| h.height + 1).unwrap_or(0);
             let mut blocks = Vec::new();
+            let mut events = Vec::new();
             let mut ok = true;
             for (notice, sequence) in planned {
                 // Each event (and its salted payload) belongs to one stream: taken, not copied.
@@ -205,7 +229,7 @@ impl Backbone {
                 };
                 let payload = event.payload().map(|p| payload_blocks.remove(&p));
                 let fits = event.stream() == stream
-                    && self.admit(store, &block, &event).await.is_ok()
+                    && admitted.contains(&notice.cid)
                     && event.height() == height
                     && event.prev() == notice.prev
                     && event.event_type() != TOMBSTONE_TYPE
@@ -219,6 +243,7 @@ impl Backbone {
                     event_blocks.push(p);
                 }
                 blocks.push((*sequence, event_blocks));
+                events.push(event);
                 height += 1;
             }
             let Some((last, sequence)) = planned.last().filter(|_| ok) else {
@@ -241,25 +266,32 @@ impl Backbone {
                     head: new,
                     sequence: *sequence,
                 },
+                events,
             ));
         }
         sequenced.sort_by_key(|(sequence, _)| *sequence);
         commit.blocks = sequenced.into_iter().flat_map(|(_, b)| b).collect();
+        let mut checked = HashMap::new();
         if !commit.heads.is_empty() {
             match store.commit(&commit) {
                 Ok(()) => {
-                    for (stream, mark) in marks {
+                    for (stream, mark, events) in marks {
                         store.set_published(&stream, mark)?;
+                        if self.trust.is_some() {
+                            checked.extend(events.into_iter().map(|e| (e.cid(), e)));
+                        }
                     }
                 }
                 // Another writer moved a head meanwhile: let pull sort each stream out.
-                Err(Error::Conflict { .. }) => left.extend(marks.into_iter().map(|(s, _)| s)),
+                Err(Error::Conflict { .. }) => {
+                    left.extend(marks.into_iter().map(|(s, _, _)| s));
+                }
                 Err(e) => return Err(e),
             }
         }
         let mut left: Vec<StreamId> = left.into_iter().collect();
         left.sort();
-        Ok(left)
+        Ok((left, checked))
     }
 
     /// Brings the local copy of `stream` level with JetStream: fetches the events other
