@@ -77,13 +77,13 @@ impl<S: BlockStore> Persons<S> {
                         appended: done,
                     });
                 }
-                match self.merge(signer, *id, *into, &mut working) {
+                match self.merge(signer, *id, *into, &mut working, Uuid::now_v7()) {
                     Ok(appended) => done.push(appended),
                     Err(error) => return Err(fail(error, done)),
                 }
                 continue;
             }
-            match self.decide_one(*id, command, &mut working) {
+            match self.decide_one(*id, command, &mut working, Uuid::now_v7()) {
                 Ok(drafts) => {
                     done.push(Vec::new());
                     pending.extend(drafts.into_iter().map(|d| (index, d)));
@@ -117,6 +117,27 @@ impl<S: BlockStore> Persons<S> {
         Ok(done)
     }
 
+    /// Runs one command whose events carry `command_id` as their correlation and causation
+    /// id (what [`Persons::execute_once`] finds a command's earlier events by).
+    pub(crate) fn execute_as(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        command: &Command,
+        command_id: Uuid,
+    ) -> Result<Vec<Appended>, Error> {
+        let mut working = HashMap::new();
+        if let Command::Merge { into } = command {
+            return self.merge(signer, id, *into, &mut working, command_id);
+        }
+        let drafts = self.decide_one(id, command, &mut working, command_id)?;
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let appended = self.ledger().append_batch(signer, drafts);
+        self.settle(appended, &mut working)
+    }
+
     pub(crate) fn working<'w>(
         &self,
         id: PersonId,
@@ -139,6 +160,7 @@ impl<S: BlockStore> Persons<S> {
         id: PersonId,
         command: &Command,
         working: &mut HashMap<PersonId, Working>,
+        command_id: Uuid,
     ) -> Result<Vec<Draft>, Error> {
         let w = self.working(id, working)?;
         // A command for an id with no chain names a person that does not exist, whatever the
@@ -148,7 +170,6 @@ impl<S: BlockStore> Persons<S> {
         }
         let events = decide(id, w.person.as_ref(), command)
             .map_err(|error| Error::Rule { person: id, error })?;
-        let command_id = Uuid::now_v7();
         let mut drafts = Vec::with_capacity(events.len());
         for event in &events {
             drafts.push(draft(id, w, event, Vec::new(), command_id)?);
@@ -164,8 +185,8 @@ impl<S: BlockStore> Persons<S> {
         id: PersonId,
         into: PersonId,
         working: &mut HashMap<PersonId, Working>,
+        command_id: Uuid,
     ) -> Result<Vec<Appended>, Error> {
-        let command_id = Uuid::now_v7();
         let (source_events, source_head) = {
             let w = self.working(id, working)?;
             let events = decide(id, w.person.as_ref(), &Command::Merge { into })

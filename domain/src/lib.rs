@@ -28,6 +28,7 @@ mod projections;
 mod react;
 pub mod read_model;
 pub mod read_side;
+pub mod requests;
 mod service;
 mod write;
 
@@ -45,4 +46,4 @@ pub use crate::model::Person;
 pub use crate::projections::{Link, Projections, Update};
 pub use crate::react::onboarding_stream;
 pub use crate::service::{At, Judged, Persons, Replayed};
-pub use crate::write::{Erasing, Executed};
+pub use crate::write::{Erasing, Executed, Once};

@@ -40,6 +40,16 @@ pub struct Erasing {
     pub erased_remote: Option<u64>,
 }
 
+/// What [`Persons::execute_once`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Once {
+    /// The command's events, in the order they were appended: appended now, or found, when
+    /// the command id had already run.
+    pub events: Vec<Appended>,
+    /// Whether the command id had already run (nothing was appended this time).
+    pub repeated: bool,
+}
+
 impl<S: BlockStore> Persons<S> {
     /// Erases personal data of person `id`: decides the erasure on its chain
     /// ([`decide_erasure`]) and appends the tombstone at the head it read (a concurrent append
@@ -236,6 +246,91 @@ impl<S: BlockStore> Persons<S> {
         out.appended = results.into_iter().map_while(|r| r).collect();
         if let Some((i, _)) = &out.failure {
             debug_assert!(*i >= out.appended.len());
+        }
+        Ok(out)
+    }
+
+    /// Runs `command` for person `id` at most once per `command_id`, with a shared log or
+    /// without: the person (and a merge's target) is first brought level with the log, and if
+    /// events caused by `command_id` are on its chain, they are returned and nothing is
+    /// appended ([`Once::repeated`]). Otherwise the command is decided on the newest state,
+    /// its events carry `command_id` as their correlation and causation id, and they are
+    /// appended and published; when they lose a race the check runs again before the command
+    /// is decided again (at most `retry.rounds` times). So a request retried, here or by
+    /// another writer on the same log, appends nothing twice.
+    ///
+    /// A command id names one command: the same id sent with another command returns the
+    /// first one's events. A command that changes nothing leaves no trace, so running it again
+    /// decides it again (and changes nothing again). With the log unreachable, the events are
+    /// stored here, pending, and the error says so.
+    pub fn execute_once(
+        &self,
+        signer: &Signer,
+        id: PersonId,
+        command: &Command,
+        command_id: Uuid,
+        publisher: Option<&dyn Publisher>,
+        retry: Retry,
+    ) -> Result<Once, Error> {
+        let store: &dyn BlockStore = self.ledger().store();
+        let mut persons = vec![id];
+        if let Command::Merge { into } = command {
+            // A merge appends to its target first: its events come first.
+            persons.insert(0, *into);
+        }
+        for round in 0..retry.rounds.max(1) {
+            if let Some(p) = publisher {
+                for person in &persons {
+                    p.pull(store, &person.stream())?;
+                }
+            }
+            let found = self.caused_by(&persons, command_id)?;
+            if !found.is_empty() {
+                return Ok(Once {
+                    events: found,
+                    repeated: true,
+                });
+            }
+            let appended = self.execute_as(signer, id, command, command_id)?;
+            if let (Some(p), false) = (publisher, appended.is_empty()) {
+                let streams: Vec<_> = appended.iter().map(|a| a.stream.clone()).collect();
+                let withdrawn = p.publish(store, Some(&streams))?.settled()?.withdrawn();
+                if appended.iter().any(|a| withdrawn.contains(&a.cid)) {
+                    tracing::debug!(round, %command_id, "lost a race on the log; checking again");
+                    continue;
+                }
+            }
+            return Ok(Once {
+                events: appended,
+                repeated: false,
+            });
+        }
+        Err(personctl_ledger::Error::StillLosing {
+            stream: id.stream(),
+            rounds: retry.rounds,
+        }
+        .into())
+    }
+
+    /// The events on `persons`' chains (in that order, each genesis first) caused by
+    /// `command_id`.
+    fn caused_by(&self, persons: &[PersonId], command_id: Uuid) -> Result<Vec<Appended>, Error> {
+        let mut out = Vec::new();
+        for person in persons {
+            let mut found = Vec::new();
+            for event in self.ledger().walk_back(&person.stream())? {
+                let event = event?;
+                if event.body().causation == command_id {
+                    found.push(Appended {
+                        stream: event.stream().clone(),
+                        cid: event.cid(),
+                        height: event.height(),
+                        event_type: event.event_type().to_string(),
+                        payload: event.payload(),
+                    });
+                }
+            }
+            out.extend(found.into_iter().rev());
         }
         Ok(out)
     }

@@ -552,3 +552,64 @@ fn a_reaction_without_a_grant_is_skipped_and_the_sweep_goes_on() {
     assert!(swept.is_empty(), "{swept:?}");
     assert_eq!(store.head(&ada().stream()).unwrap().unwrap().height, 0);
 }
+
+#[test]
+fn a_command_id_runs_once_and_its_retry_gets_the_same_events_back() {
+    use personctl_domain::requests;
+    use personctl_ledger::Retry;
+    let (persons, signer) = memory_persons();
+    let id = uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0c01);
+    let register = Command::Register {
+        legal_name: "Ada".into(),
+    };
+    let first = persons
+        .execute_once(&signer, ada(), &register, id, None, Retry::default())
+        .unwrap();
+    assert!(!first.repeated);
+    assert_eq!(first.events.len(), 1);
+    let again = persons
+        .execute_once(&signer, ada(), &register, id, None, Retry::default())
+        .unwrap();
+    assert!(again.repeated);
+    assert_eq!(again.events, first.events);
+    assert_eq!(persons.replay(ada(), None).unwrap().events, 1);
+
+    // A new id is a new command: a second skill is appended, then found on its retry; the
+    // events before it (another id's) are not part of its reply.
+    let skill = |level| {
+        Command::AddSkill(Skill {
+            name: "Rust".into(),
+            level,
+        })
+    };
+    let other = uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0c02);
+    let added = persons
+        .execute_once(&signer, ada(), &skill(3), other, None, Retry::default())
+        .unwrap();
+    assert_eq!(added.events[0].height, 1);
+    let retried = persons
+        .execute_once(&signer, ada(), &skill(3), other, None, Retry::default())
+        .unwrap();
+    assert_eq!((retried.repeated, retried.events), (true, added.events));
+    assert_eq!(persons.replay(ada(), None).unwrap().events, 2);
+
+    // The same through requests: the reply repeats the events, a register with an id makes
+    // the person named by that id, and a refused command is a structured error.
+    let body = br#"{"id": "0192aaaa-0000-7000-8000-000000000001", "legal_name": "Bob"}"#;
+    let reply = requests::handle(&persons, &signer, None, Some("register"), body);
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["person"], "0192aaaa-0000-7000-8000-000000000001");
+    assert_eq!(reply["repeated"], false);
+    let retried = requests::handle(&persons, &signer, None, Some("register"), body);
+    assert_eq!(retried["repeated"], true);
+    assert_eq!(retried["events"], reply["events"]);
+    let refused = requests::handle(
+        &persons,
+        &signer,
+        None,
+        Some("rename"),
+        format!(r#"{{"person": "{}", "legal_name": ""}}"#, ada()).as_bytes(),
+    );
+    assert_eq!(refused["ok"], false);
+    assert_eq!(refused["error"]["kind"], "rule", "{refused}");
+}
