@@ -277,6 +277,12 @@ pub(crate) struct ServeArgs {
     /// tests and dry runs.
     #[arg(long, value_name = "TIME")]
     pub(crate) now: Option<String>,
+    /// Also accept person commands by NATS request-reply on `<prefix>_commands.<command>`
+    /// (queue group `personctl-commands`, so several instances share them), signed with this
+    /// home's key (or --identity's). The body is the JSON of one `append --file` line plus an
+    /// optional "id" that makes a retry idempotent; the reply is JSON (README, Operate).
+    #[arg(long)]
+    pub(crate) commands: bool,
 }
 
 #[derive(Subcommand, Debug)]

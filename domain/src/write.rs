@@ -291,7 +291,16 @@ impl<S: BlockStore> Persons<S> {
                     repeated: true,
                 });
             }
-            let appended = self.execute_as(signer, id, command, command_id)?;
+            let appended = match self.execute_as(signer, id, command, command_id) {
+                Ok(appended) => appended,
+                // Another writer on this store (a follower adopting the log) moved the head
+                // since it was read: look again.
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(round, %command_id, "the head moved; checking again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let (Some(p), false) = (publisher, appended.is_empty()) {
                 let streams: Vec<_> = appended.iter().map(|a| a.stream.clone()).collect();
                 let withdrawn = p.publish(store, Some(&streams))?.settled()?.withdrawn();

@@ -18,6 +18,7 @@ mod library;
 mod nats;
 mod persons;
 mod read_side;
+mod service;
 mod tamper;
 mod transparency;
 

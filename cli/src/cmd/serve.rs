@@ -151,14 +151,31 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     }
     let stop = stop_on_signals(&link)?;
     let options = options(args, Some(super::query::query_subject(&link)));
-    let summary: Followed = follow_log(
-        &link,
-        &store,
-        &trust,
-        &mut Serving(projector),
-        &options,
-        &stop,
-    )?;
+    let (summary, commands) = std::thread::scope(|scope| -> Result<(Followed, Option<u64>)> {
+        // The command service answers on a connection of its own, beside the follower.
+        let commands = args.commands.then(|| {
+            let (config, store, stop) = (config, &store, &stop);
+            scope.spawn(move || {
+                let answered = answer_commands(config, store, stop);
+                // The follower stops with it, so that a failure is reported at once.
+                stop.store(true, Ordering::SeqCst);
+                answered
+            })
+        });
+        let followed = follow_log(
+            &link,
+            &store,
+            &trust,
+            &mut Serving(projector),
+            &options,
+            &stop,
+        );
+        stop.store(true, Ordering::SeqCst);
+        let answered = commands
+            .map(|t| t.join().map_err(|_| anyhow!("the command service panicked"))?)
+            .transpose()?;
+        Ok((followed?, answered))
+    })?;
     projections.flush()?;
     let Followed {
         applied,
@@ -170,10 +187,53 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
     } = summary;
     out.record(
         "serve",
-        json!({"applied": applied, "skipped": skipped, "dead_lettered": dead_lettered, "swept": swept, "checkpoint": checkpoint, "lag": lag}),
-        || format!("applied {applied} messages ({skipped} already applied, {dead_lettered} dead-lettered); checkpoint {checkpoint}, {lag} behind the stream"),
+        json!({"applied": applied, "skipped": skipped, "dead_lettered": dead_lettered, "swept": swept, "checkpoint": checkpoint, "lag": lag, "commands": commands}),
+        || {
+            let answered = commands.map(|n| format!("; answered {n} command requests")).unwrap_or_default();
+            format!("applied {applied} messages ({skipped} already applied, {dead_lettered} dead-lettered); checkpoint {checkpoint}, {lag} behind the stream{answered}")
+        },
     )?;
     Ok(EXIT_OK)
+}
+
+/// The subjects person commands are requested on: `<prefix>_commands.<command>` (outside the
+/// event stream's `<prefix>.>`, which would store the requests).
+pub(crate) fn command_subject(link: &Link, command: &str) -> String {
+    format!("{}_commands.{command}", link.backbone().settings().prefix)
+}
+
+/// `serve --commands`: answers person commands until `stop` ([`personctl_domain::requests`]),
+/// each run at most once per command id, decided on the newest state, appended, published.
+fn answer_commands(
+    config: &Config,
+    store: &personctl_ledger::SledStore,
+    stop: &AtomicBool,
+) -> Result<u64> {
+    let link = nats::connect(config)?.ok_or_else(|| anyhow!("--commands needs --nats"))?;
+    let signer = config
+        .signer_over(store)
+        .context("--commands signs the commands' events with this home's key")?;
+    let persons = personctl_domain::Persons::new(config.guarded(store)?);
+    let subject = command_subject(&link, ">");
+    tracing::info!(%subject, "answering person commands");
+    let answered = personctl_ledger::jetstream::respond(
+        &link,
+        &subject,
+        "personctl-commands",
+        stop,
+        &mut |subject, body| {
+            let name = subject.rsplit('.').next();
+            let reply = personctl_domain::requests::handle(
+                &persons,
+                &signer,
+                Some(&link as &dyn Publisher),
+                name,
+                body,
+            );
+            serde_json::to_vec(&reply).unwrap_or_default()
+        },
+    )?;
+    Ok(answered)
 }
 
 pub(crate) fn dlq(config: &Config, command: &DlqCommand, out: &mut Out) -> Result<u8> {

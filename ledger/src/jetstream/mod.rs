@@ -18,6 +18,7 @@ mod backbone;
 mod check;
 mod follower;
 mod link;
+mod respond;
 mod shared_log;
 
 pub use self::backbone::{Backbone, Pulled, Report};
@@ -26,6 +27,7 @@ pub use self::follower::{
     dead_letter_stream, dead_letters, follow_log, retry_dead_letter, DeadLetter,
 };
 pub use self::link::{Link, PulledAll};
+pub use self::respond::respond;
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
 

@@ -1,0 +1,143 @@
+//! `serve --commands` against a real nats-server: two instances in one queue group take person
+//! commands by request-reply; a request retried with the same command id appends nothing
+//! twice, whichever instance takes the retry; a refused command gets a structured error; and
+//! every home verifies what the instances wrote.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::nats::NatsServer;
+use crate::{keyed, ok, Home};
+
+fn spawn_service(home: &Home, url: &str) -> Child {
+    home.command(&["--nats", url, "--json", "serve", "--commands"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `body` to `ledger_commands.<command>` and returns the JSON reply.
+async fn request(client: &async_nats::Client, command: &str, body: &Value) -> Value {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.request(
+            format!("ledger_commands.{command}"),
+            serde_json::to_vec(body).unwrap().into(),
+        ),
+    )
+    .await
+    .expect("a reply within 30 s")
+    .expect("a reply");
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[test]
+fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (a, did_a) = keyed();
+    let (b, did_b) = keyed();
+    for home in [&a, &b] {
+        for did in [&did_a, &did_b] {
+            ok(&home.run(&["trust", "add", did]));
+        }
+    }
+    let mut services = [spawn_service(&a, &url), spawn_service(&b, &url)];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids: Vec<String> = (0..12)
+        .map(|i| format!("0192cccc-0000-7000-8000-{i:012}"))
+        .collect();
+    let (replies, retries, refused, bad) = runtime.block_on(async {
+        let client = async_nats::connect(&url).await.unwrap();
+        // Both services answer once their subscriptions are in: wait for two queue members.
+        let started = Instant::now();
+        loop {
+            let probe = client
+                .request("ledger_commands.register", "{}".into())
+                .await;
+            if probe.is_ok() && started.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no service answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut replies = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let body = json!({"id": id, "legal_name": format!("Person {i}")});
+            replies.push(request(&client, "register", &body).await);
+        }
+        // The same command id again, many times: whichever instance takes it, the same events
+        // come back and nothing is appended.
+        let mut retries = Vec::new();
+        for _ in 0..8 {
+            let body = json!({"id": ids[0], "legal_name": "Person 0"});
+            retries.push(request(&client, "register", &body).await);
+        }
+        // A rule refuses an empty name: a structured error, nothing appended.
+        let refused = request(
+            &client,
+            "rename",
+            &json!({"person": ids[1], "legal_name": "", "id": "0192cccc-0000-7000-8000-ffffffffffff"}),
+        )
+        .await;
+        let bad = request(&client, "register", &json!({"command": "rename"})).await;
+        (replies, retries, refused, bad)
+    });
+    for (reply, id) in replies.iter().zip(&ids) {
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["repeated"], false, "{reply}");
+        assert_eq!(reply["person"], id.as_str());
+        assert_eq!(reply["events"].as_array().unwrap().len(), 1, "{reply}");
+        assert_eq!(reply["events"][0]["type"], "PersonRegistered");
+    }
+    for retry in &retries {
+        assert_eq!(retry["ok"], true, "{retry}");
+        assert_eq!(retry["repeated"], true, "{retry}");
+        assert_eq!(retry["events"], replies[0]["events"]);
+    }
+    assert_eq!(refused["ok"], false);
+    assert_eq!(refused["error"]["kind"], "rule", "{refused}");
+    assert_eq!(bad["error"]["kind"], "invalid", "{bad}");
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("was sent for \"register\""),
+        "{bad}"
+    );
+
+    // Both instances stop on SIGTERM and report how many requests each answered: the queue
+    // group spread them (neither answered all of them).
+    let mut answered = Vec::new();
+    for service in &mut services {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &service.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for service in services {
+        let out = service.wait_with_output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        answered.push(last["data"]["commands"].as_u64().unwrap());
+    }
+    let total = 12 + 8 + 2;
+    assert!(answered.iter().sum::<u64>() >= total, "{answered:?}");
+    assert!(answered.iter().all(|&n| n > 0), "{answered:?}");
+
+    // A third home that trusts both services pulls everything: one event per person, each
+    // chain verifies, and the shared log agrees.
+    let reader = Home::new();
+    for did in [&did_a, &did_b] {
+        ok(&reader.run(&["trust", "add", did]));
+    }
+    ok(&reader.run(&["--nats", &url, "sync"]));
+    let run = reader.run(&["--nats", &url, "--json", "verify"]);
+    ok(&run);
+    assert_eq!(run.of_type("summary")[0]["events"], 12, "{}", run.stdout);
+}
