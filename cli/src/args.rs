@@ -69,6 +69,10 @@ pub(crate) struct Args {
         conflicts_with = "key"
     )]
     pub(crate) identity: Option<String>,
+    /// Serve Prometheus metrics (text format) over HTTP at this address while the command runs,
+    /// for example 127.0.0.1:9464 (README, Operate).
+    #[arg(long, env = "PERSONCTL_METRICS", global = true, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

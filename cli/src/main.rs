@@ -7,6 +7,7 @@
 mod args;
 mod cmd;
 mod config;
+mod metrics;
 mod nats;
 mod output;
 
@@ -38,6 +39,12 @@ fn main() -> ExitCode {
     }
     init_tracing(args.verbose, args.quiet);
     let json = args.json;
+    if let Some(addr) = args.metrics {
+        if let Err(err) = metrics::install(addr) {
+            output::error(&err, json);
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
     match cmd::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),

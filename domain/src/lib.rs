@@ -21,6 +21,7 @@ mod execute;
 mod ids;
 pub mod lifecycle;
 pub mod lines;
+pub mod metrics;
 pub mod model;
 pub mod onboarding;
 pub mod policy;

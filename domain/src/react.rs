@@ -63,7 +63,10 @@ impl<S: BlockStore> Persons<S> {
             drafts.push(d);
             w.person = apply(w.person.take(), event);
         }
-        refused_is_skipped(r.policy, self.ledger().append_batch(signer, drafts))
+        let appended = refused_is_skipped(r.policy, self.ledger().append_batch(signer, drafts))?;
+        metrics::counter!(crate::metrics::POLICY_REACTIONS, "policy" => r.policy)
+            .increment(appended.len() as u64);
+        Ok(appended)
     }
 
     /// Drives person `id`'s onboarding by `input`, caused by the event `trigger` (with
@@ -103,6 +106,14 @@ impl<S: BlockStore> Persons<S> {
         } else {
             refused_is_skipped("onboarding", self.ledger().append_batch(signer, drafts))?
         };
+        for a in &appended {
+            let stage = a
+                .event_type
+                .strip_prefix("Onboarding")
+                .unwrap_or(&a.event_type)
+                .to_ascii_lowercase();
+            metrics::counter!(crate::metrics::ONBOARDING, "stage" => stage).increment(1);
+        }
         if let (Some(command), Some(failed)) = (step.compensation, appended.last()) {
             let r = Reaction {
                 policy: "onboarding-compensation",

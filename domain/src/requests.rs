@@ -132,12 +132,13 @@ pub fn handle<S: BlockStore>(
     let request = match parse(name, body) {
         Ok(r) => r,
         Err((kind, message)) => {
+            metrics::counter!(crate::metrics::COMMANDS, "outcome" => kind).increment(1);
             return json!({
                 "ok": false,
                 "command": name,
                 "command_id": null,
                 "error": {"kind": kind, "message": message},
-            })
+            });
         }
     };
     let span = tracing::info_span!(
@@ -147,6 +148,7 @@ pub fn handle<S: BlockStore>(
         person = %request.person,
     );
     let _entered = span.enter();
+    let started = std::time::Instant::now();
     let result = persons.execute_once(
         signer,
         request.person,
@@ -155,6 +157,13 @@ pub fn handle<S: BlockStore>(
         publisher,
         Retry::default(),
     );
+    let outcome = match &result {
+        Ok(once) if once.repeated => "repeated",
+        Ok(_) => "appended",
+        Err(e) => kind(e),
+    };
+    metrics::counter!(crate::metrics::COMMANDS, "outcome" => outcome).increment(1);
+    metrics::histogram!(crate::metrics::COMMAND_SECONDS).record(started.elapsed().as_secs_f64());
     reply(&request, result)
 }
 

@@ -192,8 +192,16 @@ impl<S: BlockStore> Ledger<S> {
         }
         let any_only = drafts.iter().all(|d| d.expected == Expected::Any);
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             match self.try_append_batch(signer, &drafts) {
+                Ok(appended) => {
+                    metrics::counter!(crate::metrics::EVENTS_APPENDED)
+                        .increment(appended.len() as u64);
+                    metrics::histogram!(crate::metrics::APPEND_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
+                    return Ok(appended);
+                }
                 Err(Error::Conflict { .. }) if any_only && attempt < ANY_RETRIES => {
                     attempt += 1;
                     tracing::debug!(

@@ -121,6 +121,7 @@ pub mod identity;
 pub mod jetstream;
 mod keys;
 mod ledger;
+pub mod metrics;
 pub mod policy;
 mod publish;
 pub mod store;

@@ -8,15 +8,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::nats::NatsServer;
+use crate::nats::{free_port, NatsServer};
 use crate::{keyed, ok, Home};
 
-fn spawn_service(home: &Home, url: &str) -> Child {
-    home.command(&["--nats", url, "--json", "serve", "--commands"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_service(home: &Home, url: &str, metrics: &str) -> Child {
+    home.command(&[
+        "--nats",
+        url,
+        "--json",
+        "--metrics",
+        metrics,
+        "serve",
+        "--commands",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 /// Sends `body` to `ledger_commands.<command>` and returns the JSON reply.
@@ -45,7 +53,14 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
             ok(&home.run(&["trust", "add", did]));
         }
     }
-    let mut services = [spawn_service(&a, &url), spawn_service(&b, &url)];
+    let metrics = [
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    ];
+    let mut services = [
+        spawn_service(&a, &url, &metrics[0]),
+        spawn_service(&b, &url, &metrics[1]),
+    ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,9 +120,34 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
     assert_eq!(refused["error"]["kind"], "rule", "{refused}");
     assert_eq!(bad["error"]["kind"], "invalid", "{bad}");
     assert!(
-        bad["error"]["message"].as_str().unwrap().contains("was sent for \"register\""),
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was sent for \"register\""),
         "{bad}"
     );
+
+    // Each instance's metrics, scraped over HTTP: together they count every request, the
+    // appended and published events, and the latency histograms.
+    let scraped: Vec<String> = metrics.iter().map(|m| scrape(m)).collect();
+    let total = |name: &str| -> f64 { scraped.iter().map(|s| sample(s, name)).sum() };
+    assert_eq!(
+        total("personctl_commands_total{outcome=\"appended\"}"),
+        12.0,
+        "{scraped:?}"
+    );
+    assert_eq!(total("personctl_commands_total{outcome=\"repeated\"}"), 8.0);
+    assert_eq!(total("personctl_commands_total{outcome=\"rule\"}"), 1.0);
+    assert_eq!(total("personctl_events_appended_total"), 12.0);
+    assert_eq!(total("personctl_events_published_total"), 12.0);
+    assert!(total("personctl_command_seconds_count") >= 21.0);
+    assert!(total("personctl_publish_seconds_bucket{le=\"+Inf\"}") >= 12.0);
+    for s in &scraped {
+        assert!(
+            s.contains("# TYPE personctl_command_seconds histogram"),
+            "{s}"
+        );
+    }
 
     // Both instances stop on SIGTERM and report how many requests each answered: the queue
     // group spread them (neither answered all of them).
@@ -122,7 +162,11 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
     for service in services {
         let out = service.wait_with_output().unwrap();
         let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         answered.push(last["data"]["commands"].as_u64().unwrap());
     }
@@ -140,4 +184,26 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
     let run = reader.run(&["--nats", &url, "--json", "verify"]);
     ok(&run);
     assert_eq!(run.of_type("summary")[0]["events"], 12, "{}", run.stdout);
+}
+
+/// The metrics text served at `addr` (HTTP/1.0 GET, read to the end).
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1."), "{response}");
+    assert!(response.contains(" 200 "), "{response}");
+    response
+}
+
+/// The value of the sample `name` (with its labels, as printed) in a scrape; 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .sum()
 }

@@ -13,6 +13,7 @@ mod identity;
 mod lag;
 mod nats;
 mod peer;
+mod service;
 mod tlog;
 
 use std::path::PathBuf;
@@ -166,7 +167,7 @@ pub type Emit<'a> = &'a mut dyn FnMut(Record) -> Result<()>;
 
 /// The stages that need a server, for a run without one.
 pub const NEEDS_NATS: &str =
-    "append + JetStream, raw publish, append-to-visible latency, projection lag";
+    "append + JetStream, raw publish, append-to-visible latency, projection lag, command service";
 
 fn rate(events: u64, seconds: f64) -> f64 {
     events as f64 / seconds.max(1e-9)

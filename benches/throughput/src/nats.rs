@@ -288,6 +288,7 @@ fn stages(
         note: "every projection from the chains".into(),
         ceiling: None,
     }))?;
+    crate::service::run(url, backbone.settings(), emit)?;
     Ok(())
 }
 

@@ -172,7 +172,10 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
         );
         stop.store(true, Ordering::SeqCst);
         let answered = commands
-            .map(|t| t.join().map_err(|_| anyhow!("the command service panicked"))?)
+            .map(|t| {
+                t.join()
+                    .map_err(|_| anyhow!("the command service panicked"))?
+            })
             .transpose()?;
         Ok((followed?, answered))
     })?;

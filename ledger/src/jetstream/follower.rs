@@ -252,6 +252,8 @@ fn apply_batch<P: Projector>(
     let mut updates = Vec::new();
     let mut last = checkpoint;
     let mut taken = Vec::with_capacity(batch.len());
+    // When each applied message was stored in JetStream, for the lag metric.
+    let mut applied_at = Vec::with_capacity(batch.len());
     for message in batch {
         let sequence = message
             .info()
@@ -283,8 +285,10 @@ fn apply_batch<P: Projector>(
                 Ok(update) => {
                     updates.push(update);
                     done.applied += 1;
+                    applied_at.push(message.info().ok().map(|i| i.published));
                 }
                 Err(e) if attempt < options.max_attempts => {
+                    metrics::counter!(crate::metrics::PROJECTION_RETRIES).increment(1);
                     tracing::warn!(sequence, attempt, error = %e, "applying failed; retrying");
                     std::thread::sleep(backoff(options.retry_delay, attempt));
                     continue;
@@ -317,6 +321,7 @@ fn apply_batch<P: Projector>(
                     })
                     .map_err(dead)?;
                     done.dead_lettered += 1;
+                    metrics::counter!(crate::metrics::DEAD_LETTERS).increment(1);
                 }
             }
             break;
@@ -327,6 +332,12 @@ fn apply_batch<P: Projector>(
     }
     if last > checkpoint {
         projector.commit(Some(last), updates)?;
+    }
+    metrics::counter!(crate::metrics::PROJECTION_APPLIED).increment(applied_at.len() as u64);
+    let now_ns = crate::now_us() as i128 * 1_000;
+    for stored in applied_at.into_iter().flatten() {
+        let lag = (now_ns - stored.unix_timestamp_nanos()).max(0) as f64 / 1e9;
+        metrics::histogram!(crate::metrics::PROJECTION_LAG_SECONDS).record(lag);
     }
     for message in &taken {
         link.block_on(message.ack())
@@ -388,11 +399,18 @@ fn prefetch(
         .filter(|c| !verified.contains_key(c))
         .collect();
     let judge = &mut |e: &Event| link.block_on(backbone.judge(store, trust, e));
-    verified.extend(
-        crate::verify_events(store, &cids, judge)?
-            .into_iter()
-            .filter_map(|(cid, r)| r.ok().map(|e| (cid, e))),
-    );
+    for (cid, result) in crate::verify_events(store, &cids, judge)? {
+        match result {
+            Ok(event) => {
+                verified.insert(cid, event);
+            }
+            // Applying tries it again and names the problem (a retry, then a dead letter).
+            Err(problem) => {
+                tracing::debug!(%cid, %problem, "an event failed verification");
+                metrics::counter!(crate::metrics::VERIFICATION_FAILURES).increment(1);
+            }
+        }
+    }
     Ok(verified)
 }
 
@@ -449,7 +467,9 @@ fn lag(link: &Link, consumer: &mut PullConsumer, options: &FollowOptions) -> cra
     let info = link
         .block_on(consumer.info())
         .map_err(|e| nats(format!("reading the consumer {}", options.consumer))(e.to_string()))?;
-    Ok(info.num_pending + info.num_ack_pending as u64)
+    let lag = info.num_pending + info.num_ack_pending as u64;
+    metrics::gauge!(crate::metrics::PROJECTION_LAG_MESSAGES).set(lag as f64);
+    Ok(lag)
 }
 
 /// Every dead letter, with its sequence in the dead-letter stream (none when the stream does

@@ -157,6 +157,7 @@ where
                 if attempt + 1 < TRIES && started.elapsed() < RETRY_FOR =>
             {
                 tracing::debug!(attempt, %context, %reason, "JetStream request failed; retrying");
+                metrics::counter!(crate::metrics::NATS_RETRIES).increment(1);
                 tokio::time::sleep(delay(attempt)).await;
                 attempt += 1;
             }

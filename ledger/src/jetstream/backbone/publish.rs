@@ -46,6 +46,7 @@ impl Backbone {
         store: &S,
         streams: Option<&[StreamId]>,
     ) -> Result<Report> {
+        let started = std::time::Instant::now();
         let heads: Vec<(StreamId, Head)> = match streams {
             None => store.heads()?,
             Some(list) => {
@@ -95,6 +96,11 @@ impl Backbone {
             self.publish_phase(store, phase, &mut report).await?;
         }
         report.conflicts.sort_by(|a, b| a.0.cmp(&b.0));
+        metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(report.published);
+        metrics::counter!(crate::metrics::PUBLISH_WITHDRAWN)
+            .increment(report.withdrawn().len() as u64);
+        metrics::histogram!(crate::metrics::PUBLISH_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         tracing::debug!(
             published = report.published,
             duplicates = report.duplicates,
