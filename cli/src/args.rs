@@ -218,6 +218,13 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl revoke-grant --admin key/ab12... --grantee key/cd34... --aggregate person"
     )]
     RevokeGrant(GrantArgs),
+    /// What a retention policy (JSON: README, Retention) makes due for erasure; `serve
+    /// --policies --retention FILE` erases it.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  personctl retention show --retention retention.json\n  personctl retention show --retention retention.json --now 2027-06-01T00:00:00Z"
+    )]
+    Retention(RetentionCommand),
     /// Run a witness (C2SP tlog-witness over HTTP): it cosigns a checkpoint of a log it
     /// follows only if a consistency proof shows it extends the last one it cosigned, so a
     /// log cannot show two histories or roll back unnoticed. Signs with this home's key.
@@ -287,6 +294,23 @@ pub(crate) struct ServeArgs {
     /// optional "id" that makes a retry idempotent; the reply is JSON (README, Operate).
     #[arg(long)]
     pub(crate) commands: bool,
+    /// With --policies: erase what this retention policy (JSON, README: Retention) makes due,
+    /// with signed tombstones, whenever the time-based policies run.
+    #[arg(long, value_name = "FILE", requires = "policies")]
+    pub(crate) retention: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RetentionCommand {
+    /// List the erasures due: person, rule, state and since when, what it erases.
+    Show {
+        /// The retention policy (JSON).
+        #[arg(long, value_name = "FILE")]
+        retention: PathBuf,
+        /// The time to judge at (RFC 3339; default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -30,6 +30,7 @@ mod react;
 pub mod read_model;
 pub mod read_side;
 pub mod requests;
+pub mod retention;
 mod service;
 mod write;
 
@@ -47,4 +48,4 @@ pub use crate::model::Person;
 pub use crate::projections::{Link, Projections, Update};
 pub use crate::react::onboarding_stream;
 pub use crate::service::{At, Judged, Persons, Replayed};
-pub use crate::write::{Erasing, Executed, Once};
+pub use crate::write::{Erasing, Executed, Once, Retained};

@@ -24,6 +24,8 @@ pub struct Policies {
     pub onboarding_us: u64,
     /// A fixed now (microseconds since the Unix epoch), or the system clock.
     pub now_us: Option<u64>,
+    /// The retention policy to apply when idle (`None`: none).
+    pub retention: Option<crate::retention::Retention>,
 }
 
 impl Policies {
@@ -236,6 +238,17 @@ impl<S: BlockStore> Projector for PersonProjector<'_, S> {
             self.persons
                 .sweep(&run.signer, run.now(), &run.periods, run.onboarding_us)?;
         self.publish(&appended)?;
-        Ok(appended.len() as u64)
+        let mut done = appended.len() as u64;
+        if let Some(retention) = &run.retention {
+            // Each erasure publishes its tombstone itself, before any block is removed; its
+            // message then reaches these read models like any other event.
+            for (_, erased) in
+                self.persons
+                    .apply_retention(&run.signer, retention, run.now(), self.publisher)?
+            {
+                done += u64::from(erased.is_ok_and(|e| e.tombstone.is_some()));
+            }
+        }
+        Ok(done)
     }
 }

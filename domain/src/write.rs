@@ -10,6 +10,7 @@ use personctl_ledger::{Appended, BlockStore, Cid, Draft, Publisher, Retry, Signe
 use uuid::Uuid;
 
 use crate::execute::{draft, Working};
+use crate::retention::{Due, Retention};
 use crate::{apply, decide_erasure, Command, Erasure, Error, PersonId, Persons, Recorded};
 
 /// What [`Persons::execute_published`] did.
@@ -39,6 +40,10 @@ pub struct Erasing {
     /// Masked blocks removed from the log's block store (`None`: no publisher).
     pub erased_remote: Option<u64>,
 }
+
+/// One erasure a retention policy made due, and how applying it ended
+/// ([`Persons::apply_retention`]).
+pub type Retained = (Due, Result<Erasing, Error>);
 
 /// What [`Persons::execute_once`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,6 +345,45 @@ impl<S: BlockStore> Persons<S> {
                 }
             }
             out.extend(found.into_iter().rev());
+        }
+        Ok(out)
+    }
+
+    /// What `retention` makes due at `now_us` over every person here (see
+    /// [`crate::retention`]), person by person.
+    pub fn retention_due(&self, retention: &Retention, now_us: u64) -> Result<Vec<Due>, Error> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            let history: Vec<Recorded> = self.history(id)?.into_iter().map(|(_, r)| r).collect();
+            out.extend(retention.due(id, &history, now_us));
+        }
+        Ok(out)
+    }
+
+    /// Erases what `retention` makes due at `now_us`: each erasure in the safe order of
+    /// [`Persons::erase_and_purge`] (with `publisher`, the person is brought level with the log
+    /// first and decided again there), a tombstone signed by `signer` whose reason names the
+    /// rule. Returns each erasure with how it ended; one failing does not stop the others.
+    pub fn apply_retention(
+        &self,
+        signer: &Signer,
+        retention: &Retention,
+        now_us: u64,
+        publisher: Option<&dyn Publisher>,
+    ) -> Result<Vec<Retained>, Error> {
+        let mut out = Vec::new();
+        for due in self.retention_due(retention, now_us)? {
+            let erased =
+                self.erase_and_purge(signer, due.person, &due.erasure, &due.reason(), publisher);
+            match &erased {
+                Ok(e) => {
+                    tracing::info!(person = %due.person, rule = due.rule + 1, masked = e.masked, "retention erased")
+                }
+                Err(error) => {
+                    tracing::warn!(person = %due.person, rule = due.rule + 1, %error, "retention could not erase")
+                }
+            }
+            out.push((due, erased));
         }
         Ok(out)
     }

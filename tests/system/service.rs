@@ -1,7 +1,9 @@
-//! `serve --commands` against a real nats-server: two instances in one queue group take person
-//! commands by request-reply; a request retried with the same command id appends nothing
-//! twice, whichever instance takes the retry; a refused command gets a structured error; and
-//! every home verifies what the instances wrote.
+//! The service against a real nats-server: two `serve --commands` instances in one queue group
+//! take person commands by request-reply; a request retried with the same command id appends
+//! nothing twice, whichever instance takes the retry; a refused command gets a structured
+//! error; their metrics are scraped; every home verifies what the instances wrote. And
+//! retention: `serve --policies --retention` with its clock past the period erases what is
+//! due, leaving no value in any file.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -206,4 +208,114 @@ fn sample(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .map(|v| v.trim().parse::<f64>().unwrap())
         .sum()
+}
+
+#[test]
+fn retention_erases_what_is_due_once_the_clock_passes_its_period_and_leaves_no_value_on_disk() {
+    const KEPT: &str = "Grace Hopper-Kept";
+    const GONE: &str = "Ada Lovelace-Gone";
+    const EMAIL: &str = "ada.gone@example.org";
+    let server = NatsServer::start();
+    let url = server.url();
+    let (home, _) = keyed();
+    let [kept, gone] = [KEPT, GONE].map(|name| {
+        let run = home.run(&[
+            "--nats",
+            &url,
+            "--json",
+            "append",
+            "register",
+            "--legal-name",
+            name,
+        ]);
+        ok(&run).of_type("appended")[0]["person"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    ok(&home.run(&[
+        "--nats",
+        &url,
+        "append",
+        "add-email",
+        "--person",
+        &gone,
+        "--address",
+        EMAIL,
+    ]));
+    ok(&home.run(&["--nats", &url, "append", "archive", "--person", &gone]));
+    let policy = home.path().join("retention.json");
+    std::fs::write(
+        &policy,
+        r#"{"rules": [{"when": ["archived", "deceased"], "after_days": 30, "erase": "person"}]}"#,
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let day_us = 86_400_000_000u64;
+    let now = personctl_ledger::now_us();
+    let at = |days: u64| crate::output_time(now + days * day_us);
+    let due = |days: u64| {
+        let run = home.run(&[
+            "--json",
+            "retention",
+            "show",
+            "--retention",
+            policy,
+            "--now",
+            &at(days),
+        ]);
+        ok(&run).of_type("due")
+    };
+    assert!(due(10).is_empty(), "not due before its period");
+    let listed = due(31);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["person"], gone.as_str());
+    assert_eq!(
+        (listed[0]["rule"].clone(), listed[0]["erase"].clone()),
+        (json!(1), json!("person"))
+    );
+    for value in [GONE, EMAIL, KEPT] {
+        assert!(
+            !crate::holding(home.path(), value).is_empty(),
+            "{value} stored"
+        );
+    }
+
+    // serve with the policies, its clock 31 days on: the tombstone is signed, published, and
+    // every value is gone from the home (store and read models) and from JetStream's files.
+    let run = home.run(&[
+        "--nats",
+        &url,
+        "--json",
+        "serve",
+        "--until-caught-up",
+        "--policies",
+        "--retention",
+        policy,
+        "--now",
+        &at(31),
+    ]);
+    ok(&run);
+    for value in [GONE, EMAIL] {
+        assert_eq!(
+            crate::holding(home.path(), value),
+            Vec::<std::path::PathBuf>::new(),
+            "{value}"
+        );
+        assert_eq!(
+            crate::holding(server.store_dir(), value),
+            Vec::<std::path::PathBuf>::new(),
+            "{value} in JetStream's files"
+        );
+    }
+    assert!(
+        !crate::holding(home.path(), KEPT).is_empty(),
+        "the active person stays"
+    );
+    assert!(due(31).is_empty(), "nothing is due twice");
+    let summary = ok(&home.run(&["--json", "query", "summary", "--person", &gone])).records();
+    assert_eq!(summary[0].1["lifecycle"], "Erased", "{summary:?}");
+    let summary = ok(&home.run(&["--json", "query", "summary", "--person", &kept])).records();
+    assert_eq!(summary[0].1["lifecycle"], "Active", "{summary:?}");
+    ok(&home.run(&["--nats", &url, "verify"]));
 }

@@ -11,6 +11,7 @@ mod keygen;
 mod log;
 mod query;
 mod replay;
+mod retention;
 mod serve;
 mod sync;
 mod tlog;
@@ -52,6 +53,7 @@ pub(crate) fn run(args: Args) -> Result<u8> {
         Command::Query(a) => query::query(&config, &a, &mut out)?,
         Command::Project(a) => query::project(&config, &a, &mut out)?,
         Command::Dlq(a) => serve::dlq(&config, &a, &mut out)?,
+        Command::Retention(a) => retention::run(&config, &a, &mut out)?,
         // One run: the embedded stages, then (with --nats) the JetStream and read-side ones.
         Command::Bench(a) => bench::run(&config, &a, &mut out)?,
         Command::Export(a) => car::export(&config, &a, &mut out)?,

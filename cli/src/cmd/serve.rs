@@ -38,19 +38,7 @@ fn policies(
     if !args.policies {
         return Ok(None);
     }
-    let now_us = args
-        .now
-        .as_deref()
-        .map(|t| {
-            let at = humantime::parse_rfc3339_weak(t)
-                .with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?;
-            let us = at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|_| anyhow!("--now {t:?} lies before 1970"))?
-                .as_micros();
-            anyhow::Ok(us as u64)
-        })
-        .transpose()?;
+    let now_us = args.now.as_deref().map(parse_now).transpose()?;
     Ok(Some(Policies {
         signer: config
             .signer_over(store)
@@ -61,7 +49,23 @@ fn policies(
         },
         onboarding_us: args.onboarding_days * DAY_US,
         now_us,
+        retention: args
+            .retention
+            .as_deref()
+            .map(super::retention::load)
+            .transpose()?,
     }))
+}
+
+/// `--now TIME` (RFC 3339) in microseconds since the Unix epoch.
+pub(crate) fn parse_now(t: &str) -> Result<u64> {
+    let at = humantime::parse_rfc3339_weak(t)
+        .with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?;
+    let us = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| anyhow!("--now {t:?} lies before 1970"))?
+        .as_micros();
+    Ok(us as u64)
 }
 
 /// The follower's options from `serve`'s.
