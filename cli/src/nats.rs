@@ -25,7 +25,8 @@ pub(crate) fn connect(config: &Config) -> Result<Option<Link>> {
 
 /// Connects to `url` with `settings`.
 pub(crate) fn connect_to(url: &str, settings: Settings) -> Result<Link> {
-    Link::connect(url, settings).with_context(|| format!("--nats {url}"))
+    Link::connect(url, settings)
+        .with_context(|| format!("--nats {}", personctl_ledger::jetstream::redact(url)))
 }
 
 /// Connects when `--nats` is given, then publishes every event an earlier run left pending in

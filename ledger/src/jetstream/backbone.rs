@@ -78,15 +78,34 @@ impl Backbone {
             .map(|u| u.trim().parse::<async_nats::ServerAddr>())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::InvalidUrl {
-                input: url.to_string(),
+                input: super::redact(url),
                 reason: e.to_string(),
             })?;
+        // Credentials in the URL (the client library reads none from it): `user:password@`,
+        // or a token alone, `token@`, as NATS's own tools take them.
+        // Percent-encoded in the URL, as URLs require of `@`, `:` and `/`.
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let credentials = servers
+            .iter()
+            .find_map(|s| Some((decode(s.username()?), s.password().map(decode))));
+        let shown = super::redact(url);
         let mut attempt = 0;
         let client = loop {
-            let options = async_nats::ConnectOptions::new()
+            let mut options = async_nats::ConnectOptions::new()
                 .connection_timeout(Duration::from_secs(2))
                 .reconnect_delay_callback(|attempts| delay(attempts as u32))
                 .max_reconnects(None);
+            options = match &credentials {
+                Some((user, Some(password))) => {
+                    options.user_and_password(user.clone(), password.clone())
+                }
+                Some((token, None)) => options.token(token.clone()),
+                None => options,
+            };
             match options.connect(servers.as_slice()).await {
                 Ok(client) => break client,
                 Err(e) if attempt + 1 < CONNECT_TRIES => {
@@ -96,7 +115,7 @@ impl Backbone {
                 }
                 Err(e) => {
                     return Err(Error::Unreachable {
-                        url: format!("{url} ({CONNECT_TRIES} tries)"),
+                        url: format!("{shown} ({CONNECT_TRIES} tries)"),
                         reason: e.to_string(),
                     })
                 }

@@ -54,7 +54,7 @@ impl Link {
         Ok(Link {
             runtime,
             backbone,
-            url: url.to_string(),
+            url: super::redact(url),
         })
     }
 
@@ -64,7 +64,7 @@ impl Link {
         self
     }
 
-    /// The URL connected to.
+    /// The URL connected to, any password or token in it replaced by `***`.
     pub fn url(&self) -> &str {
         &self.url
     }

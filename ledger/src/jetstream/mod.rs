@@ -31,6 +31,26 @@ pub use self::respond::respond;
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
 
+/// `url` (servers comma-separated) as it may be shown: a password or token in it replaced by
+/// `***`, the user name kept.
+pub fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|part| {
+            let Some((scheme, rest)) = part.split_once("://") else {
+                return part.to_string();
+            };
+            match rest.split_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                    None => format!("{scheme}://***@{host}"),
+                },
+                None => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// What a JetStream message says about an event: its CID and its links, nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -380,5 +400,19 @@ impl Blocks {
                 .map_err(|e| nats(context())(e.to_string()))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn a_password_or_token_is_never_shown() {
+        assert_eq!(
+            redact("nats://svc:s3cret@a:4222, nats://tok@b:4222,nats://c:4222"),
+            "nats://svc:***@a:4222, nats://***@b:4222,nats://c:4222"
+        );
+        assert_eq!(redact("127.0.0.1:4222"), "127.0.0.1:4222");
     }
 }
