@@ -36,18 +36,31 @@ pub(crate) struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
-    /// Cluster arguments, for a member of a [`Cluster`].
+    /// More arguments: cluster routes for a member of a [`Cluster`], or a configuration file.
     cluster: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub(crate) fn start() -> NatsServer {
+        NatsServer::start_with_config(None)
+    }
+
+    /// Starts a server with this configuration file's text too (for example users and their
+    /// permissions), and waits until it accepts connections.
+    pub(crate) fn start_with_config(config: Option<&str>) -> NatsServer {
+        let store = tempfile::tempdir().unwrap();
+        let mut extra = Vec::new();
+        if let Some(text) = config {
+            let path = store.path().join("server.conf");
+            std::fs::write(&path, text).unwrap();
+            extra = vec!["-c".to_string(), path.display().to_string()];
+        }
         let mut server = NatsServer {
             child: None,
             port: free_port(),
-            store: tempfile::tempdir().unwrap(),
-            cluster: Vec::new(),
+            store,
+            cluster: extra,
         };
         server.spawn();
         server

@@ -319,3 +319,97 @@ fn retention_erases_what_is_due_once_the_clock_passes_its_period_and_leaves_no_v
     assert_eq!(summary[0].1["lifecycle"], "Active", "{summary:?}");
     ok(&home.run(&["--nats", &url, "verify"]));
 }
+
+#[test]
+fn only_clients_with_publish_permission_on_the_command_subjects_reach_the_service() {
+    // The server's users, as README (Operate) recommends: the service may do anything, the
+    // front desk may send commands, the reader may not.
+    let server = NatsServer::start_with_config(Some(
+        r#"authorization { users = [
+            {user: service, password: service-pw}
+            {user: frontdesk, password: frontdesk-pw, permissions: {publish: ["ledger_commands.>"], subscribe: ["_INBOX.>"]}}
+            {user: reader, password: reader-pw, permissions: {publish: {deny: ["ledger_commands.>"]}, subscribe: ["_INBOX.>"]}}
+        ]}"#,
+    ));
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    let as_user = |user: &str| format!("nats://{user}:{user}-pw@127.0.0.1:{port}");
+    let (home, _) = keyed();
+    let service = home
+        .command(&[
+            "--nats",
+            &as_user("service"),
+            "--json",
+            "serve",
+            "--commands",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (allowed, refused) = runtime.block_on(async {
+        let plain = format!("nats://127.0.0.1:{port}");
+        let connect = |user: &str| {
+            async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-pw"))
+                .connect(plain.clone())
+        };
+        let frontdesk = connect("frontdesk").await.unwrap();
+        let started = Instant::now();
+        let body = json!({"id": "0192dddd-0000-7000-8000-000000000001", "legal_name": "Allowed"});
+        let allowed = loop {
+            let reply = tokio::time::timeout(
+                Duration::from_secs(2),
+                frontdesk.request(
+                    "ledger_commands.register",
+                    serde_json::to_vec(&body).unwrap().into(),
+                ),
+            )
+            .await;
+            if let Ok(Ok(reply)) = reply {
+                break serde_json::from_slice::<Value>(&reply.payload).unwrap();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the service never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // The reader's publish is refused by the server: no service ever sees it, so the
+        // request gets no reply.
+        let reader = connect("reader").await.unwrap();
+        let body = json!({"id": "0192dddd-0000-7000-8000-000000000002", "legal_name": "Refused"});
+        let refused = tokio::time::timeout(
+            Duration::from_secs(3),
+            reader.request(
+                "ledger_commands.register",
+                serde_json::to_vec(&body).unwrap().into(),
+            ),
+        )
+        .await;
+        (allowed, refused)
+    });
+    assert_eq!(allowed["ok"], true, "{allowed}");
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "the reader got a reply: {refused:?}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = service.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the allowed command was appended.
+    let run = home.run(&["--json", "verify"]);
+    ok(&run);
+    assert_eq!(run.of_type("summary")[0]["events"], 1, "{}", run.stdout);
+    assert!(crate::holding(home.path(), "Refused").is_empty());
+}
