@@ -43,5 +43,9 @@ fi
 # unifies features, so only this catches code that needs a feature it does not name.
 cargo check -p personctl-ledger --lib --locked -j2
 
+# The OpenTelemetry exporter is behind a feature the workspace build leaves off: its test
+# sends spans to a collector on loopback.
+cargo test -p personctl --features otel --bin personctl --locked -j2 otel
+
 # Two cores: build with two jobs; tests run in parallel within each test binary.
 exec cargo test --workspace --locked -j2 "$@"

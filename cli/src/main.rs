@@ -9,6 +9,8 @@ mod cmd;
 mod config;
 mod metrics;
 mod nats;
+#[cfg(feature = "otel")]
+mod otel;
 mod output;
 
 use std::process::ExitCode;
@@ -37,7 +39,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    init_tracing(args.verbose, args.quiet);
+    // Kept to the end: with the `otel` feature, dropping it flushes the exported spans.
+    let _traces = init_tracing(args.verbose, args.quiet);
     let json = args.json;
     if let Some(addr) = args.metrics {
         if let Err(err) = metrics::install(addr) {
@@ -58,8 +61,10 @@ fn main() -> ExitCode {
 /// Logs go to stderr, colored only on a terminal. `RUST_LOG` decides when set; otherwise
 /// warnings, errors only with `-q`, and personctl's own info (`-v`) or debug (`-vv`) lines, never
 /// its dependencies' (sled's internals stay quiet).
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(verbose: u8, quiet: bool) -> Option<Box<dyn std::any::Any>> {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let ours = |level: &str| {
         [
             "personctl",
@@ -78,12 +83,25 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(verbose > 1)
-        .init();
+        .with_target(verbose > 1);
+    use tracing_subscriber::Layer as _;
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    // Exported spans: personctl's own at info and above, whatever the log lines show.
+    #[cfg(feature = "otel")]
+    match otel::layer(None) {
+        Ok(Some((layer, exporter))) => {
+            let spans = tracing_subscriber::EnvFilter::new(format!("warn,{}", ours("info")));
+            registry.with(layer.with_filter(spans)).init();
+            return Some(Box::new(exporter));
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("personctl: {e}; traces are not exported"),
+    }
+    registry.init();
+    None
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

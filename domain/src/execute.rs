@@ -119,6 +119,7 @@ impl<S: BlockStore> Persons<S> {
 
     /// Runs one command whose events carry `command_id` as their correlation and causation
     /// id (what [`Persons::execute_once`] finds a command's earlier events by).
+    #[tracing::instrument(name = "decide", skip_all, fields(person = %id, command = command.name(), correlation = %command_id, causation = %command_id))]
     pub(crate) fn execute_as(
         &self,
         signer: &Signer,

@@ -268,6 +268,7 @@ impl<S: BlockStore> Persons<S> {
     /// first one's events. A command that changes nothing leaves no trace, so running it again
     /// decides it again (and changes nothing again). With the log unreachable, the events are
     /// stored here, pending, and the error says so.
+    #[tracing::instrument(skip_all, fields(person = %id, command = command.name(), correlation = %command_id))]
     pub fn execute_once(
         &self,
         signer: &Signer,

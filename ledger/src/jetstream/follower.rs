@@ -267,6 +267,16 @@ fn apply_batch<P: Projector>(
         last = last.max(sequence);
         let message = taken.last().expect("just pushed");
         let subject = message.subject.to_string();
+        // One span per message applied; the event's ids join it to the command's trace.
+        let span = tracing::info_span!(
+            "apply",
+            sequence,
+            %subject,
+            cid = tracing::field::Empty,
+            correlation = tracing::field::Empty,
+            causation = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -280,7 +290,15 @@ fn apply_batch<P: Projector>(
                 &message.payload,
             )
             .map_err(P::Error::from)
-            .and_then(|event| Ok((event.cid(), projector.prepare(&event)?)));
+            .and_then(|event| {
+                span.record("cid", tracing::field::display(event.cid()));
+                span.record(
+                    "correlation",
+                    tracing::field::display(event.body().correlation),
+                );
+                span.record("causation", tracing::field::display(event.body().causation));
+                Ok((event.cid(), projector.prepare(&event)?))
+            });
             match result {
                 Ok(update) => {
                     updates.push(update);
