@@ -107,6 +107,21 @@ pub fn parse(name: Option<&str>, body: &[u8]) -> Result<Request, (&'static str, 
     })
 }
 
+/// [`handle`] of a request that came on `subject`, whose last dot-separated token names the
+/// command (`ledger_commands.register`), as the bytes of its JSON reply: what a request-reply
+/// transport sends back.
+pub fn answer<S: BlockStore>(
+    persons: &Persons<S>,
+    signer: &Signer,
+    publisher: Option<&dyn Publisher>,
+    subject: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let name = subject.rsplit('.').next();
+    let reply = handle(persons, signer, publisher, name, body);
+    serde_json::to_vec(&reply).expect("a JSON value serialises")
+}
+
 /// The error's kind in a reply.
 fn kind(error: &Error) -> &'static str {
     match error {

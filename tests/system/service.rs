@@ -315,8 +315,11 @@ fn retention_erases_what_is_due_once_the_clock_passes_its_period_and_leaves_no_v
     assert!(due(31).is_empty(), "nothing is due twice");
     let summary = ok(&home.run(&["--json", "query", "summary", "--person", &gone])).records();
     assert_eq!(summary[0].1["lifecycle"], "Erased", "{summary:?}");
+    // The other person keeps its values (its onboarding timed out meanwhile: the saga
+    // suspended it, which no rule erases).
     let summary = ok(&home.run(&["--json", "query", "summary", "--person", &kept])).records();
-    assert_eq!(summary[0].1["lifecycle"], "Active", "{summary:?}");
+    assert_eq!(summary[0].1["legal_name"], KEPT, "{summary:?}");
+    assert_eq!(summary[0].1["lifecycle"], "Suspended", "{summary:?}");
     ok(&home.run(&["--nats", &url, "verify"]));
 }
 

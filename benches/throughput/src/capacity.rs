@@ -43,7 +43,7 @@ pub fn subjects(url: &str, messages: u64, monitor: Option<&str>, emit: Emit<'_>)
         .build()?;
     let client = runtime
         .block_on(async_nats::connect(url))
-        .map_err(|e| format!("--nats {url}: {e}"))?;
+        .map_err(|e| format!("--nats {}: {e}", personctl_ledger::jetstream::redact(url)))?;
     let _entered = runtime.enter();
     let js = async_nats::jetstream::new(client);
     let tag = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();

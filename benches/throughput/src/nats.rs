@@ -45,7 +45,7 @@ pub fn run(url: &str, base: &Settings, args: &BenchArgs, emit: Emit<'_>) -> Resu
     let backbone = Arc::new(
         runtime
             .block_on(Backbone::connect(url, settings.clone()))
-            .map_err(|e| format!("--nats {url}: {e}"))?,
+            .map_err(|e| format!("--nats {}: {e}", personctl_ledger::jetstream::redact(url)))?,
     );
     let result = stages(&runtime, &backbone, url, args, emit);
     // Clean up the bench streams whatever happened.
@@ -288,7 +288,8 @@ fn stages(
         note: "every projection from the chains".into(),
         ceiling: None,
     }))?;
-    crate::service::run(url, backbone.settings(), emit)?;
+    let client = backbone.context().client();
+    crate::service::run(url, backbone.settings(), client, emit)?;
     Ok(())
 }
 

@@ -19,14 +19,17 @@ const REQUESTS: usize = 2_000;
 /// Requests in flight at once.
 const IN_FLIGHT: usize = 64;
 
-/// Runs the stage against the server at `url`, on the bench's streams (`settings`).
-pub(crate) fn run(url: &str, settings: &Settings, emit: Emit<'_>) -> Result<()> {
+/// Runs the stage against the server at `url`, on the bench's streams (`settings`), sending the
+/// requests with `client` (connected with the URL's credentials).
+pub(crate) fn run(
+    url: &str,
+    settings: &Settings,
+    client: async_nats::Client,
+    emit: Emit<'_>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let client = runtime
-        .block_on(async_nats::connect(url))
-        .map_err(|e| format!("--nats {url}: {e}"))?;
     let subject = format!("{}_commands", settings.prefix);
     for instances in [1usize, 2, 4] {
         let stop = Arc::new(AtomicBool::new(false));
@@ -50,15 +53,8 @@ pub(crate) fn run(url: &str, settings: &Settings, emit: Emit<'_>) -> Result<()> 
                         "personctl-commands",
                         &stop,
                         &mut |subject, body| {
-                            let name = subject.rsplit('.').next();
-                            let reply = requests::handle(
-                                &persons,
-                                &signer,
-                                Some(&link as &dyn Publisher),
-                                name,
-                                body,
-                            );
-                            serde_json::to_vec(&reply).unwrap_or_default()
+                            let publisher = Some(&link as &dyn Publisher);
+                            requests::answer(&persons, &signer, publisher, subject, body)
                         },
                     )?;
                     Ok(answered)

@@ -229,15 +229,8 @@ fn answer_commands(
         "personctl-commands",
         stop,
         &mut |subject, body| {
-            let name = subject.rsplit('.').next();
-            let reply = personctl_domain::requests::handle(
-                &persons,
-                &signer,
-                Some(&link as &dyn Publisher),
-                name,
-                body,
-            );
-            serde_json::to_vec(&reply).unwrap_or_default()
+            let publisher = Some(&link as &dyn Publisher);
+            personctl_domain::requests::answer(&persons, &signer, publisher, subject, body)
         },
     )?;
     Ok(answered)
