@@ -124,11 +124,12 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  personctl streams")]
     Streams,
     /// With --nats: publish pending events (stored here, not yet acknowledged by JetStream),
-    /// then bring every stream (or one) level with JetStream.
+    /// then bring every stream (or one) level with JetStream. --repair first gives JetStream
+    /// back what it acknowledged and lost (`verify --nats` reports it as `lost`).
     #[command(
-        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 sync\n  personctl --nats nats://127.0.0.1:4222 sync --person ID"
+        after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 sync\n  personctl --nats nats://127.0.0.1:4222 sync --person ID\n  personctl --nats nats://127.0.0.1:4222 sync --repair"
     )]
-    Sync(StreamArgs),
+    Sync(SyncArgs),
     /// With --nats: follow new events live, printing stream, height, type and CID.
     #[command(
         after_help = "Examples:\n  personctl --nats nats://127.0.0.1:4222 tail\n  personctl --nats nats://127.0.0.1:4222 tail --person ID --count 10"
@@ -503,6 +504,17 @@ pub(crate) struct StreamSelector {
     /// A person id: shorthand for --stream person/ID.
     #[arg(long, value_name = "ID")]
     pub(crate) person: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub(crate) struct SyncArgs {
+    #[command(flatten)]
+    pub(crate) select: StreamSelector,
+    /// Repair JetStream from this home's chains first: republish, in chain order, the events
+    /// it acknowledged and no longer holds, and store again the blocks its bucket lost or
+    /// holds damaged. A subject ending on another history is reported, never overwritten.
+    #[arg(long, conflicts_with_all = ["person", "stream"])]
+    pub(crate) repair: bool,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -18,6 +18,7 @@ mod library;
 mod nats;
 mod persons;
 mod read_side;
+mod repair;
 mod service;
 mod tamper;
 mod transparency;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use personctl_ledger::{BlockStore, Event};
 
-use crate::args::{StreamArgs, TailArgs};
+use crate::args::{SyncArgs, TailArgs};
 use crate::config::{stream_of, Config};
 use crate::nats;
 use crate::output::{plural, Out};
@@ -20,11 +20,14 @@ fn link(config: &Config, command: &str) -> Result<()> {
 }
 
 /// Publishes pending events, then pulls every stream (or one) from JetStream.
-pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<u8> {
+pub(crate) fn sync(config: &Config, args: &SyncArgs, out: &mut Out) -> Result<u8> {
     link(config, "sync")?;
     let only = stream_of(&args.select)?;
     let store = config.open_or_create_store()?;
     let link = nats::connect(config)?.expect("checked above");
+    if args.repair {
+        repair(&link, &store, out)?;
+    }
     let streams = only.as_ref().map(std::slice::from_ref);
     let report = link
         .publish_report(&store, streams)
@@ -63,6 +66,41 @@ pub(crate) fn sync(config: &Config, args: &StreamArgs, out: &mut Out) -> Result<
         },
     )?;
     Ok(EXIT_OK)
+}
+
+/// `sync --repair`: JetStream given back what it lost, each repair reported.
+fn repair(
+    link: &personctl_ledger::jetstream::Link,
+    store: &personctl_ledger::SledStore,
+    out: &mut Out,
+) -> Result<()> {
+    let repaired = link
+        .repair(store)
+        .map_err(|e| nats::pending_error(link, e))?;
+    for lost in &repaired.lost {
+        let kept = lost
+            .kept
+            .map_or("nothing".to_string(), |h| format!("height {h}"));
+        out.record(
+            "lost",
+            json!({"stream": lost.stream.to_string(), "kept": lost.kept, "acknowledged": lost.acknowledged}),
+            || format!("{}: JetStream had acknowledged up to height {} and kept {kept}; published again", lost.stream, lost.acknowledged),
+        )?;
+    }
+    for (stream, cid) in &repaired.elsewhere {
+        out.record(
+            "elsewhere",
+            json!({"stream": stream.to_string(), "cid": cid.to_string()}),
+            || format!("{stream}: JetStream's subject ends on {cid}, which is not on this chain; left to the pull (never overwritten)"),
+        )?;
+    }
+    let report = repaired.published.settled()?;
+    out.record(
+        "repaired",
+        json!({"streams": repaired.lost.len(), "blocks": repaired.blocks, "republished": report.published}),
+        || format!("repaired {} and {}: republished {}", plural(repaired.lost.len() as u64, "stream"), plural(repaired.blocks, "block"), plural(report.published, "event")),
+    )?;
+    Ok(())
 }
 
 /// Follows new events live: stream, height, type, CID.

@@ -9,7 +9,10 @@
 
 mod publish;
 mod pull;
+mod repair;
 mod rules;
+
+pub use self::repair::{Lost, Repaired};
 
 use std::time::Duration;
 

@@ -229,13 +229,22 @@ pub async fn cross_check<S: BlockStore + ?Sized>(
     for (s, head) in heads {
         let published = last.get(&s).copied();
         if published.map(|(c, _)| c) != Some(head.cid) {
+            let published = published.map(|(_, h)| h);
+            // The store's mark says how far JetStream acknowledged the stream: beyond what
+            // JetStream holds now, the events were lost, not left pending.
+            let acknowledged = store.published(&s)?.map(|m| m.head.height);
+            let problem = match acknowledged {
+                Some(a) if published.is_none_or(|p| a > p) => Problem::Lost {
+                    published,
+                    acknowledged: a,
+                },
+                _ => Problem::Unpublished { published },
+            };
             out.findings.push(Finding {
                 cid: Some(head.cid),
                 stream: Some(s),
                 height: Some(head.height),
-                problem: Problem::Unpublished {
-                    published: published.map(|(_, h)| h),
-                },
+                problem,
             });
         }
     }

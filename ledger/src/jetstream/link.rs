@@ -94,6 +94,11 @@ impl Link {
         self.block_on(self.backbone.publish(store, streams))
     }
 
+    /// [`Backbone::repair`].
+    pub fn repair(&self, store: &dyn BlockStore) -> Result<super::Repaired> {
+        self.block_on(self.backbone.repair(store))
+    }
+
     /// [`Backbone::pull`].
     pub fn pull_stream(&self, store: &dyn BlockStore, stream: &StreamId) -> Result<Pulled> {
         self.block_on(self.backbone.pull(store, stream))

@@ -21,7 +21,7 @@ mod link;
 mod respond;
 mod shared_log;
 
-pub use self::backbone::{Backbone, Pulled, Report};
+pub use self::backbone::{Backbone, Lost, Pulled, Repaired, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
 pub use self::follower::{
     dead_letter_stream, dead_letters, follow_log, retry_dead_letter, DeadLetter,

@@ -154,4 +154,9 @@ impl BlockStore for MemoryStore {
         self.lock().published.insert(stream.clone(), published);
         Ok(())
     }
+
+    fn clear_published(&self, stream: &StreamId) -> Result<()> {
+        self.lock().published.remove(stream);
+        Ok(())
+    }
 }

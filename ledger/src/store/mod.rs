@@ -115,6 +115,9 @@ pub trait BlockStore: Send + Sync {
     /// Records how far the stream is acknowledged. Need not be flushed at once: a lost mark
     /// only means that acknowledged events are offered again, which the log deduplicates.
     fn set_published(&self, stream: &StreamId, published: Published) -> Result<()>;
+    /// Forgets the stream's mark: every event of it is pending again (the log lost them all;
+    /// `jetstream::Backbone::repair`).
+    fn clear_published(&self, stream: &StreamId) -> Result<()>;
 }
 
 impl<S: BlockStore + ?Sized> BlockStore for &S {
@@ -159,6 +162,9 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     }
     fn set_published(&self, stream: &StreamId, published: Published) -> Result<()> {
         (**self).set_published(stream, published)
+    }
+    fn clear_published(&self, stream: &StreamId) -> Result<()> {
+        (**self).clear_published(stream)
     }
 }
 

@@ -991,4 +991,9 @@ impl BlockStore for SledStore {
         self.writable()?.published.insert(stream.key(), v)?;
         Ok(())
     }
+
+    fn clear_published(&self, stream: &StreamId) -> Result<()> {
+        self.writable()?.published.remove(stream.key())?;
+        Ok(())
+    }
 }

@@ -180,6 +180,15 @@ pub enum Problem {
         published: Option<u64>,
     },
     #[cfg(feature = "jetstream")]
+    /// Cross-check with JetStream: JetStream acknowledged the stream's events up to a height
+    /// (the store's published mark) and no longer holds them: lost by the log, not pending.
+    Lost {
+        /// The height of the subject's last event in JetStream (`None`: no message at all).
+        published: Option<u64>,
+        /// The height up to which JetStream had acknowledged the stream.
+        acknowledged: u64,
+    },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a message names an event that is not in the store.
     NotStored {
         /// The message's stream sequence.
@@ -224,6 +233,8 @@ impl Problem {
             Problem::RootMismatch { .. } => "root-mismatch",
             #[cfg(feature = "jetstream")]
             Problem::Unpublished { .. } => "unpublished",
+            #[cfg(feature = "jetstream")]
+            Problem::Lost { .. } => "lost",
             #[cfg(feature = "jetstream")]
             Problem::NotStored { .. } => "not-stored",
             #[cfg(feature = "jetstream")]
@@ -320,6 +331,20 @@ impl fmt::Display for Problem {
                 f,
                 "stored head not in JetStream (its subject has no message): pending (publish it)"
             ),
+            #[cfg(feature = "jetstream")]
+            Problem::Lost {
+                published,
+                acknowledged,
+            } => {
+                let kept = match published {
+                    Some(h) => format!("its subject ends at height {h}"),
+                    None => "its subject has no message".into(),
+                };
+                write!(
+                    f,
+                    "JetStream acknowledged this stream up to height {acknowledged} and lost it ({kept}): run `personctl sync --repair` to publish it again"
+                )
+            }
             #[cfg(feature = "jetstream")]
             Problem::NotStored { sequence } => {
                 write!(f, "JetStream message {sequence} names an event the store lacks")

@@ -1,0 +1,169 @@
+//! Repairing JetStream from the chains: what it acknowledged and then lost (a server that
+//! acknowledged before its lazy fsync and lost power, a wiped or truncated store) is offered
+//! again from the local store, in chain order, with the usual concurrency expectations; blocks
+//! the bucket lost or holds damaged are stored again. A different history is never
+//! overwritten: a subject whose last message is not on the local chain is left to `pull`,
+//! which adopts what continues the chain and refuses what contradicts an acknowledged event.
+
+use futures_util::stream::{self, StreamExt};
+use tracing::instrument;
+
+use super::{Backbone, Report};
+use crate::store::{BlockStore, Head, Published};
+use crate::{Cid, Error, Event, Ledger, Result, StreamId};
+
+/// How many bucket reads are in flight at once while checking blocks.
+const CHECK_WINDOW: usize = 256;
+
+/// One stream whose acknowledged events JetStream no longer holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The stream.
+    pub stream: StreamId,
+    /// The height of the subject's last event in JetStream (`None`: no message at all).
+    pub kept: Option<u64>,
+    /// The height up to which the log had acknowledged the stream's events.
+    pub acknowledged: u64,
+}
+
+/// What [`Backbone::repair`] found and did.
+#[derive(Debug, Default)]
+pub struct Repaired {
+    /// Streams whose acknowledged events JetStream had lost: offered again.
+    pub lost: Vec<Lost>,
+    /// Event and payload blocks the bucket had lost (or held damaged), stored again.
+    pub blocks: u64,
+    /// Streams whose subject ends on an event that is not on the local chain: another
+    /// history, or other writers' newer events. Left to `pull` (nothing is overwritten).
+    pub elsewhere: Vec<(StreamId, Cid)>,
+    /// The publish of everything pending afterwards (the events offered again included).
+    pub published: Report,
+}
+
+impl Backbone {
+    /// Repairs JetStream from `store`'s chains (see the module docs): for every stream, the
+    /// subject's last message is compared with the local chain; where it is an older event
+    /// of the chain (or the subject is empty) although the published mark says more was
+    /// acknowledged, the mark moves back to what JetStream holds, so that the events above it
+    /// are published again. Then every event block and every payload block the store holds is
+    /// checked in the bucket and stored again where missing or damaged, and everything pending
+    /// is published ([`Backbone::publish`]: lost races are settled as usual).
+    #[instrument(skip_all)]
+    pub async fn repair<S: BlockStore + ?Sized>(&self, store: &S) -> Result<Repaired> {
+        let mut out = Repaired::default();
+        for (stream, head) in store.heads()? {
+            let mark = store.published(&stream)?;
+            let acknowledged = mark.map(|m| m.head.height);
+            match self.last_notice(&stream).await? {
+                Some((notice, _)) if notice.cid == head.cid => {}
+                None => {
+                    if let Some(acknowledged) = acknowledged {
+                        store.clear_published(&stream)?;
+                        out.lost.push(Lost {
+                            stream,
+                            kept: None,
+                            acknowledged,
+                        });
+                    }
+                }
+                Some((notice, sequence)) => match height_on_chain(store, &stream, notice.cid)? {
+                    Some(height) => {
+                        if acknowledged.is_some_and(|a| a > height) {
+                            out.lost.push(Lost {
+                                stream: stream.clone(),
+                                kept: Some(height),
+                                acknowledged: acknowledged.unwrap_or(height),
+                            });
+                        }
+                        store.set_published(
+                            &stream,
+                            Published {
+                                head: Head {
+                                    cid: notice.cid,
+                                    height,
+                                },
+                                sequence,
+                            },
+                        )?;
+                    }
+                    None => out.elsewhere.push((stream, notice.cid)),
+                },
+            }
+        }
+        for lost in &out.lost {
+            tracing::warn!(stream = %lost.stream, kept = ?lost.kept, acknowledged = lost.acknowledged, "JetStream lost acknowledged events; offering them again");
+        }
+        out.blocks = self.restore_blocks(store).await?;
+        out.published = self.publish(store, None).await?;
+        Ok(out)
+    }
+
+    /// Stores again every block of the local chains (events and the payloads the store still
+    /// holds) that the bucket lacks or holds damaged; returns how many.
+    async fn restore_blocks<S: BlockStore + ?Sized>(&self, store: &S) -> Result<u64> {
+        let ledger = Ledger::new(store);
+        let mut cids: Vec<Cid> = Vec::new();
+        for (stream, _) in store.heads()? {
+            for event in ledger.walk_back(&stream)? {
+                let event: Event = event?;
+                cids.push(event.cid());
+                if let Some(p) = event
+                    .payload()
+                    .filter(|p| store.contains(p).unwrap_or(false))
+                {
+                    cids.push(p);
+                }
+            }
+        }
+        let missing: Vec<Cid> = stream::iter(cids.iter().map(|cid| async move {
+            match self.blocks.get(cid).await {
+                Ok(Some(_)) => Ok(None),
+                Ok(None) => Ok(Some(*cid)),
+                // Held, but its bytes do not hash to its CID: damaged, stored again.
+                Err(Error::CidMismatch { .. }) => Ok(Some(*cid)),
+                Err(e) => Err(e),
+            }
+        }))
+        .buffered(CHECK_WINDOW)
+        .collect::<Vec<Result<Option<Cid>>>>()
+        .await
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<Result<_>>()?;
+        for cid in &missing {
+            let block = store.get(cid)?.ok_or(Error::MissingBlock(*cid))?;
+            tracing::warn!(%cid, "the bucket lost a block; storing it again");
+            self.blocks.put(&block).await?;
+        }
+        Ok(missing.len() as u64)
+    }
+}
+
+/// The height of `cid` on `stream`'s local chain, if it is one of its events.
+fn height_on_chain<S: BlockStore + ?Sized>(
+    store: &S,
+    stream: &StreamId,
+    cid: Cid,
+) -> Result<Option<u64>> {
+    let Some(block) = store.get(&cid)? else {
+        return Ok(None);
+    };
+    let Ok(event) = Event::decode(&block) else {
+        return Ok(None);
+    };
+    if event.stream() != stream {
+        return Ok(None);
+    }
+    // The event is stored and of this stream; it is on the chain if walking back from the
+    // head meets it at its height.
+    for walked in Ledger::new(store).walk_back(stream)? {
+        let walked = walked?;
+        if walked.height() == event.height() {
+            return Ok((walked.cid() == cid).then_some(event.height()));
+        }
+        if walked.height() < event.height() {
+            break;
+        }
+    }
+    Ok(None)
+}
