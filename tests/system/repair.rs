@@ -66,15 +66,15 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
     assert_eq!(plain[0]["published"], 0);
     assert_eq!(verify(&home, &url).code, 1);
 
-    // The repair: every stream offered again, every block stored again.
+    // The repair: every stream offered again (its blocks go with the events).
     let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
     ok(&run);
     assert_eq!(run.of_type("lost").len(), 20, "{}", run.stdout);
     let repaired = &run.of_type("repaired")[0];
     assert_eq!(repaired["republished"], 20, "{repaired}");
     assert_eq!(
-        repaired["blocks"], 40,
-        "every event and payload block: {repaired}"
+        repaired["blocks"], 0,
+        "published with their events: {repaired}"
     );
     ok(&verify(&home, &url));
     // A second repair finds nothing to do.
@@ -82,6 +82,30 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
     assert_eq!(
         (again[0]["streams"].clone(), again[0]["blocks"].clone()),
         (json!(0), json!(0))
+    );
+
+    // Now only the bucket is lost (its stream's files removed while the server is down): the
+    // notices are all there, and the repair stores every event and payload block again.
+    server.kill();
+    let buckets: Vec<_> = crate::walk(server.store_dir())
+        .into_iter()
+        .filter_map(|p| {
+            let dir = p.parent()?.to_path_buf();
+            dir.to_str()?.contains("KV_PERSONCTL_BLOCKS").then_some(dir)
+        })
+        .collect();
+    assert!(!buckets.is_empty(), "the bucket's files");
+    for dir in buckets {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    server.restart();
+    let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
+    ok(&run);
+    let repaired = &run.of_type("repaired")[0];
+    assert_eq!(
+        (repaired["streams"].clone(), repaired["blocks"].clone()),
+        (json!(0), json!(40)),
+        "every event and payload block: {repaired}"
     );
 
     // A fresh reader rebuilds every person from JetStream alone.

@@ -12,7 +12,7 @@ use super::{Backbone, Report};
 use crate::store::{BlockStore, Head, Published};
 use crate::{Cid, Error, Event, Ledger, Result, StreamId};
 
-/// How many bucket reads are in flight at once while checking blocks.
+/// How many bucket reads (and writes) are in flight at once while checking blocks.
 const CHECK_WINDOW: usize = 256;
 
 /// One stream whose acknowledged events JetStream no longer holds.
@@ -45,9 +45,10 @@ impl Backbone {
     /// subject's last message is compared with the local chain; where it is an older event
     /// of the chain (or the subject is empty) although the published mark says more was
     /// acknowledged, the mark moves back to what JetStream holds, so that the events above it
-    /// are published again. Then every event block and every payload block the store holds is
-    /// checked in the bucket and stored again where missing or damaged, and everything pending
-    /// is published ([`Backbone::publish`]: lost races are settled as usual).
+    /// are published again. Then everything pending is published ([`Backbone::publish`]: their
+    /// blocks first, lost races settled as usual), and every event block and every payload
+    /// block the store holds is checked in the bucket and stored again where missing or
+    /// damaged.
     #[instrument(skip_all)]
     pub async fn repair<S: BlockStore + ?Sized>(&self, store: &S) -> Result<Repaired> {
         let mut out = Repaired::default();
@@ -93,8 +94,10 @@ impl Backbone {
         for lost in &out.lost {
             tracing::warn!(stream = %lost.stream, kept = ?lost.kept, acknowledged = lost.acknowledged, "JetStream lost acknowledged events; offering them again");
         }
-        out.blocks = self.restore_blocks(store).await?;
+        // Publishing stores the blocks of the events it offers again first; the check that
+        // follows then finds only what the bucket lost of the rest.
         out.published = self.publish(store, None).await?;
+        out.blocks = self.restore_blocks(store).await?;
         Ok(out)
     }
 
@@ -130,11 +133,19 @@ impl Backbone {
         .into_iter()
         .filter_map(Result::transpose)
         .collect::<Result<_>>()?;
-        for cid in &missing {
-            let block = store.get(cid)?.ok_or(Error::MissingBlock(*cid))?;
-            tracing::warn!(%cid, "the bucket lost a block; storing it again");
-            self.blocks.put(&block).await?;
-        }
+        let blocks = missing
+            .iter()
+            .map(|cid| store.get(cid)?.ok_or(Error::MissingBlock(*cid)))
+            .collect::<Result<Vec<_>>>()?;
+        stream::iter(blocks.iter().map(|block| async move {
+            tracing::warn!(cid = %block.cid(), "the bucket lost a block; storing it again");
+            self.blocks.put(block).await
+        }))
+        .buffer_unordered(CHECK_WINDOW)
+        .collect::<Vec<Result<()>>>()
+        .await
+        .into_iter()
+        .collect::<Result<()>>()?;
         Ok(missing.len() as u64)
     }
 }
