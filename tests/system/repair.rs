@@ -1,6 +1,7 @@
 //! JetStream losing what it acknowledged (issue 23), against a real nats-server whose store is
 //! wiped while it is stopped: `verify --nats` names the loss (`lost`), plain `sync` cannot see
-//! it, `sync --repair` publishes every event again in chain order and stores the blocks again,
+//! it, `sync --repair` publishes every event again in chain order; with only the block bucket
+//! lost, `verify --nats` names each block (`bucket-missing`) and the repair stores them again;
 //! and a fresh reader then rebuilds everything. A subject that meanwhile holds another
 //! writer's history is reported and never overwritten.
 
@@ -99,6 +100,11 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
         let _ = std::fs::remove_dir_all(dir);
     }
     server.restart();
+    let run = verify(&home, &url);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let found = checks(&run);
+    assert_eq!(found.len(), 40, "{found:?}");
+    assert!(found.iter().all(|c| c == "bucket-missing"), "{found:?}");
     let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
     ok(&run);
     let repaired = &run.of_type("repaired")[0];
@@ -107,6 +113,7 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
         (json!(0), json!(40)),
         "every event and payload block: {repaired}"
     );
+    ok(&verify(&home, &url));
 
     // A fresh reader rebuilds every person from JetStream alone.
     let reader = Home::new();

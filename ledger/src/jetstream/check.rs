@@ -177,14 +177,17 @@ pub async fn follow<'a>(
 pub struct CrossCheck {
     /// Messages read.
     pub messages: u64,
-    /// What failed, in message order, then the unpublished heads by stream.
+    /// What failed, in message order, then the blocks the bucket lacks or holds damaged, then
+    /// the unpublished and lost heads by stream.
     pub findings: Vec<Finding>,
 }
 
 /// Checks JetStream against the store (one stream, or all): every message names an event the
 /// store holds, its links match the event's, and on each subject the events follow their chain
 /// one height at a time; and every stored head is its subject's last message. Signatures and
-/// blocks are the store verification's part (`crate::verify`). Over all streams, the newest
+/// blocks are the store verification's part (`crate::verify`); the shared bucket must hold
+/// every block of the acknowledged events, sound (`bucket-missing`, `bucket-corrupt`). Over all
+/// streams, the newest
 /// checkpoint published under [`Settings::log_origin`](super::Settings::log_origin) that a
 /// trusted author signed (the backbone's trust set) is checked against the shared log: a
 /// JetStream that lost events it had is `truncated-log`, one that holds another history is
@@ -226,6 +229,16 @@ pub async fn cross_check<S: BlockStore + ?Sized>(
         Some(s) => store.head(s)?.map(|h| (s.clone(), h)).into_iter().collect(),
         None => store.heads()?,
     };
+    // The bucket: every block of the local chains there, and sound.
+    let streams: Vec<StreamId> = heads.iter().map(|(s, _)| s.clone()).collect();
+    for (cid, corrupt) in backbone.bucket_gaps(store, &streams, true).await? {
+        out.findings.push(Finding {
+            cid: Some(cid),
+            stream: None,
+            height: None,
+            problem: Problem::BucketBlock { corrupt },
+        });
+    }
     for (s, head) in heads {
         let published = last.get(&s).copied();
         if published.map(|(c, _)| c) != Some(head.cid) {

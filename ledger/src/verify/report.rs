@@ -180,6 +180,14 @@ pub enum Problem {
         published: Option<u64>,
     },
     #[cfg(feature = "jetstream")]
+    /// Cross-check with JetStream: a block of the local chain (an event, or a payload the
+    /// store holds) that the shared bucket lacks, or holds with bytes that do not hash to its
+    /// CID (`corrupt`).
+    BucketBlock {
+        /// Whether the bucket holds it damaged (rather than not at all).
+        corrupt: bool,
+    },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: JetStream acknowledged the stream's events up to a height
     /// (the store's published mark) and no longer holds them: lost by the log, not pending.
     Lost {
@@ -235,6 +243,10 @@ impl Problem {
             Problem::Unpublished { .. } => "unpublished",
             #[cfg(feature = "jetstream")]
             Problem::Lost { .. } => "lost",
+            #[cfg(feature = "jetstream")]
+            Problem::BucketBlock { corrupt: false } => "bucket-missing",
+            #[cfg(feature = "jetstream")]
+            Problem::BucketBlock { corrupt: true } => "bucket-corrupt",
             #[cfg(feature = "jetstream")]
             Problem::NotStored { .. } => "not-stored",
             #[cfg(feature = "jetstream")]
@@ -331,6 +343,18 @@ impl fmt::Display for Problem {
                 f,
                 "stored head not in JetStream (its subject has no message): pending (publish it)"
             ),
+            #[cfg(feature = "jetstream")]
+            Problem::BucketBlock { corrupt } => {
+                let what = if *corrupt {
+                    "holds this block damaged (its bytes do not hash to its CID)"
+                } else {
+                    "lacks this block"
+                };
+                write!(
+                    f,
+                    "JetStream's block bucket {what}: run `personctl sync --repair` to store it again"
+                )
+            }
             #[cfg(feature = "jetstream")]
             Problem::Lost {
                 published,

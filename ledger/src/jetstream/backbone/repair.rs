@@ -13,7 +13,7 @@ use crate::store::{BlockStore, Head, Published};
 use crate::{Cid, Error, Event, Ledger, Result, StreamId};
 
 /// How many bucket reads (and writes) are in flight at once while checking blocks.
-const CHECK_WINDOW: usize = 256;
+const CHECK_WINDOW: usize = 2048;
 
 /// One stream whose acknowledged events JetStream no longer holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,14 +101,29 @@ impl Backbone {
         Ok(out)
     }
 
-    /// Stores again every block of the local chains (events and the payloads the store still
-    /// holds) that the bucket lacks or holds damaged; returns how many.
-    async fn restore_blocks<S: BlockStore + ?Sized>(&self, store: &S) -> Result<u64> {
+    /// The blocks of `streams`' local chains (their events, and the payloads the store still
+    /// holds) that the bucket lacks (`false`) or holds damaged (`true`: its bytes do not hash
+    /// to its CID), newest first per stream. With `acknowledged`, only the events up to each
+    /// stream's published mark (pending events' blocks are not expected there yet).
+    pub(in crate::jetstream) async fn bucket_gaps<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        streams: &[StreamId],
+        acknowledged: bool,
+    ) -> Result<Vec<(Cid, bool)>> {
         let ledger = Ledger::new(store);
         let mut cids: Vec<Cid> = Vec::new();
-        for (stream, _) in store.heads()? {
-            for event in ledger.walk_back(&stream)? {
+        for stream in streams {
+            let below = match (acknowledged, store.published(stream)?) {
+                (false, _) => u64::MAX,
+                (true, Some(mark)) => mark.head.height,
+                (true, None) => continue,
+            };
+            for event in ledger.walk_back(stream)? {
                 let event: Event = event?;
+                if event.height() > below {
+                    continue;
+                }
                 cids.push(event.cid());
                 if let Some(p) = event
                     .payload()
@@ -118,21 +133,32 @@ impl Backbone {
                 }
             }
         }
-        let missing: Vec<Cid> = stream::iter(cids.iter().map(|cid| async move {
+        stream::iter(cids.iter().map(|cid| async move {
             match self.blocks.get(cid).await {
                 Ok(Some(_)) => Ok(None),
-                Ok(None) => Ok(Some(*cid)),
-                // Held, but its bytes do not hash to its CID: damaged, stored again.
-                Err(Error::CidMismatch { .. }) => Ok(Some(*cid)),
+                Ok(None) => Ok(Some((*cid, false))),
+                Err(Error::CidMismatch { .. }) => Ok(Some((*cid, true))),
                 Err(e) => Err(e),
             }
         }))
         .buffered(CHECK_WINDOW)
-        .collect::<Vec<Result<Option<Cid>>>>()
+        .collect::<Vec<Result<Option<(Cid, bool)>>>>()
         .await
         .into_iter()
         .filter_map(Result::transpose)
-        .collect::<Result<_>>()?;
+        .collect()
+    }
+
+    /// Stores again every block of the local chains that the bucket lacks or holds damaged;
+    /// returns how many.
+    async fn restore_blocks<S: BlockStore + ?Sized>(&self, store: &S) -> Result<u64> {
+        let streams: Vec<StreamId> = store.heads()?.into_iter().map(|(s, _)| s).collect();
+        let missing: Vec<Cid> = self
+            .bucket_gaps(store, &streams, false)
+            .await?
+            .into_iter()
+            .map(|(cid, _)| cid)
+            .collect();
         let blocks = missing
             .iter()
             .map(|cid| store.get(cid)?.ok_or(Error::MissingBlock(*cid)))
