@@ -120,6 +120,19 @@ impl NatsServer {
         self.kill();
         self.spawn();
     }
+
+    /// Stops it, removes everything its store holds (a server that lost what it had
+    /// acknowledged), and starts it again, empty, on the same port.
+    pub(crate) fn lose_everything(&mut self) {
+        self.kill();
+        for entry in std::fs::read_dir(self.store_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            }
+        }
+        self.spawn();
+    }
 }
 
 impl Drop for NatsServer {

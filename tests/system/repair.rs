@@ -39,14 +39,7 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
     ok(&verify(&home, &url));
 
     // The server loses everything it acknowledged (its store is wiped while it is down).
-    server.kill();
-    for entry in std::fs::read_dir(server.store_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        }
-    }
-    server.restart();
+    server.lose_everything();
 
     // verify names the loss, stream by stream; plain sync cannot see it (the marks say
     // published) and changes nothing.
@@ -140,14 +133,7 @@ fn a_repair_never_overwrites_another_history_on_a_subject() {
         "--legal-name",
         "Mine",
     ]));
-    server.kill();
-    for entry in std::fs::read_dir(server.store_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        }
-    }
-    server.restart();
+    server.lose_everything();
     // Meanwhile another writer (trusted here) registers the same id: JetStream now holds a
     // history the home never acknowledged.
     let (other, other_did) = keyed();
