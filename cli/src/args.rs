@@ -219,7 +219,7 @@ pub(crate) enum Command {
         after_help = "Examples:\n  personctl revoke-grant --admin key/ab12... --grantee key/cd34... --aggregate person"
     )]
     RevokeGrant(GrantArgs),
-    /// What a retention policy (JSON: README, Retention) makes due for erasure; `serve
+    /// What a retention policy (JSON: README, Operate) makes due for erasure; `serve
     /// --policies --retention FILE` erases it.
     #[command(
         subcommand,
@@ -295,7 +295,7 @@ pub(crate) struct ServeArgs {
     /// optional "id" that makes a retry idempotent; the reply is JSON (README, Operate).
     #[arg(long)]
     pub(crate) commands: bool,
-    /// With --policies: erase what this retention policy (JSON, README: Retention) makes due,
+    /// With --policies: erase what this retention policy (JSON: README, Operate) makes due,
     /// with signed tombstones, whenever the time-based policies run.
     #[arg(long, value_name = "FILE", requires = "policies")]
     pub(crate) retention: Option<PathBuf>,
