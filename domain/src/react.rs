@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::execute::draft;
 use crate::policy::{self, Periods, Reaction};
-use crate::{apply, decide, onboarding, Error, PersonId, Persons};
+use crate::retention::{Due, Retention};
+use crate::{apply, decide, onboarding, Error, PersonId, Persons, Recorded};
 
 impl<S: BlockStore> Persons<S> {
     /// Whether an event of `stream` above `above` (a height; `None`: the whole chain) carries
@@ -151,9 +152,29 @@ impl<S: BlockStore> Persons<S> {
         periods: &Periods,
         onboarding_us: u64,
     ) -> Result<Vec<Appended>, Error> {
+        Ok(self
+            .sweep_with(signer, now_us, periods, onboarding_us, None)?
+            .0)
+    }
+
+    /// [`Persons::sweep`], and with `retention` what it makes due, judged on the same read of
+    /// each person's chain (before this sweep's reactions; the next sweep sees them).
+    pub(crate) fn sweep_with(
+        &self,
+        signer: &Signer,
+        now_us: u64,
+        periods: &Periods,
+        onboarding_us: u64,
+        retention: Option<&Retention>,
+    ) -> Result<(Vec<Appended>, Vec<Due>), Error> {
         let mut appended = Vec::new();
+        let mut due = Vec::new();
         for id in self.ids()? {
             let history = self.history(id)?;
+            if let Some(retention) = retention {
+                let recorded: Vec<Recorded> = history.iter().map(|(_, r)| r.clone()).collect();
+                due.extend(retention.due(id, &recorded, now_us));
+            }
             let person = history.iter().fold(None, |p, (_, r)| apply(p, &r.event));
             let Some(person) = person else { continue };
             for r in policy::due(&person, &history, now_us, periods) {
@@ -182,7 +203,7 @@ impl<S: BlockStore> Persons<S> {
                 }
             }
         }
-        Ok(appended)
+        Ok((appended, due))
     }
 }
 

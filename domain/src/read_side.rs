@@ -234,20 +234,20 @@ impl<S: BlockStore> Projector for PersonProjector<'_, S> {
         let Some(run) = &self.policies else {
             return Ok(0);
         };
-        let appended =
-            self.persons
-                .sweep(&run.signer, run.now(), &run.periods, run.onboarding_us)?;
+        // One read of every chain for the time-based policies and the retention policy.
+        let (appended, due) = self.persons.sweep_with(
+            &run.signer,
+            run.now(),
+            &run.periods,
+            run.onboarding_us,
+            run.retention.as_ref(),
+        )?;
         self.publish(&appended)?;
         let mut done = appended.len() as u64;
-        if let Some(retention) = &run.retention {
-            // Each erasure publishes its tombstone itself, before any block is removed; its
-            // message then reaches these read models like any other event.
-            for (_, erased) in
-                self.persons
-                    .apply_retention(&run.signer, retention, run.now(), self.publisher)?
-            {
-                done += u64::from(erased.is_ok_and(|e| e.tombstone.is_some()));
-            }
+        // Each erasure publishes its tombstone itself, before any block is removed; its
+        // message then reaches these read models like any other event.
+        for (_, erased) in self.persons.erase_due(&run.signer, due, self.publisher) {
+            done += u64::from(erased.is_ok_and(|e| e.tombstone.is_some()));
         }
         Ok(done)
     }

@@ -372,8 +372,20 @@ impl<S: BlockStore> Persons<S> {
         now_us: u64,
         publisher: Option<&dyn Publisher>,
     ) -> Result<Vec<Retained>, Error> {
+        let due = self.retention_due(retention, now_us)?;
+        Ok(self.erase_due(signer, due, publisher))
+    }
+
+    /// Erases each of `due` ([`Persons::apply_retention`]); one failing does not stop the
+    /// others.
+    pub(crate) fn erase_due(
+        &self,
+        signer: &Signer,
+        due: Vec<Due>,
+        publisher: Option<&dyn Publisher>,
+    ) -> Vec<Retained> {
         let mut out = Vec::new();
-        for due in self.retention_due(retention, now_us)? {
+        for due in due {
             let erased =
                 self.erase_and_purge(signer, due.person, &due.erasure, &due.reason(), publisher);
             match &erased {
@@ -386,7 +398,7 @@ impl<S: BlockStore> Persons<S> {
             }
             out.push((due, erased));
         }
-        Ok(out)
+        out
     }
 
     /// Erases personal data of person `id` for good, in the ledger's safe order

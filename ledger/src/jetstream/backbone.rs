@@ -189,15 +189,12 @@ impl Backbone {
         store: &S,
         events: impl Iterator<Item = (&'a Block, &'a Event)>,
     ) -> Result<std::collections::HashSet<Cid>> {
-        let events: Vec<(&Event, Option<Vec<u8>>)> = events
-            .map(|(b, e)| (e, crate::signing_message(b.bytes()).ok()))
-            .collect();
         let Some(trust) = &self.trust else {
-            return Ok(events.iter().map(|(e, _)| e.cid()).collect());
+            return Ok(events.map(|(_, e)| e.cid()).collect());
         };
-        let signed: Vec<(&Event, &[u8])> = events
-            .iter()
-            .filter_map(|(e, m)| Some((*e, m.as_deref()?)))
+        // An event whose signed bytes cannot be cut out of its block is not admitted.
+        let signed: Vec<(&Event, Vec<u8>)> = events
+            .filter_map(|(b, e)| Some((e, crate::signing_message(b.bytes()).ok()?)))
             .collect();
         let checks: Vec<crate::keys::SigCheck<'_>> = signed
             .iter()

@@ -255,10 +255,10 @@ fn apply_batch<P: Projector>(
     // When each applied message was stored in JetStream, for the lag metric.
     let mut applied_at = Vec::with_capacity(batch.len());
     for message in batch {
-        let sequence = message
+        let (sequence, stored) = message
             .info()
-            .map_err(|e| nats("a message without JetStream info")(e.to_string()))?
-            .stream_sequence;
+            .map(|i| (i.stream_sequence, i.published))
+            .map_err(|e| nats("a message without JetStream info")(e.to_string()))?;
         taken.push(message);
         if sequence <= checkpoint {
             done.skipped += 1;
@@ -303,7 +303,7 @@ fn apply_batch<P: Projector>(
                 Ok(update) => {
                     updates.push(update);
                     done.applied += 1;
-                    applied_at.push(message.info().ok().map(|i| i.published));
+                    applied_at.push(stored);
                 }
                 Err(e) if attempt < options.max_attempts => {
                     metrics::counter!(crate::metrics::PROJECTION_RETRIES).increment(1);
@@ -353,7 +353,7 @@ fn apply_batch<P: Projector>(
     }
     metrics::counter!(crate::metrics::PROJECTION_APPLIED).increment(applied_at.len() as u64);
     let now_ns = crate::now_us() as i128 * 1_000;
-    for stored in applied_at.into_iter().flatten() {
+    for stored in applied_at {
         let lag = (now_ns - stored.unix_timestamp_nanos()).max(0) as f64 / 1e9;
         metrics::histogram!(crate::metrics::PROJECTION_LAG_SECONDS).record(lag);
     }
