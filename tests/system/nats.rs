@@ -31,6 +31,17 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A free loopback port below Linux's ephemeral range (32768 and up), for a listener a child
+/// process binds later: no `free_port` of a test running meanwhile (the kernel hands those out
+/// from the ephemeral range) can take it in between.
+pub(crate) fn free_port_for_child() -> u16 {
+    let start = 20_000 + (std::process::id() as u16 % 5_000) * 2;
+    (start..30_000)
+        .chain(20_000..start)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 30000")
+}
+
 /// One JetStream-enabled nats-server.
 pub(crate) struct NatsServer {
     child: Option<Child>,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::nats::{free_port, NatsServer};
+use crate::nats::{free_port_for_child, NatsServer};
 use crate::{keyed, ok, Home};
 
 fn spawn_service(home: &Home, url: &str, metrics: &str) -> Child {
@@ -55,10 +55,11 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
             ok(&home.run(&["trust", "add", did]));
         }
     }
-    let metrics = [
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    ];
+    let first = free_port_for_child();
+    let second = (first + 1..30_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .unwrap();
+    let metrics = [format!("127.0.0.1:{first}"), format!("127.0.0.1:{second}")];
     let mut services = [
         spawn_service(&a, &url, &metrics[0]),
         spawn_service(&b, &url, &metrics[1]),
