@@ -53,7 +53,9 @@ pub trait Projector {
 pub struct FollowOptions {
     /// The aggregate (stream type) whose events the projector reads.
     pub aggregate: String,
-    /// The durable consumer's name.
+    /// The follower's name: it starts each of its consumers' descriptions (the consumers
+    /// themselves are ephemeral, one per follower) and is the queue group queries are
+    /// answered in.
     pub consumer: String,
     /// Attempts at one message before it is dead-lettered.
     pub max_attempts: u32,
@@ -101,6 +103,9 @@ pub struct Followed {
     pub checkpoint: u64,
     /// Messages not applied yet at the end.
     pub lag: u64,
+    /// Times the consumer was lost (deleted, or forgotten by the server) and recreated from
+    /// the checkpoint.
+    pub reopened: u64,
 }
 
 /// The delay before retry `attempt` (1-based): `base`, doubling, at most 5 s.

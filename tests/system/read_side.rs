@@ -1,7 +1,8 @@
 //! The read side against a real nats-server: `serve` stopped by a signal and killed mid-stream
 //! resumes from its checkpoint and ends equal to a clean rebuild; erasure makes the read models
 //! forget; a poison message is dead-lettered while later events are applied; `dlq retry`
-//! applies what has become applicable.
+//! applies what has become applicable; two homes follow one stream side by side, and a
+//! consumer the server lost is recreated from the checkpoint.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -254,6 +255,122 @@ fn serve_resumes_from_its_checkpoint_equals_a_rebuild_and_forgets_erased_values(
         (after["applied"].clone(), after["lag"].clone()),
         (json!(0), json!(0))
     );
+}
+
+/// The read side's consumers on the ledger stream: (name, last stream sequence delivered,
+/// messages delivered and not acknowledged).
+fn feeds(url: &str) -> Vec<(String, u64, usize)> {
+    use futures_util::StreamExt;
+    with_jetstream(url, |js| async move {
+        let stream = js.get_stream("PERSONCTL").await.unwrap();
+        let mut out = Vec::new();
+        let mut infos = stream.consumers();
+        while let Some(info) = infos.next().await {
+            let info = info.unwrap();
+            out.push((
+                info.name.clone(),
+                info.delivered.stream_sequence,
+                info.num_ack_pending,
+            ));
+        }
+        out
+    })
+}
+
+/// Waits until `until` holds for the read side's consumers (at most 60 s).
+fn wait_for_feeds(url: &str, what: &str, until: impl Fn(&[(String, u64, usize)]) -> bool) {
+    let started = Instant::now();
+    loop {
+        let now = feeds(url);
+        if until(&now) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: still {now:?} after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_homes_serve_one_stream_side_by_side_and_a_lost_consumer_is_recreated() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let (writer, did) = keyed();
+    let ids: Vec<String> = (0..10).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let first = person_commands(&ids, 0..5);
+    append(&writer, &url, &first);
+    let readers = [Home::new(), Home::new()];
+    for reader in &readers {
+        ok(&reader.run(&["trust", "add", &did]));
+    }
+    let last = |url: &str| {
+        with_jetstream(url, |js| async move {
+            js.get_stream("PERSONCTL")
+                .await
+                .unwrap()
+                .info()
+                .await
+                .unwrap()
+                .state
+                .last_sequence
+        })
+    };
+    // Each home follows with a consumer of its own: starting the second takes nothing from
+    // the first.
+    let children: Vec<Child> = readers.iter().map(|r| spawn_serve(r, &url)).collect();
+    let head = last(&url);
+    wait_for_feeds(&url, "both caught up", |f| {
+        f.len() == 2
+            && f.iter()
+                .all(|(_, seq, pending)| *seq == head && *pending == 0)
+    });
+    // The server forgets them (an operator deletes them, or a restart loses them): each
+    // follower recreates its own from its checkpoint and goes on.
+    let names: Vec<String> = feeds(&url).into_iter().map(|(n, ..)| n).collect();
+    with_jetstream(&url, |js| async move {
+        let stream = js.get_stream("PERSONCTL").await.unwrap();
+        for name in names {
+            stream.delete_consumer(&name).await.unwrap();
+        }
+    });
+    let second = person_commands(&ids, 5..10);
+    append(&writer, &url, &second);
+    let head = last(&url);
+    wait_for_feeds(&url, "both caught up again", |f| {
+        f.len() == 2
+            && f.iter()
+                .all(|(_, seq, pending)| *seq == head && *pending == 0)
+    });
+    let mut summaries = Vec::new();
+    for child in children {
+        signal(&child, "TERM");
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        let run = Run {
+            code: 0,
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr,
+        };
+        summaries.push(run.records().last().unwrap().1.clone());
+    }
+    for summary in &summaries {
+        assert_eq!(summary["checkpoint"], head, "{summary}");
+        assert_eq!(
+            summary["applied"],
+            (first.len() + second.len()) as u64,
+            "{summary}"
+        );
+        assert_eq!(summary["reopened"], 1, "{summary}");
+    }
+    // Both homes hold the same read models, and equal a rebuild.
+    let words = ["person7", "corp"];
+    let dumps: Vec<_> = readers.iter().map(|r| dump(r, &ids, &words)).collect();
+    assert_eq!(dumps[0], dumps[1]);
+    ok(&readers[0].run(&["--nats", &url, "project", "--rebuild"]));
+    assert_eq!(dump(&readers[0], &ids, &words), dumps[0]);
 }
 
 #[test]

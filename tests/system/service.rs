@@ -29,6 +29,37 @@ fn spawn_service(home: &Home, url: &str, metrics: &str) -> Child {
     .unwrap()
 }
 
+/// A command service whose metrics listener is up, and that listener's address. The port is
+/// free when chosen, but anything on the machine may take it before the child binds it: the
+/// child then exits at once with a `--metrics` error, and another port is tried.
+fn spawn_serving_metrics(home: &Home, url: &str) -> (Child, String) {
+    for _ in 0..20 {
+        let addr = format!("127.0.0.1:{}", free_port_for_child());
+        let mut child = spawn_service(home, url, &addr);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    stderr.contains("--metrics"),
+                    "the service stopped ({status}) for another reason: {stderr}"
+                );
+                break;
+            }
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return (child, addr);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no metrics listener at {addr} after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("20 ports in a row were taken before the service could bind them");
+}
+
 /// Sends `body` to `ledger_commands.<command>` and returns the JSON reply.
 async fn request(client: &async_nats::Client, command: &str, body: &Value) -> Value {
     let reply = tokio::time::timeout(
@@ -55,15 +86,10 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
             ok(&home.run(&["trust", "add", did]));
         }
     }
-    let first = free_port_for_child();
-    let second = (first + 1..30_000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .unwrap();
-    let metrics = [format!("127.0.0.1:{first}"), format!("127.0.0.1:{second}")];
-    let mut services = [
-        spawn_service(&a, &url, &metrics[0]),
-        spawn_service(&b, &url, &metrics[1]),
-    ];
+    let (service_a, metrics_a) = spawn_serving_metrics(&a, &url);
+    let (service_b, metrics_b) = spawn_serving_metrics(&b, &url);
+    let metrics = [metrics_a, metrics_b];
+    let mut services = [service_a, service_b];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,6 +158,13 @@ fn two_command_services_share_requests_and_a_retried_command_id_appends_once() {
 
     // Each instance's metrics, scraped over HTTP: together they count every request, the
     // appended and published events, and the latency histograms.
+    for service in &mut services {
+        if let Some(status) = service.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(service.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("a command service stopped ({status}) while requests were sent: {stderr}");
+        }
+    }
     let scraped: Vec<String> = metrics.iter().map(|m| scrape(m)).collect();
     let total = |name: &str| -> f64 { scraped.iter().map(|s| sample(s, name)).sum() };
     assert_eq!(

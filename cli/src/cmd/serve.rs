@@ -25,7 +25,7 @@ use crate::nats;
 use crate::output::Out;
 use crate::EXIT_OK;
 
-/// The durable consumer of the read models.
+/// The read models' follower: its consumers' descriptions and the queries' queue group.
 const CONSUMER: &str = "personctl-projections";
 
 /// The policies `--policies` asks for, signed with this home's key (or `--identity`'s current
@@ -191,13 +191,15 @@ pub(crate) fn serve(config: &Config, args: &ServeArgs, out: &mut Out) -> Result<
         swept,
         checkpoint,
         lag,
+        reopened,
     } = summary;
     out.record(
         "serve",
-        json!({"applied": applied, "skipped": skipped, "dead_lettered": dead_lettered, "swept": swept, "checkpoint": checkpoint, "lag": lag, "commands": commands}),
+        json!({"applied": applied, "skipped": skipped, "dead_lettered": dead_lettered, "swept": swept, "checkpoint": checkpoint, "lag": lag, "reopened": reopened, "commands": commands}),
         || {
             let answered = commands.map(|n| format!("; answered {n} command requests")).unwrap_or_default();
-            format!("applied {applied} messages ({skipped} already applied, {dead_lettered} dead-lettered); checkpoint {checkpoint}, {lag} behind the stream{answered}")
+            let reopened = if reopened > 0 { format!("; the consumer was lost and recreated {reopened} times") } else { String::new() };
+            format!("applied {applied} messages ({skipped} already applied, {dead_lettered} dead-lettered); checkpoint {checkpoint}, {lag} behind the stream{reopened}{answered}")
         },
     )?;
     Ok(EXIT_OK)

@@ -1,8 +1,9 @@
 //! The read-side runtime: [`follow_log`] keeps a [`Projector`] current from JetStream, and
 //! [`dead_letters`] / [`retry_dead_letter`] handle the messages it could not apply.
 //!
-//! A durable pull consumer on the aggregate's subjects delivers the notices; it is created at
-//! start from the projector's checkpoint, which is the truth: each batch's updates and its
+//! A pull consumer on the aggregate's subjects delivers the notices; it is created at start
+//! (and again whenever the server loses it) from the projector's checkpoint, which is the
+//! truth: each batch's updates and its
 //! last sequence are committed together, so a restart resumes exactly where it stopped and a
 //! message delivered twice is applied once. For each batch the chains it touches are brought
 //! level first (one commit for the events that continue a local head, concurrent pulls for the
@@ -31,6 +32,9 @@ use crate::{BlockStore, Cid, Error, Event, StreamId, TrustSet};
 
 /// How long the follower waits for a message before it counts as idle.
 const IDLE: Duration = Duration::from_millis(200);
+
+/// How long the server keeps a follower's consumer that nobody pulls from.
+const INACTIVE: Duration = Duration::from_secs(300);
 
 /// A message the read models could not apply, as the dead-letter stream holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +86,7 @@ pub fn follow_log<P: Projector>(
     let settings = backbone.settings();
     let dlq = dead_letter_stream(link);
     let dlq_subject = dead_letter_subject(link);
-    let mut consumer: PullConsumer = link.block_on(async {
+    let (mut consumer, mut messages) = link.block_on(async {
         js.get_or_create_stream(StreamConfig {
             name: dlq.clone(),
             description: Some("personctl: messages the read models could not apply".into()),
@@ -93,34 +97,8 @@ pub fn follow_log<P: Projector>(
         })
         .await
         .map_err(|e| nats(format!("creating the dead-letter stream {dlq}"))(e.to_string()))?;
-        let stream = js
-            .get_stream(&settings.stream)
-            .await
-            .map_err(|e| nats(format!("opening the stream {}", settings.stream))(e.to_string()))?;
-        // The checkpoint is the truth: the consumer starts right after it.
-        let checkpoint = projector.checkpoint()?;
-        let _ = stream.delete_consumer(&options.consumer).await;
-        let consumer = stream
-            .create_consumer(pull::Config {
-                durable_name: Some(options.consumer.clone()),
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: checkpoint + 1,
-                },
-                ack_policy: AckPolicy::Explicit,
-                filter_subject: format!("{}.{}.>", settings.prefix, options.aggregate),
-                ack_wait: Duration::from_secs(60),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                nats(format!("creating the consumer {}", options.consumer))(e.to_string())
-            })?;
-        tracing::info!(checkpoint, consumer = %options.consumer, "following the log");
-        Ok::<_, P::Error>(consumer)
+        Ok::<_, P::Error>(open_feed(link, options, projector.checkpoint()?).await?)
     })?;
-    let mut messages = link
-        .block_on(consumer.messages())
-        .map_err(|e| nats(format!("consuming from {}", options.consumer))(e.to_string()))?;
     let client = js.client();
     let mut queries = match &options.queries {
         Some(subject) => Some(
@@ -132,15 +110,25 @@ pub fn follow_log<P: Projector>(
     let mut done = Followed::default();
     let mut last_idle: Option<Instant> = None;
     let mut last_report = Instant::now();
-    let failed = |e: async_nats::error::Error<pull::MessagesErrorKind>| {
-        nats(format!("consuming from {}", options.consumer))(e.to_string())
+    // A message, or why the consumer is gone (`Err(Ok(reason))`), or another error.
+    let lost = |m: Option<Result<async_nats::jetstream::Message, pull::MessagesError>>| match m {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) if e.kind() == pull::MessagesErrorKind::ConsumerDeleted => {
+            Err(Ok(e.to_string()))
+        }
+        Some(Err(e)) => Err(Err(nats(format!("consuming from {}", options.consumer))(
+            e.to_string(),
+        ))),
+        None => Err(Ok("it stopped delivering".to_string())),
     };
+    let mut reopened_idle = false;
     while !stop.load(Ordering::SeqCst) {
         // Wait a little for the next message (so that the stop flag and idle work are seen),
         // then take whatever else has arrived, up to a batch. Queries are answered between
         // batches.
         enum Next {
-            Messages(Vec<async_nats::jetstream::Message>),
+            /// Messages, and whether the consumer was lost after them.
+            Messages(Vec<async_nats::jetstream::Message>, Option<String>),
             Query(async_nats::Message),
             Idle,
         }
@@ -152,26 +140,27 @@ pub fn follow_log<P: Projector>(
                 }
             };
             let first = tokio::select! {
-                m = messages.next() => match m {
-                    Some(m) => m.map_err(failed)?,
-                    None => return Err(nats(format!("the consumer {}", options.consumer))(
-                        "it stopped delivering".into(),
-                    )),
+                m = messages.next() => match lost(m) {
+                    Ok(m) => m,
+                    Err(lost) => return Ok(Next::Messages(Vec::new(), Some(lost?))),
                 },
                 Some(q) = query => return Ok(Next::Query(q)),
                 _ = tokio::time::sleep(IDLE) => return Ok(Next::Idle),
             };
             let mut batch = vec![first];
             while batch.len() < options.batch {
-                match messages.next().now_or_never() {
-                    Some(Some(m)) => batch.push(m.map_err(failed)?),
-                    _ => break,
+                let Some(m) = messages.next().now_or_never() else {
+                    break;
+                };
+                match lost(m) {
+                    Ok(m) => batch.push(m),
+                    Err(lost) => return Ok(Next::Messages(batch, Some(lost?))),
                 }
             }
-            Ok(Next::Messages(batch))
+            Ok(Next::Messages(batch, None))
         })?;
-        let batch = match next {
-            Next::Messages(batch) => batch,
+        let (batch, lost) = match next {
+            Next::Messages(batch, lost) => (batch, lost),
             Next::Query(q) => {
                 if let (Some(reply), Some(answer)) = (q.reply, projector.answer(&q.payload)) {
                     if let Err(e) = link.block_on(client.publish(reply, answer.into())) {
@@ -180,7 +169,7 @@ pub fn follow_log<P: Projector>(
                 }
                 continue;
             }
-            Next::Idle => Vec::new(),
+            Next::Idle => (Vec::new(), None),
         };
         let got = batch.len();
         if got > 0 {
@@ -200,6 +189,26 @@ pub fn follow_log<P: Projector>(
         // consumer is recreated from the checkpoint).
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(reason) = lost {
+            // The consumer is gone (deleted, or the server forgot it): a new one from the
+            // checkpoint misses nothing and applies nothing twice. One that is lost again
+            // before anything is applied is an error, not a loop.
+            if got == 0 && reopened_idle {
+                return Err(nats(format!("the consumer {}", options.consumer))(format!(
+                    "lost again right after it was recreated: {reason}"
+                ))
+                .into());
+            }
+            tracing::warn!(%reason, consumer = %options.consumer, "the consumer was lost; recreating it from the checkpoint");
+            (consumer, messages) =
+                link.block_on(open_feed(link, options, projector.checkpoint()?))?;
+            done.reopened += 1;
+            reopened_idle = true;
+            continue;
+        }
+        if got > 0 {
+            reopened_idle = false;
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             let lag = lag(link, &mut consumer, options)?;
@@ -231,6 +240,52 @@ pub fn follow_log<P: Projector>(
     done.checkpoint = projector.checkpoint()?;
     done.lag = lag(link, &mut consumer, options)?;
     Ok(done)
+}
+
+/// A new consumer for `options`' aggregate from `checkpoint` + 1, and its messages.
+///
+/// The consumer is ephemeral: the projector's checkpoint, not the server, remembers where it
+/// is, so every follower (one per home, several homes on one stream) has a consumer of its own
+/// that nobody else recreates or deletes, and one left behind by a crash goes away by itself
+/// after [`INACTIVE`].
+async fn open_feed(
+    link: &Link,
+    options: &FollowOptions,
+    checkpoint: u64,
+) -> crate::Result<(PullConsumer, pull::Stream)> {
+    let settings = link.backbone().settings();
+    let stream = link
+        .backbone()
+        .context()
+        .get_stream(&settings.stream)
+        .await
+        .map_err(|e| nats(format!("opening the stream {}", settings.stream))(e.to_string()))?;
+    let consumer: PullConsumer = stream
+        .create_consumer(pull::Config {
+            description: Some(format!(
+                "{}: a read side from sequence {}",
+                options.consumer,
+                checkpoint + 1
+            )),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            },
+            ack_policy: AckPolicy::Explicit,
+            filter_subject: format!("{}.{}.>", settings.prefix, options.aggregate),
+            ack_wait: Duration::from_secs(60),
+            inactive_threshold: INACTIVE,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            nats(format!("creating a consumer for {}", options.consumer))(e.to_string())
+        })?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| nats(format!("consuming from {}", options.consumer))(e.to_string()))?;
+    tracing::info!(checkpoint, consumer = %options.consumer, "following the log");
+    Ok((consumer, messages))
 }
 
 /// Applies one batch: brings its chains level, verifies its events, prepares each (with
