@@ -49,6 +49,16 @@ pub(crate) struct Args {
         value_name = "N"
     )]
     pub(crate) nats_replicas: usize,
+    /// The JetStream servers' monitoring URLs (`nats-server -m PORT`: `http://HOST:PORT`;
+    /// several: comma-separated). With --nats, each server's durability setting is read from
+    /// its /varz, and a warning names every server that acknowledges before it fsyncs.
+    #[arg(
+        long,
+        env = "PERSONCTL_NATS_MONITOR",
+        global = true,
+        value_name = "URL"
+    )]
+    pub(crate) nats_monitor: Option<String>,
     /// After a command that appends (append, append-event, erase), sign a checkpoint of the
     /// home's log when at least N events were added since the newest one.
     #[arg(

@@ -19,6 +19,8 @@ pub(crate) struct Config {
     pub(crate) json: bool,
     /// `--nats`: the JetStream URL and settings; `None`: the local store alone.
     pub(crate) nats: Option<(String, Settings)>,
+    /// `--nats-monitor`: the servers' monitoring URLs.
+    pub(crate) nats_monitor: Vec<String>,
     /// `--checkpoint-every N`.
     pub(crate) checkpoint_every: Option<u64>,
     /// `--identity key/ID`: the key is that identity's current one.
@@ -98,6 +100,13 @@ impl Config {
             key,
             json: args.json,
             nats,
+            nats_monitor: args
+                .nats_monitor
+                .iter()
+                .flat_map(|m| m.split(','))
+                .map(|m| m.trim().trim_end_matches('/').to_string())
+                .filter(|m| !m.is_empty())
+                .collect(),
             checkpoint_every: args.checkpoint_every,
             identity: match (&args.key, &args.identity) {
                 (None, Some(id)) => Some(id.parse().with_context(|| format!("--identity {id:?}"))?),

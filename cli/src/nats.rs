@@ -3,7 +3,7 @@
 //! for its failures (naming the commands that fix them).
 
 use anyhow::{bail, Context, Result};
-use personctl_ledger::jetstream::{Link, Pulled, Settings};
+use personctl_ledger::jetstream::{Durability, Link, Pulled, Settings};
 use personctl_ledger::{BlockStore, Error, StreamId};
 
 use crate::config::Config;
@@ -20,7 +20,38 @@ pub(crate) fn connect(config: &Config) -> Result<Option<Link>> {
     };
     let trust = personctl_ledger::SledStore::trust_set_at(config.home.join("store"))
         .context("reading the trust list")?;
-    Ok(Some(connect_to(url, settings.clone())?.with_trust(trust)))
+    let link = connect_to(url, settings.clone())?.with_trust(trust);
+    report_durability(&config.nats_monitor);
+    Ok(Some(link))
+}
+
+/// Reads each `--nats-monitor` server's durability setting (once per run) and warns about
+/// every server that acknowledges before it fsyncs; at -v, names those that do not.
+fn report_durability(monitors: &[String]) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for monitor in monitors {
+            match durability(monitor) {
+                Ok(d) if d.is_lazy() => tracing::warn!("{d}"),
+                Ok(d) => tracing::info!("{d}"),
+                Err(e) => tracing::warn!("--nats-monitor {monitor}: {e:#}"),
+            }
+        }
+    });
+}
+
+/// `monitor`'s `/varz`, read for its durability setting.
+fn durability(monitor: &str) -> Result<Durability> {
+    let url = format!("{monitor}/varz");
+    let body = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .get(&url)
+        .call()
+        .with_context(|| format!("reading {url}"))?
+        .into_string()
+        .with_context(|| format!("reading {url}"))?;
+    Durability::from_varz(body.as_bytes()).with_context(|| format!("reading {url}"))
 }
 
 /// Connects to `url` with `settings`.

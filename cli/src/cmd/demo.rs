@@ -180,6 +180,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut Out) -> Result<u8> {
         home: home.clone(),
         json: out.is_json(),
         nats: None,
+        nats_monitor: Vec::new(),
         checkpoint_every: None,
         identity: None,
     };

@@ -16,6 +16,7 @@ use tracing::instrument;
 
 mod backbone;
 mod check;
+mod durability;
 mod follower;
 mod link;
 mod respond;
@@ -23,6 +24,7 @@ mod shared_log;
 
 pub use self::backbone::{Backbone, Lost, Pulled, Repaired, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
+pub use self::durability::Durability;
 pub use self::follower::{
     dead_letter_stream, dead_letters, follow_log, retry_dead_letter, DeadLetter,
 };
