@@ -649,6 +649,11 @@ pub(crate) struct VerifyArgs {
     /// With --proof: witnesses whose cosignatures on the proof's checkpoint count.
     #[command(flatten)]
     pub(crate) witnesses: WitnessKeys,
+    /// With --nats: also ask each server of the --nats list alone what its replicas hold
+    /// (`replica-lost`, `replica-diverged`, `replica-bucket-missing`, `replica-bucket-corrupt`),
+    /// so that a replica serving another history is named.
+    #[arg(long, conflicts_with_all = ["car", "proof"])]
+    pub(crate) replicas: bool,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -56,6 +56,19 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
         .unwrap()
         .to_string();
     assert!(message.contains("sync --repair"), "{message}");
+    // Asked alone, the one server's replicas say the same, naming the server, block by block.
+    let alone = home.run(&["--nats", &url, "--json", "verify", "--replicas"]);
+    assert_eq!(alone.code, 1, "{}", alone.stdout);
+    let found = checks(&alone);
+    let count = |check: &str| found.iter().filter(|c| *c == check).count();
+    assert_eq!(count("replica-lost"), 20, "{found:?}");
+    assert_eq!(count("replica-bucket-missing"), 40, "{found:?}");
+    for failure in alone.of_type("failure") {
+        let message = failure["message"].as_str().unwrap();
+        if failure["check"].as_str().unwrap().starts_with("replica-") {
+            assert!(message.starts_with("server "), "{message}");
+        }
+    }
     let plain = ok(&home.run(&["--nats", &url, "--json", "sync"])).of_type("synced");
     assert_eq!(plain[0]["published"], 0);
     assert_eq!(verify(&home, &url).code, 1);
@@ -71,6 +84,7 @@ fn sync_repair_gives_jetstream_back_what_it_acknowledged_and_lost() {
         "published with their events: {repaired}"
     );
     ok(&verify(&home, &url));
+    ok(&home.run(&["--nats", &url, "verify", "--replicas"]));
     // A second repair finds nothing to do.
     let again = ok(&home.run(&["--nats", &url, "--json", "sync", "--repair"])).of_type("repaired");
     assert_eq!(

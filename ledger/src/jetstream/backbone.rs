@@ -10,6 +10,7 @@
 mod publish;
 mod pull;
 mod repair;
+mod replicas;
 mod rules;
 
 pub use self::repair::{Lost, Repaired};
@@ -76,6 +77,17 @@ impl Backbone {
     /// Reconnects after a lost connection happen in the background with the same backoff.
     #[instrument(skip(settings))]
     pub async fn connect(url: &str, settings: Settings) -> Result<Backbone> {
+        Backbone::connect_with(url, settings, false).await
+    }
+
+    /// Connects to the one server at `url` and to no other: the servers it advertises are
+    /// ignored and a lost connection is retried there only. What the backbone reads with direct
+    /// gets then comes from that server's own replicas ([`Backbone::check_replica`]).
+    pub async fn connect_only(url: &str, settings: Settings) -> Result<Backbone> {
+        Backbone::connect_with(url, settings, true).await
+    }
+
+    async fn connect_with(url: &str, settings: Settings, only: bool) -> Result<Backbone> {
         let servers = url
             .split(',')
             .map(|u| u.trim().parse::<async_nats::ServerAddr>())
@@ -95,6 +107,12 @@ impl Backbone {
         let credentials = servers
             .iter()
             .find_map(|s| Some((decode(s.username()?), s.password().map(decode))));
+        if only && servers.len() != 1 {
+            return Err(Error::InvalidUrl {
+                input: super::redact(url),
+                reason: "names several servers where one is asked alone".into(),
+            });
+        }
         let shown = super::redact(url);
         let mut attempt = 0;
         let client = loop {
@@ -109,6 +127,9 @@ impl Backbone {
                 Some((token, None)) => options.token(token.clone()),
                 None => options,
             };
+            if only {
+                options = options.ignore_discovered_servers();
+            }
             match options.connect(servers.as_slice()).await {
                 Ok(client) => break client,
                 Err(e) if attempt + 1 < CONNECT_TRIES => {

@@ -43,6 +43,15 @@ pub struct PulledAll {
 impl Link {
     /// Connects to `url` with `settings` ([`Backbone::connect`]).
     pub fn connect(url: &str, settings: Settings) -> Result<Link> {
+        Link::start(url, Backbone::connect(url, settings))
+    }
+
+    /// Connects to the one server at `url` and to no other ([`Backbone::connect_only`]).
+    pub fn connect_only(url: &str, settings: Settings) -> Result<Link> {
+        Link::start(url, Backbone::connect_only(url, settings))
+    }
+
+    fn start(url: &str, connect: impl Future<Output = Result<Backbone>>) -> Result<Link> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -50,7 +59,7 @@ impl Link {
                 context: "starting the async runtime".into(),
                 source: e,
             })?;
-        let backbone = runtime.block_on(Backbone::connect(url, settings))?;
+        let backbone = runtime.block_on(connect)?;
         Ok(Link {
             runtime,
             backbone,

@@ -145,6 +145,8 @@ impl Settings {
             deny_delete: true,
             deny_purge: true,
             num_replicas: self.replicas,
+            // Every replica answers direct gets: `Backbone::check_replica` asks each server.
+            allow_direct: true,
             ..Config::default()
         }
     }
@@ -257,6 +259,16 @@ pub async fn ensure_stream(js: &Context, settings: &Settings) -> Result<()> {
                     ),
                     reason: diffs.join("; "),
                 });
+            }
+            // Streams made by earlier versions answered gets from the leader only. A user
+            // without the right to change the stream still works; only asking each replica
+            // (`verify --replicas`) needs it.
+            if !info.config.allow_direct {
+                let mut config = info.config.clone();
+                config.allow_direct = true;
+                if let Err(e) = js.update_stream(&config).await {
+                    tracing::warn!(error = %e, "could not allow direct gets on the stream");
+                }
             }
             tracing::debug!("stream checked");
             Ok(())

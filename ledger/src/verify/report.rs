@@ -197,6 +197,33 @@ pub enum Problem {
         acknowledged: u64,
     },
     #[cfg(feature = "jetstream")]
+    /// One server asked alone: its replica's last message on the stream's subject is an
+    /// earlier event of the chain than JetStream acknowledged, or the subject is empty there.
+    ReplicaLost {
+        /// The server (its name).
+        server: String,
+        /// The height of the subject's last event on that replica (`None`: no message).
+        kept: Option<u64>,
+        /// The height up to which JetStream had acknowledged the stream.
+        acknowledged: u64,
+    },
+    #[cfg(feature = "jetstream")]
+    /// One server asked alone: its replica's last message on the stream's subject names an
+    /// event that is not on the local chain (another history).
+    ReplicaDiverged {
+        /// The server (its name).
+        server: String,
+    },
+    #[cfg(feature = "jetstream")]
+    /// One server asked alone: its replica of the bucket lacks a block of an acknowledged
+    /// event, or holds it damaged (`corrupt`).
+    ReplicaBlock {
+        /// The server (its name).
+        server: String,
+        /// Whether it holds the block damaged (rather than not at all).
+        corrupt: bool,
+    },
+    #[cfg(feature = "jetstream")]
     /// Cross-check with JetStream: a message names an event that is not in the store.
     NotStored {
         /// The message's stream sequence.
@@ -247,6 +274,14 @@ impl Problem {
             Problem::BucketBlock { corrupt: false } => "bucket-missing",
             #[cfg(feature = "jetstream")]
             Problem::BucketBlock { corrupt: true } => "bucket-corrupt",
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaLost { .. } => "replica-lost",
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaDiverged { .. } => "replica-diverged",
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaBlock { corrupt: false, .. } => "replica-bucket-missing",
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaBlock { corrupt: true, .. } => "replica-bucket-corrupt",
             #[cfg(feature = "jetstream")]
             Problem::NotStored { .. } => "not-stored",
             #[cfg(feature = "jetstream")]
@@ -368,6 +403,35 @@ impl fmt::Display for Problem {
                     f,
                     "JetStream acknowledged this stream up to height {acknowledged} and lost it ({kept}): run `personctl sync --repair` to publish it again"
                 )
+            }
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaLost {
+                server,
+                kept,
+                acknowledged,
+            } => {
+                let kept = match kept {
+                    Some(h) => format!("its subject ends at height {h} there"),
+                    None => "its subject has no message there".into(),
+                };
+                write!(
+                    f,
+                    "server {server}'s replica lacks events JetStream acknowledged up to height {acknowledged} ({kept})"
+                )
+            }
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaDiverged { server } => write!(
+                f,
+                "server {server}'s replica ends the subject on this event, which is not on the chain: another history (left for a person to decide)"
+            ),
+            #[cfg(feature = "jetstream")]
+            Problem::ReplicaBlock { server, corrupt } => {
+                let what = if *corrupt {
+                    "holds this block damaged (its bytes do not hash to its CID)"
+                } else {
+                    "lacks this block"
+                };
+                write!(f, "server {server}'s replica of the block bucket {what}")
             }
             #[cfg(feature = "jetstream")]
             Problem::NotStored { sequence } => {

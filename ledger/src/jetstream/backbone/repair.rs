@@ -111,28 +111,12 @@ impl Backbone {
         streams: &[StreamId],
         acknowledged: bool,
     ) -> Result<Vec<(Cid, bool)>> {
-        let ledger = Ledger::new(store);
-        let mut cids: Vec<Cid> = Vec::new();
-        for stream in streams {
-            let below = match (acknowledged, store.published(stream)?) {
-                (false, _) => u64::MAX,
-                (true, Some(mark)) => mark.head.height,
-                (true, None) => continue,
-            };
-            for event in ledger.walk_back(stream)? {
-                let event: Event = event?;
-                if event.height() > below {
-                    continue;
-                }
-                cids.push(event.cid());
-                if let Some(p) = event
-                    .payload()
-                    .filter(|p| store.contains(p).unwrap_or(false))
-                {
-                    cids.push(p);
-                }
-            }
-        }
+        let cids = chain_blocks(store, streams, acknowledged)?;
+        self.gaps_among(&cids).await
+    }
+
+    /// Those of `cids` that the bucket lacks (`false`) or holds damaged (`true`), in order.
+    pub(in crate::jetstream) async fn gaps_among(&self, cids: &[Cid]) -> Result<Vec<(Cid, bool)>> {
         stream::iter(cids.iter().map(|cid| async move {
             match self.blocks.get(cid).await {
                 Ok(Some(_)) => Ok(None),
@@ -176,8 +160,41 @@ impl Backbone {
     }
 }
 
+/// The blocks of `streams`' local chains: their events, and the payloads the store still
+/// holds, newest first per stream; with `acknowledged`, only up to each stream's published mark
+/// (a stream with none has nothing acknowledged).
+pub(super) fn chain_blocks<S: BlockStore + ?Sized>(
+    store: &S,
+    streams: &[StreamId],
+    acknowledged: bool,
+) -> Result<Vec<Cid>> {
+    let ledger = Ledger::new(store);
+    let mut cids: Vec<Cid> = Vec::new();
+    for stream in streams {
+        let below = match (acknowledged, store.published(stream)?) {
+            (false, _) => u64::MAX,
+            (true, Some(mark)) => mark.head.height,
+            (true, None) => continue,
+        };
+        for event in ledger.walk_back(stream)? {
+            let event: Event = event?;
+            if event.height() > below {
+                continue;
+            }
+            cids.push(event.cid());
+            if let Some(p) = event
+                .payload()
+                .filter(|p| store.contains(p).unwrap_or(false))
+            {
+                cids.push(p);
+            }
+        }
+    }
+    Ok(cids)
+}
+
 /// The height of `cid` on `stream`'s local chain, if it is one of its events.
-fn height_on_chain<S: BlockStore + ?Sized>(
+pub(in crate::jetstream) fn height_on_chain<S: BlockStore + ?Sized>(
     store: &S,
     stream: &StreamId,
     cid: Cid,
