@@ -30,7 +30,7 @@ pub(crate) fn with_jetstream<T, Fut: std::future::Future<Output = T>>(
 }
 
 /// Every message of the PERSONCTL stream: (sequence, subject, body, header values).
-fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
+pub(crate) fn messages(urls: &str) -> Vec<(u64, String, Notice, Vec<String>)> {
     with_jetstream(urls, |js| async move {
         // A cluster that just lost a node answers 503 while it elects a leader: ask again.
         let deadline = Instant::now() + Duration::from_secs(30);

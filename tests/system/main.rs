@@ -9,6 +9,7 @@ mod car;
 mod cli;
 mod crash;
 mod erasure;
+mod faults;
 mod first_hour;
 mod fuzz;
 mod hostile;

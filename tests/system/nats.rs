@@ -126,6 +126,23 @@ impl NatsServer {
         }
     }
 
+    /// Sends it a signal (`STOP`, `CONT`, ...).
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Starts it (again) on the same port with the same store, when it is not running.
+    pub(crate) fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     /// Starts it again on the same port with the same store.
     pub(crate) fn restart(&mut self) {
         self.kill();
@@ -160,6 +177,12 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts `n` servers named `n0`, `n1`, ... in the cluster `personctl-test`.
     pub(crate) fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, None)
+    }
+
+    /// [`Cluster::start`], each server also reading this configuration file's text (for
+    /// example `jetstream { sync_interval: always }`).
+    pub(crate) fn start_with(n: usize, config: Option<&str>) -> Cluster {
         let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let routes: Vec<String> = route_ports
             .iter()
@@ -167,20 +190,30 @@ impl Cluster {
             .collect();
         let mut servers = Vec::new();
         for (i, port) in route_ports.iter().enumerate() {
+            let store = tempfile::tempdir().unwrap();
+            let mut file = Vec::new();
+            if let Some(text) = config {
+                let path = store.path().join("server.conf");
+                std::fs::write(&path, text).unwrap();
+                file = vec!["-c".to_string(), path.display().to_string()];
+            }
             let mut server = NatsServer {
                 child: None,
                 port: free_port(),
-                store: tempfile::tempdir().unwrap(),
-                cluster: vec![
-                    "-n".into(),
-                    format!("n{i}"),
-                    "--cluster_name".into(),
-                    "personctl-test".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{port}"),
-                    "--routes".into(),
-                    routes.join(","),
-                ],
+                store,
+                cluster: file
+                    .into_iter()
+                    .chain(vec![
+                        "-n".into(),
+                        format!("n{i}"),
+                        "--cluster_name".into(),
+                        "personctl-test".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{port}"),
+                        "--routes".into(),
+                        routes.join(","),
+                    ])
+                    .collect(),
             };
             server.spawn();
             servers.push(server);
