@@ -16,8 +16,9 @@ use super::Backbone;
 use crate::store::BlockStore;
 use crate::{Cid, Finding, Problem, Result, StreamId};
 
-/// A replica found behind is asked again this many times, this far apart, before it is
+/// A replica found behind is asked again up to this many times, this far apart, before it is
 /// reported: the last replica of a quorum may still be applying what the others acknowledged.
+/// It stops early when a try finds as much missing as the one before.
 const SETTLE_TRIES: u32 = 10;
 const SETTLE_DELAY: Duration = Duration::from_millis(300);
 
@@ -39,8 +40,8 @@ impl Backbone {
     /// is an earlier one or the subject is empty there, `replica-diverged` when it names an
     /// event that is not on the chain), and the bucket must hold every block of those events,
     /// sound (`replica-bucket-missing`, `replica-bucket-corrupt`). What is behind is asked
-    /// again for up to 3 s before it is reported, so a replica still applying the quorum's
-    /// latest writes is not reported.
+    /// again (every 300 ms, for up to 3 s, until a try finds no less than the one before), so a
+    /// replica still applying the quorum's latest writes is not reported.
     pub async fn check_replica<S: BlockStore + ?Sized>(
         &self,
         store: &S,
@@ -55,6 +56,7 @@ impl Backbone {
         let mut behind = streams.clone();
         let mut gaps = super::repair::chain_blocks(store, &streams, true)?;
         let mut findings = Vec::new();
+        let mut previous = None;
         for attempt in 0..SETTLE_TRIES {
             if attempt > 0 {
                 tokio::time::sleep(SETTLE_DELAY).await;
@@ -87,7 +89,11 @@ impl Backbone {
             let settling = findings
                 .iter()
                 .any(|f| !matches!(f.problem, Problem::ReplicaDiverged { .. }));
-            if !settling || last_try {
+            // A replica that is catching up shrinks what it lacks from one try to the next; one
+            // that lacks as much as before has lost it.
+            let stuck = previous == Some(findings.len());
+            previous = Some(findings.len());
+            if !settling || stuck || last_try {
                 break;
             }
         }
