@@ -182,3 +182,98 @@ fn a_repair_never_overwrites_another_history_on_a_subject() {
     let shown = ok(&reader.run(&["--json", "show", "--person", person])).records();
     assert_eq!(shown[0].1["legal_name"], "Theirs", "{shown:?}");
 }
+
+#[test]
+fn a_hole_in_a_subject_is_named_by_the_repair_and_readers_still_rebuild_the_chain() {
+    use async_nats::jetstream::message::PublishMessage;
+    use personctl_ledger::jetstream::{Blocks, Notice, Settings};
+    use personctl_ledger::{BlockStore, Ledger, SledStore, StreamId};
+
+    let server = NatsServer::start();
+    let url = server.url();
+    let (home, did) = keyed();
+    // Five events of one person, kept here (no --nats).
+    let person = ok(&home.run(&["--json", "append", "register", "--legal-name", "Hole 0"]))
+        .records()[0]
+        .1["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 1..5 {
+        ok(&home.run(&[
+            "append",
+            "rename",
+            "--person",
+            &person,
+            "--legal-name",
+            &format!("Hole {i}"),
+        ]));
+    }
+    let stream: StreamId = format!("person/{person}").parse().unwrap();
+    let (events, blocks) = {
+        let store = SledStore::open(home.store_path()).unwrap();
+        let ledger = Ledger::new(&store);
+        let mut events: Vec<_> = ledger
+            .walk_back(&stream)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        events.reverse();
+        let mut blocks = Vec::new();
+        for e in &events {
+            blocks.push(store.get(&e.cid()).unwrap().unwrap());
+            blocks.push(store.get(&e.payload().unwrap()).unwrap().unwrap());
+        }
+        (events, blocks)
+    };
+    // JetStream as a power cut can leave it: the subject lost height 2 from its middle and
+    // kept the rest; every block is in the bucket.
+    ok(&Home::new().run(&["--nats", &url, "sync"]));
+    let subject = Settings::default().subject(&stream);
+    crate::backbone::with_jetstream(&url, |js| {
+        let notices: Vec<Notice> = events
+            .iter()
+            .filter(|e| e.height() != 2)
+            .map(Notice::of)
+            .collect();
+        async move {
+            let bucket = Blocks::open(&js, &Settings::default()).await.unwrap();
+            for b in &blocks {
+                bucket.put(b).await.unwrap();
+            }
+            for n in notices {
+                js.send_publish(
+                    subject.clone(),
+                    PublishMessage::build().payload(n.encode().unwrap().into()),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            }
+        }
+    });
+    let run = verify(&home, &url);
+    assert_eq!(checks(&run), ["message-mismatch"], "{}", run.stdout);
+
+    // The repair cannot put height 2 back in its place: it names the hole and exits 1.
+    let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let gaps = run.of_type("gap");
+    assert_eq!(gaps.len(), 1, "{}", run.stdout);
+    assert_eq!(gaps[0]["heights"], json!([2, 2]));
+    assert_eq!(gaps[0]["sequence"], 3);
+    assert_eq!(gaps[0]["cid"], events[3].cid().to_string());
+    assert!(
+        run.stderr.contains("middle of this subject"),
+        "{}",
+        run.stderr
+    );
+
+    // A reader rebuilds the whole chain all the same: it walks it by CID through the bucket.
+    let reader = Home::new();
+    ok(&reader.run(&["trust", "add", &did]));
+    ok(&reader.run(&["--nats", &url, "sync"]));
+    let summary = ok(&reader.run(&["--json", "verify"])).of_type("summary");
+    assert_eq!(summary[0]["events"], 5);
+}

@@ -25,8 +25,9 @@ pub(crate) fn sync(config: &Config, args: &SyncArgs, out: &mut Out) -> Result<u8
     let only = stream_of(&args.select)?;
     let store = config.open_or_create_store()?;
     let link = nats::connect(config)?.expect("checked above");
-    if args.repair {
-        repair(&link, &store, out)?;
+    let mut code = EXIT_OK;
+    if args.repair && repair(&link, &store, out)? > 0 {
+        code = crate::EXIT_NEGATIVE;
     }
     let streams = only.as_ref().map(std::slice::from_ref);
     let report = link
@@ -65,15 +66,16 @@ pub(crate) fn sync(config: &Config, args: &SyncArgs, out: &mut Out) -> Result<u8
             )
         },
     )?;
-    Ok(EXIT_OK)
+    Ok(code)
 }
 
-/// `sync --repair`: JetStream given back what it lost, each repair reported.
+/// `sync --repair`: JetStream given back what it lost, each repair reported; returns how many
+/// holes it left for a person (see [`personctl_ledger::jetstream::Gap`]).
 fn repair(
     link: &personctl_ledger::jetstream::Link,
     store: &personctl_ledger::SledStore,
     out: &mut Out,
-) -> Result<()> {
+) -> Result<usize> {
     let repaired = link
         .repair(store)
         .map_err(|e| nats::pending_error(link, e))?;
@@ -100,7 +102,17 @@ fn repair(
         json!({"streams": repaired.lost.len(), "blocks": repaired.blocks, "republished": report.published}),
         || format!("repaired {} and {}: republished {}", plural(repaired.lost.len() as u64, "stream"), plural(repaired.blocks, "block"), plural(report.published, "event")),
     )?;
-    Ok(())
+    for gap in &repaired.gaps {
+        let missing = gap
+            .heights
+            .map_or("events".to_string(), |(a, b)| format!("heights {a} to {b}"));
+        out.record(
+            "gap",
+            json!({"stream": gap.stream.to_string(), "sequence": gap.sequence, "cid": gap.cid.to_string(), "heights": gap.heights.map(|(a, b)| [a, b])}),
+            || format!("{}: JetStream lost {missing} from the middle of the subject (message {} resumes with {}); their blocks are in the bucket, so readers rebuild the chain, but the subject's order cannot be mended in place: see docs/JETSTREAM.md (Holes)", gap.stream, gap.sequence, gap.cid),
+        )?;
+    }
+    Ok(repaired.gaps.len())
 }
 
 /// Follows new events live: stream, height, type, CID.

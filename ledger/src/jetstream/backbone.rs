@@ -13,7 +13,7 @@ mod repair;
 mod replicas;
 mod rules;
 
-pub use self::repair::{Lost, Repaired};
+pub use self::repair::{Gap, Lost, Repaired};
 
 use std::time::Duration;
 

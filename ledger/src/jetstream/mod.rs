@@ -22,7 +22,7 @@ mod link;
 mod respond;
 mod shared_log;
 
-pub use self::backbone::{Backbone, Lost, Pulled, Repaired, Report};
+pub use self::backbone::{Backbone, Gap, Lost, Pulled, Repaired, Report};
 pub use self::check::{cross_check, follow, CrossCheck, Seen};
 pub use self::durability::Durability;
 pub use self::follower::{

@@ -26,6 +26,23 @@ pub struct Lost {
     pub acknowledged: u64,
 }
 
+/// A hole in a subject's history: JetStream lost messages from its middle and kept later ones
+/// (a power cut that took part of a stream's files). The events are offered to the bucket again
+/// like every lost block, so readers, which walk chains by CID, rebuild them; but a stream only
+/// grows at its end, so the subject's order cannot be mended in place (see `docs/JETSTREAM.md`,
+/// "Holes").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream sequence of the first message after the hole.
+    pub sequence: u64,
+    /// The event that message names.
+    pub cid: Cid,
+    /// The first and last missing heights, when the store holds the events on both sides.
+    pub heights: Option<(u64, u64)>,
+}
+
 /// What [`Backbone::repair`] found and did.
 #[derive(Debug, Default)]
 pub struct Repaired {
@@ -38,6 +55,8 @@ pub struct Repaired {
     pub elsewhere: Vec<(StreamId, Cid)>,
     /// The publish of everything pending afterwards (the events offered again included).
     pub published: Report,
+    /// Holes left in subjects' histories afterwards, in stream order: reported, not mended.
+    pub gaps: Vec<Gap>,
 }
 
 impl Backbone {
@@ -98,7 +117,51 @@ impl Backbone {
         // follows then finds only what the bucket lost of the rest.
         out.published = self.publish(store, None).await?;
         out.blocks = self.restore_blocks(store).await?;
+        out.gaps = self.gaps(store).await?;
+        for gap in &out.gaps {
+            tracing::warn!(stream = %gap.stream, sequence = gap.sequence, heights = ?gap.heights, "JetStream lost messages from the middle of this subject; its order cannot be mended in place");
+        }
         Ok(out)
+    }
+
+    /// Every hole in the subjects' histories: a message whose event's `prev` is not the event
+    /// of the subject's previous message (or, first on its subject, whose event has a `prev`).
+    /// Reads the event stream once, up to its last message now.
+    async fn gaps<S: BlockStore + ?Sized>(&self, store: &S) -> Result<Vec<Gap>> {
+        let mut gaps = Vec::new();
+        let Some(target) = self.last_sequence().await? else {
+            return Ok(gaps);
+        };
+        let height = |cid: &Cid| -> Option<u64> {
+            let block = store.get(cid).ok()??;
+            Some(Event::decode(&block).ok()?.height())
+        };
+        let mut last: std::collections::HashMap<StreamId, Cid> = Default::default();
+        let messages = self.messages_from(1).await?;
+        futures_util::pin_mut!(messages);
+        while let Some(seen) = messages.next().await {
+            let seen = seen?;
+            let before = last.insert(seen.stream.clone(), seen.notice.cid);
+            if let Some(prev) = seen.notice.prev.filter(|p| before != Some(*p)) {
+                // Missing: after the previous message's event (or from height 0) up to this
+                // event's `prev`.
+                let from = match before {
+                    Some(b) => height(&b).map(|h| h + 1),
+                    None => Some(0),
+                };
+                let heights = from.zip(height(&prev)).filter(|(a, b)| a <= b);
+                gaps.push(Gap {
+                    stream: seen.stream,
+                    sequence: seen.sequence,
+                    cid: seen.notice.cid,
+                    heights,
+                });
+            }
+            if seen.sequence >= target {
+                break;
+            }
+        }
+        Ok(gaps)
     }
 
     /// The blocks of `streams`' local chains (their events, and the payloads the store still
