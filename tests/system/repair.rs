@@ -276,4 +276,17 @@ fn a_hole_in_a_subject_is_named_by_the_repair_and_readers_still_rebuild_the_chai
     ok(&reader.run(&["--nats", &url, "sync"]));
     let summary = ok(&reader.run(&["--json", "verify"])).of_type("summary");
     assert_eq!(summary[0]["events"], 5);
+
+    // Mending the order is a person's decision: with no `not-stored` finding this home holds
+    // every event the stream names, so the stream is removed and the repair publishes every
+    // chain again, in chain order.
+    assert!(!checks(&verify(&home, &url)).contains(&"not-stored".to_string()));
+    crate::backbone::with_jetstream(&url, |js| async move {
+        js.delete_stream("PERSONCTL").await.unwrap();
+    });
+    let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
+    ok(&run);
+    assert_eq!(run.of_type("repaired")[0]["republished"], 5, "{}", run.stdout);
+    assert!(run.of_type("gap").is_empty());
+    ok(&verify(&home, &url));
 }
