@@ -341,7 +341,7 @@ fn run_schedule(fault: Fault, sync_always: bool) {
     let reader = crate::Home::new();
     ok(&reader.run(&["trust", "add", &did]));
     let pulled = until_ok("a reader's sync", Duration::from_secs(60), || {
-        let all = ["--nats", urls.as_str(), "--json", "sync"];
+        let all = ["--nats", urls.as_str(), "--nats-replicas", "3", "--json", "sync"];
         reader.run(&all)
     });
     assert!(pulled.code == 0);
