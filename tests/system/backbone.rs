@@ -412,12 +412,7 @@ fn a_three_node_cluster_keeps_every_acknowledged_event_when_a_node_dies() {
         let append: Vec<&str> = append.iter().map(String::as_str).collect();
         let run = if round == 3 {
             // Kill a node while this append runs.
-            let child = a
-                .command(&append)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let child = a.spawn(&append);
             std::thread::sleep(Duration::from_millis(150));
             cluster.servers[0].kill();
             Run::from(child.wait_with_output().unwrap())

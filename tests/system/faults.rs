@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -193,12 +192,7 @@ fn run_schedule(fault: Fault, sync_always: bool) {
             }
         }
         let result = if during {
-            let child = home
-                .command(&append)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let child = home.spawn(&append);
             std::thread::sleep(Duration::from_millis(150));
             match fault {
                 Fault::KillOne => cluster.servers[0].kill(),
@@ -341,7 +335,14 @@ fn run_schedule(fault: Fault, sync_always: bool) {
     let reader = crate::Home::new();
     ok(&reader.run(&["trust", "add", &did]));
     let pulled = until_ok("a reader's sync", Duration::from_secs(60), || {
-        let all = ["--nats", urls.as_str(), "--nats-replicas", "3", "--json", "sync"];
+        let all = [
+            "--nats",
+            urls.as_str(),
+            "--nats-replicas",
+            "3",
+            "--json",
+            "sync",
+        ];
         reader.run(&all)
     });
     assert!(pulled.code == 0);

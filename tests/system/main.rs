@@ -193,8 +193,18 @@ impl Home {
             .env_remove("PERSONCTL_NATS")
             .env_remove("PERSONCTL_NATS_PREFIX")
             .env_remove("PERSONCTL_NATS_REPLICAS")
+            .env_remove("PERSONCTL_NATS_MONITOR")
             .env_remove("RUST_LOG");
         command
+    }
+
+    /// `personctl args...` started in the background, its stdout and stderr piped.
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 }
 

@@ -42,6 +42,17 @@ pub(crate) fn free_port_for_child() -> u16 {
         .expect("a free port between 20000 and 30000")
 }
 
+/// The arguments that make a server read `config` (written into its store directory); none
+/// without one.
+fn config_file(store: &tempfile::TempDir, config: Option<&str>) -> Vec<String> {
+    let Some(text) = config else {
+        return Vec::new();
+    };
+    let path = store.path().join("server.conf");
+    std::fs::write(&path, text).unwrap();
+    vec!["-c".to_string(), path.display().to_string()]
+}
+
 /// One JetStream-enabled nats-server.
 pub(crate) struct NatsServer {
     child: Option<Child>,
@@ -61,12 +72,7 @@ impl NatsServer {
     /// permissions), and waits until it accepts connections.
     pub(crate) fn start_with_config(config: Option<&str>) -> NatsServer {
         let store = tempfile::tempdir().unwrap();
-        let mut extra = Vec::new();
-        if let Some(text) = config {
-            let path = store.path().join("server.conf");
-            std::fs::write(&path, text).unwrap();
-            extra = vec!["-c".to_string(), path.display().to_string()];
-        }
+        let extra = config_file(&store, config);
         let mut server = NatsServer {
             child: None,
             port: free_port(),
@@ -191,12 +197,7 @@ impl Cluster {
         let mut servers = Vec::new();
         for (i, port) in route_ports.iter().enumerate() {
             let store = tempfile::tempdir().unwrap();
-            let mut file = Vec::new();
-            if let Some(text) = config {
-                let path = store.path().join("server.conf");
-                std::fs::write(&path, text).unwrap();
-                file = vec!["-c".to_string(), path.display().to_string()];
-            }
+            let file = config_file(&store, config);
             let mut server = NatsServer {
                 child: None,
                 port: free_port(),

@@ -286,7 +286,12 @@ fn a_hole_in_a_subject_is_named_by_the_repair_and_readers_still_rebuild_the_chai
     });
     let run = home.run(&["--nats", &url, "--json", "sync", "--repair"]);
     ok(&run);
-    assert_eq!(run.of_type("repaired")[0]["republished"], 5, "{}", run.stdout);
+    assert_eq!(
+        run.of_type("repaired")[0]["republished"],
+        5,
+        "{}",
+        run.stdout
+    );
     assert!(run.of_type("gap").is_empty());
     ok(&verify(&home, &url));
 }
