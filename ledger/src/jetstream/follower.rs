@@ -3,9 +3,8 @@
 //!
 //! A pull consumer on the aggregate's subjects delivers the notices; it is created at start
 //! (and again whenever the server loses it) from the projector's checkpoint, which is the
-//! truth: each batch's updates and its
-//! last sequence are committed together, so a restart resumes exactly where it stopped and a
-//! message delivered twice is applied once. For each batch the chains it touches are brought
+//! truth: each batch's updates and its last sequence are committed together, so a restart
+//! resumes exactly where it stopped and a message delivered twice is applied once. For each batch the chains it touches are brought
 //! level first (one commit for the events that continue a local head, concurrent pulls for the
 //! rest), the events are verified together ([`crate::verify_events`]: CIDs, signatures in
 //! batches, authors and grants judged in the shared log by [`super::Backbone::judge`]), and
