@@ -16,6 +16,8 @@ use super::Backbone;
 use crate::store::BlockStore;
 use crate::{Cid, Finding, Problem, Result, StreamId};
 
+type EventStream = async_nats::jetstream::stream::Stream;
+
 /// A replica found behind is asked again up to this many times, this far apart, before it is
 /// reported: the last replica of a quorum may still be applying what the others acknowledged.
 /// It stops early when a try finds as much missing as the one before.
@@ -48,6 +50,10 @@ impl Backbone {
         stream: Option<&StreamId>,
     ) -> Result<Vec<Finding>> {
         let server = self.server_name();
+        // The stream's handle once: each subject then costs one direct get, not a lookup too.
+        let events = self
+            .event_stream(&format!("asking {server} for the event stream"))
+            .await?;
         let heads = match stream {
             Some(s) => store.head(s)?.map(|h| (s.clone(), h)).into_iter().collect(),
             None => store.heads()?,
@@ -65,7 +71,7 @@ impl Backbone {
             findings.clear();
             let mut still = Vec::new();
             for s in behind {
-                if let Some(finding) = self.replica_subject(store, &s, &server).await? {
+                if let Some(finding) = self.replica_subject(store, &events, &s, &server).await? {
                     // A different history does not settle: it is reported at once.
                     let diverged = matches!(finding.problem, Problem::ReplicaDiverged { .. });
                     if !diverged {
@@ -104,6 +110,7 @@ impl Backbone {
     async fn replica_subject<S: BlockStore + ?Sized>(
         &self,
         store: &S,
+        events: &EventStream,
         stream: &StreamId,
         server: &str,
     ) -> Result<Option<Finding>> {
@@ -111,58 +118,46 @@ impl Backbone {
             return Ok(None);
         };
         let acknowledged = mark.head.height;
-        let finding = |cid: Option<Cid>, height: Option<u64>, problem: Problem| Finding {
-            cid,
+        let lost = |kept| Problem::ReplicaLost {
+            server: server.to_string(),
+            kept,
+            acknowledged,
+        };
+        let (cid, height, problem) = match self.direct_last_notice(events, stream, server).await? {
+            None => (mark.head.cid, Some(acknowledged), lost(None)),
+            Some(notice) => match height_on_chain(store, stream, notice)? {
+                Some(kept) if kept >= acknowledged => return Ok(None),
+                Some(kept) => (mark.head.cid, Some(acknowledged), lost(Some(kept))),
+                None => (
+                    notice,
+                    None,
+                    Problem::ReplicaDiverged {
+                        server: server.to_string(),
+                    },
+                ),
+            },
+        };
+        Ok(Some(Finding {
+            cid: Some(cid),
             stream: Some(stream.clone()),
             height,
             problem,
-        };
-        let Some(notice) = self.direct_last_notice(stream).await? else {
-            return Ok(Some(finding(
-                Some(mark.head.cid),
-                Some(acknowledged),
-                Problem::ReplicaLost {
-                    server: server.to_string(),
-                    kept: None,
-                    acknowledged,
-                },
-            )));
-        };
-        Ok(match height_on_chain(store, stream, notice)? {
-            Some(kept) if kept >= acknowledged => None,
-            Some(kept) => Some(finding(
-                Some(mark.head.cid),
-                Some(acknowledged),
-                Problem::ReplicaLost {
-                    server: server.to_string(),
-                    kept: Some(kept),
-                    acknowledged,
-                },
-            )),
-            None => Some(finding(
-                Some(notice),
-                None,
-                Problem::ReplicaDiverged {
-                    server: server.to_string(),
-                },
-            )),
-        })
+        }))
     }
 
     /// The CID in the last message on `stream`'s subject, by a direct get (answered by a
     /// replica, the connected server's own first); `None` when the subject has none.
-    async fn direct_last_notice(&self, stream: &StreamId) -> Result<Option<Cid>> {
+    async fn direct_last_notice(
+        &self,
+        events: &EventStream,
+        stream: &StreamId,
+        server: &str,
+    ) -> Result<Option<Cid>> {
         use async_nats::jetstream::stream::DirectGetErrorKind;
         let subject = self.settings().subject(stream);
-        let context = || {
-            format!(
-                "asking {} for the last message on {subject}",
-                self.server_name()
-            )
-        };
+        let context = || format!("asking {server} for the last message on {subject}");
         super::super::retry(|| async {
-            let js_stream = self.event_stream(&context()).await?;
-            match js_stream.direct_get_last_for_subject(&subject).await {
+            match events.direct_get_last_for_subject(&subject).await {
                 Ok(m) => Ok(Some(super::super::Notice::decode(&m.payload)?.cid)),
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
                 Err(e) => Err(super::super::nats(context())(e.to_string())),
