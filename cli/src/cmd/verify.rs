@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use personctl_ledger::jetstream::{cross_check, Link};
+use personctl_ledger::jetstream::{check_replicas, cross_check};
 use personctl_ledger::{verify, BlockStore, Scope, VerifyOptions};
 
 use crate::args::VerifyArgs;
@@ -71,8 +71,10 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
             .context("cross-checking JetStream against the store")?;
         messages = Some(check.messages);
         report.findings.extend(check.findings);
-        if args.replicas {
-            report.findings.extend(replicas(config, &store, stream)?);
+        if let (true, Some((urls, settings))) = (args.replicas, &config.nats) {
+            let found = check_replicas(urls, settings, &store, stream)
+                .context("asking each server alone")?;
+            report.findings.extend(found);
         }
     } else if args.replicas {
         bail!("--replicas needs --nats: the servers to ask");
@@ -91,48 +93,6 @@ pub(crate) fn run(config: &Config, args: &VerifyArgs, out: &mut Out) -> Result<u
     }
     let seconds = started.elapsed().as_secs_f64();
     output::verdict(&report, messages, seconds, out)
-}
-
-/// Each server of the `--nats` list asked alone ([`Backbone::check_replica`]).
-fn replicas(
-    config: &Config,
-    store: &personctl_ledger::SledStore,
-    stream: Option<&personctl_ledger::StreamId>,
-) -> Result<Vec<personctl_ledger::Finding>> {
-    let Some((urls, settings)) = &config.nats else {
-        return Ok(Vec::new());
-    };
-    // The servers are asked at the same time, each on a thread with its own connection.
-    let ask = |url: &str| -> Result<Vec<personctl_ledger::Finding>> {
-        let shown = personctl_ledger::jetstream::redact(url);
-        let link = Link::connect_only(url, settings.clone())
-            .with_context(|| format!("asking {shown} alone"))?;
-        let found = link
-            .block_on(link.backbone().check_replica(store, stream))
-            .with_context(|| format!("asking {shown} alone"))?;
-        tracing::info!(server = %link.backbone().server_name(), findings = found.len(), "replica checked");
-        Ok(found)
-    };
-    let urls: Vec<&str> = urls
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .collect();
-    let answers: Vec<Result<Vec<personctl_ledger::Finding>>> = std::thread::scope(|scope| {
-        let asking: Vec<_> = urls.iter().map(|url| scope.spawn(|| ask(url))).collect();
-        asking
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a replica check panicked")))
-            })
-            .collect()
-    });
-    let mut findings = Vec::new();
-    for answer in answers {
-        findings.extend(answer?);
-    }
-    Ok(findings)
 }
 
 fn progress_bar(json: bool, total: u64) -> ProgressBar {

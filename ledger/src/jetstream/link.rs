@@ -140,6 +140,41 @@ impl Link {
     }
 }
 
+/// Asks each server of `urls` (comma-separated) alone what its replicas hold of `store`'s
+/// acknowledged events ([`Backbone::check_replica`]): all at once, each on a thread with a
+/// connection of its own ([`Link::connect_only`]). The findings of all of them, server by
+/// server in the order given.
+pub fn check_replicas<S: BlockStore + Sync + ?Sized>(
+    urls: &str,
+    settings: &Settings,
+    store: &S,
+    stream: Option<&StreamId>,
+) -> Result<Vec<crate::Finding>> {
+    let ask = |url: &str| -> Result<Vec<crate::Finding>> {
+        let link = Link::connect_only(url, settings.clone())?;
+        let found = link.block_on(link.backbone().check_replica(store, stream))?;
+        tracing::info!(server = %link.backbone().server_name(), findings = found.len(), "replica checked");
+        Ok(found)
+    };
+    let urls: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let answers: Vec<Result<Vec<crate::Finding>>> = std::thread::scope(|scope| {
+        let asking: Vec<_> = urls.iter().map(|url| scope.spawn(|| ask(url))).collect();
+        asking
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut findings = Vec::new();
+    for answer in answers {
+        findings.extend(answer?);
+    }
+    Ok(findings)
+}
+
 impl Publisher for Link {
     fn publish(
         &self,

@@ -28,7 +28,7 @@ pub use self::durability::Durability;
 pub use self::follower::{
     dead_letter_stream, dead_letters, follow_log, retry_dead_letter, DeadLetter,
 };
-pub use self::link::{Link, PulledAll};
+pub use self::link::{check_replicas, Link, PulledAll};
 pub use self::respond::respond;
 
 use crate::{codec, Block, Cid, Error, Event, Result, StreamId};
