@@ -109,16 +109,17 @@ pub fn follow_log<P: Projector>(
     let mut done = Followed::default();
     let mut last_idle: Option<Instant> = None;
     let mut last_report = Instant::now();
-    // A message, or why the consumer is gone (`Err(Ok(reason))`), or another error.
-    let lost = |m: Option<Result<async_nats::jetstream::Message, pull::MessagesError>>| match m {
-        Some(Ok(m)) => Ok(m),
+    // What the consumer delivered: a message (`Ok(Ok)`), or why it is gone (`Ok(Err)`).
+    let delivered = |m: Option<Result<async_nats::jetstream::Message, pull::MessagesError>>| match m
+    {
+        Some(Ok(m)) => Ok(Ok(m)),
         Some(Err(e)) if e.kind() == pull::MessagesErrorKind::ConsumerDeleted => {
-            Err(Ok(e.to_string()))
+            Ok(Err(e.to_string()))
         }
-        Some(Err(e)) => Err(Err(nats(format!("consuming from {}", options.consumer))(
+        Some(Err(e)) => Err(nats(format!("consuming from {}", options.consumer))(
             e.to_string(),
-        ))),
-        None => Err(Ok("it stopped delivering".to_string())),
+        )),
+        None => Ok(Err("it stopped delivering".to_string())),
     };
     let mut reopened_idle = false;
     while !stop.load(Ordering::SeqCst) {
@@ -139,9 +140,9 @@ pub fn follow_log<P: Projector>(
                 }
             };
             let first = tokio::select! {
-                m = messages.next() => match lost(m) {
+                m = messages.next() => match delivered(m)? {
                     Ok(m) => m,
-                    Err(lost) => return Ok(Next::Messages(Vec::new(), Some(lost?))),
+                    Err(lost) => return Ok(Next::Messages(Vec::new(), Some(lost))),
                 },
                 Some(q) = query => return Ok(Next::Query(q)),
                 _ = tokio::time::sleep(IDLE) => return Ok(Next::Idle),
@@ -151,9 +152,9 @@ pub fn follow_log<P: Projector>(
                 let Some(m) = messages.next().now_or_never() else {
                     break;
                 };
-                match lost(m) {
+                match delivered(m)? {
                     Ok(m) => batch.push(m),
-                    Err(lost) => return Ok(Next::Messages(batch, Some(lost?))),
+                    Err(lost) => return Ok(Next::Messages(batch, Some(lost))),
                 }
             }
             Ok(Next::Messages(batch, None))
