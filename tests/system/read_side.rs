@@ -4,7 +4,7 @@
 //! applies what has become applicable; two homes follow one stream side by side, and a
 //! consumer the server lost is recreated from the checkpoint.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
@@ -75,11 +75,7 @@ fn dump(home: &Home, ids: &[String], words: &[&str]) -> Vec<Vec<Value>> {
 }
 
 fn spawn_serve(home: &Home, url: &str) -> Child {
-    home.command(&["--nats", url, "--json", "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    home.spawn(&["--nats", url, "--json", "serve"])
 }
 
 fn signal(child: &Child, name: &str) {

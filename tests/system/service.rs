@@ -14,7 +14,7 @@ use crate::nats::{free_port_for_child, NatsServer};
 use crate::{keyed, ok, Home};
 
 fn spawn_service(home: &Home, url: &str, metrics: &str) -> Child {
-    home.command(&[
+    home.spawn(&[
         "--nats",
         url,
         "--json",
@@ -23,10 +23,6 @@ fn spawn_service(home: &Home, url: &str, metrics: &str) -> Child {
         "serve",
         "--commands",
     ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
 }
 
 /// A command service whose metrics listener is up, and that listener's address. The port is
