@@ -23,23 +23,23 @@ fn binary() -> PathBuf {
     })
 }
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A free loopback port below Linux's ephemeral range (32768 and up), for a listener a child
-/// process binds later: no `free_port` of a test running meanwhile (the kernel hands those out
-/// from the ephemeral range) can take it in between.
+/// process binds later (a nats-server, a metrics endpoint). The kernel hands out ephemeral
+/// ports to every outgoing connection, so one picked there can be taken before the child binds
+/// it; these it does not hand out. Within this process no port is given twice: the tests run
+/// in parallel and each may still be starting the child it picked a port for.
 pub(crate) fn free_port_for_child() -> u16 {
-    let start = 20_000 + (std::process::id() as u16 % 5_000) * 2;
-    (start..30_000)
-        .chain(20_000..start)
-        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port between 20000 and 30000")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 5_000) as u16 * 2;
+    for _ in 0..10_000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        let port = 20_000 + (start + offset) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 30000")
 }
 
 /// The arguments that make a server read `config` (written into its store directory); none
@@ -75,7 +75,7 @@ impl NatsServer {
         let extra = config_file(&store, config);
         let mut server = NatsServer {
             child: None,
-            port: free_port(),
+            port: free_port_for_child(),
             store,
             cluster: extra,
         };
@@ -96,14 +96,19 @@ impl NatsServer {
             .arg(self.store.path())
             .args(&self.cluster)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("starting nats-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("nats-server exited at start: {status}");
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                panic!(
+                    "nats-server on port {} exited at start: {status}; its log ends: {tail}",
+                    self.port
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -112,6 +117,24 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Where its stderr goes: next to its store directory, not in it (tests read the store's
+    /// raw bytes).
+    fn log_path(&self) -> std::path::PathBuf {
+        let store = self.store.path();
+        store.with_file_name(format!(
+            "{}.log",
+            store.file_name().unwrap().to_string_lossy()
+        ))
+    }
+
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_or_else(|_| Stdio::null(), Stdio::from)
     }
 
     /// The client URL.
@@ -172,6 +195,7 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_file(self.log_path());
     }
 }
 
@@ -189,7 +213,7 @@ impl Cluster {
     /// [`Cluster::start`], each server also reading this configuration file's text (for
     /// example `jetstream { sync_interval: always }`).
     pub(crate) fn start_with(n: usize, config: Option<&str>) -> Cluster {
-        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port_for_child()).collect();
         let routes: Vec<String> = route_ports
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
@@ -200,7 +224,7 @@ impl Cluster {
             let file = config_file(&store, config);
             let mut server = NatsServer {
                 child: None,
-                port: free_port(),
+                port: free_port_for_child(),
                 store,
                 cluster: file
                     .into_iter()
